@@ -1,0 +1,66 @@
+import type { Image } from '../loader/source.ts';
+import type { Vfs } from '../fs/vfs.ts';
+
+export interface Mount {
+  /** Absolute path inside the container. */
+  guest: string;
+  /** A host directory (Node only), or an in-memory volume. */
+  source: { type: 'host'; path: string } | { type: 'volume'; name: string } | { type: 'vfs'; vfs: Vfs };
+  mode: 'ro' | 'rw';
+}
+
+export interface Limits {
+  /** WASI: cap on linear memory. Linux: cgroup memory.max. */
+  memoryBytes?: number;
+  timeoutMs?: number;
+  pids?: number;
+  /** Linux: CPU quota in cores (docker --cpus). */
+  cpus?: number;
+  /** Total bytes of stdout + stderr kept; the guest is killed past it. */
+  outputBytes?: number;
+}
+
+export interface ContainerSpec {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  user?: string;
+  hostname?: string;
+  tty: boolean;
+  /** Keep stdin open for the guest (docker -i); otherwise the guest reads EOF. */
+  stdin: boolean;
+  readOnlyRoot: boolean;
+  mounts: Mount[];
+  network: 'none' | 'loopback';
+  limits: Limits;
+}
+
+export type ExitReason = 'exit' | 'signal' | 'trap' | 'timeout' | 'oom' | 'output-limit' | 'killed';
+
+export interface ExitStatus {
+  code: number;
+  reason: ExitReason;
+  detail?: string;
+  signal?: string;
+}
+
+export interface Container {
+  readonly id: string;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  start(): Promise<void>;
+  /** Resolves for every guest outcome (exit, trap, timeout, kill); never rejects for the guest's sake. */
+  wait(): Promise<ExitStatus>;
+  kill(signal?: string): Promise<void>;
+  /** The container's root filesystem; after exit it holds what the guest wrote. */
+  fs(): Promise<Vfs>;
+}
+
+export type ProbeResult = { ok: true } | { ok: false; reason: string };
+
+export interface Backend {
+  readonly name: string;
+  probe(image: Image): Promise<ProbeResult>;
+  create(image: Image, spec: ContainerSpec): Promise<Container>;
+}
