@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker, parentPort } from 'node:worker_threads';
+
+/** The host's Worker, as the sandbox runtime sees it (Node: worker_threads). */
+export interface HostWorker {
+  post(message: unknown, transfer?: Transferable[]): void;
+  onMessage(cb: (message: unknown) => void): void;
+  /** An uncaught error in the Worker (its code failed, not the guest). */
+  onError(cb: (error: unknown) => void): void;
+  terminate(): Promise<void>;
+}
+
+export interface WorkerChannel {
+  post(message: unknown, transfer?: Transferable[]): void;
+  onMessage(cb: (message: unknown) => void): void;
+}
+
+let resolvedScript: string | undefined;
+
+/**
+ * The sandbox worker bundle (dist/sandbox-worker.js, built by build.mjs). Found next to the bundle
+ * that imports this module, or from the sources' place in the repo; WASMBOX_SANDBOX_WORKER overrides.
+ */
+function workerScript(): string {
+  if (resolvedScript) return resolvedScript;
+  const candidates = [
+    process.env.WASMBOX_SANDBOX_WORKER,
+    fileURLToPath(new URL('./sandbox-worker.js', import.meta.url)),
+    fileURLToPath(new URL('../../../dist/sandbox-worker.js', import.meta.url)),
+  ];
+  for (const c of candidates) {
+    if (c && existsSync(c)) return (resolvedScript = c);
+  }
+  throw new Error('the sandbox worker bundle (dist/sandbox-worker.js) is missing: run `node build.mjs`');
+}
+
+export function spawnWorker(script?: string | URL): HostWorker {
+  const w = new Worker(script ?? workerScript(), { env: {}, stdin: false, execArgv: [] });
+  return {
+    post: (m, t) => w.postMessage(m, t as never),
+    onMessage: (cb) => { w.on('message', cb); },
+    onError: (cb) => { w.on('error', cb); },
+    terminate: async () => { await w.terminate(); },
+  };
+}
+
+/** Inside the Worker: the channel to the main thread. */
+export function parentChannel(): WorkerChannel {
+  const port = parentPort;
+  if (!port) throw new Error('not running in a worker');
+  return {
+    post: (m, t) => port.postMessage(m, t as never),
+    onMessage: (cb) => { port.on('message', cb); },
+  };
+}

@@ -1,0 +1,60 @@
+import type { MemoryInfo } from './memory-limit.ts';
+
+/**
+ * Messages between the runtime (main thread) and a sandbox Worker. Everything here survives
+ * structured clone: a compiled `WebAssembly.Module`, packed trees whose buffers are
+ * SharedArrayBuffers (shared, not copied), plain data.
+ */
+
+/** A filesystem the Worker mounts: an image tree (packed), or a host directory (Node only). */
+export type FsSource =
+  | { kind: 'packed'; packed: unknown }
+  | { kind: 'host'; path: string }
+  | { kind: 'empty' };
+
+export interface WorkerMount {
+  /** Absolute guest path ('/' replaces the root). */
+  guestPath: string;
+  source: FsSource;
+  readOnly: boolean;
+  /** Packed/empty sources get a private writable overlay unless read-only. */
+  volume?: string;
+}
+
+export type StdinSetup =
+  | { kind: 'none' }
+  | { kind: 'bytes'; data: Uint8Array }
+  | { kind: 'ring'; buffer: SharedArrayBuffer };
+
+export interface StartMessage {
+  type: 'start';
+  module: WebAssembly.Module;
+  memories: MemoryInfo[];
+  args: string[];
+  env: string[];
+  /** Mounts in order; the first one is '/' (the container's rootfs). */
+  mounts: WorkerMount[];
+  stdin: StdinSetup;
+  /** Output flow control and stop flag (see stdio.ts); absent without SharedArrayBuffer. */
+  outputFlow?: SharedArrayBuffer;
+  /** Total stdout + stderr bytes allowed before the guest is stopped. */
+  outputLimit?: number;
+  /** Post the container's final root filesystem (and named volumes) back at exit. */
+  returnFs: boolean;
+}
+
+export type ToWorker = StartMessage;
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'output'; stream: 1 | 2; data: Uint8Array }
+  | { type: 'output-limit' }
+  | {
+      type: 'exit';
+      code: number;
+      reason: 'exit' | 'trap';
+      detail?: string;
+      rootfs?: unknown;
+      volumes?: Array<{ name: string; packed: unknown }>;
+    }
+  | { type: 'failed'; code: string; message: string };
