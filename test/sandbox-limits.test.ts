@@ -31,7 +31,8 @@ function growModule(memory: { initial: number; max?: number; imported?: boolean 
 }
 
 async function instantiate(bytes: Uint8Array, imports: WebAssembly.Imports = {}) {
-  const { instance } = await WebAssembly.instantiate(bytes, imports);
+  const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  const instance = await WebAssembly.instantiate(module, imports);
   return instance.exports as { grow(n: number): number; memory: WebAssembly.Memory };
 }
 
