@@ -1,0 +1,98 @@
+import { FsError, type DirEntry, type Stat, type Vfs } from './vfs.ts';
+import { statInode, type DirInode, type Inode } from './inode.ts';
+import type { LayerTree } from './layer-tree.ts';
+
+export interface TreeVfsOptions {
+  /** st_dev reported by stat (default 0). */
+  dev?: number;
+}
+
+/**
+ * A read-only Vfs over an immutable layer tree (or any directory inode). Handles are the Inode objects
+ * themselves; every mutating call fails with EROFS.
+ */
+export function treeVfs(tree: LayerTree | DirInode, opts: TreeVfsOptions = {}): Vfs<Inode> {
+  const root = 'kind' in tree ? tree : tree.root;
+  return new TreeVfs(root, opts.dev ?? 0);
+}
+
+class TreeVfs implements Vfs<Inode> {
+  readonly readOnly = true;
+
+  constructor(
+    private readonly rootDir: DirInode,
+    private readonly dev: number,
+  ) {}
+
+  root(): Inode {
+    return this.rootDir;
+  }
+
+  lookup(dir: Inode, name: string): Inode | undefined {
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR');
+    return dir.entries.get(name);
+  }
+
+  stat(h: Inode): Stat {
+    return statInode(h, this.dev);
+  }
+
+  readdir(dir: Inode): DirEntry[] {
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR');
+    const out: DirEntry[] = [];
+    for (const [name, n] of dir.entries) out.push({ name, ino: n.ino, kind: n.kind });
+    return out;
+  }
+
+  readlink(h: Inode): string {
+    if (h.kind !== 'symlink') throw new FsError('EINVAL', 'not a symlink');
+    return h.target;
+  }
+
+  read(h: Inode, into: Uint8Array, position: number): number {
+    if (h.kind === 'dir') throw new FsError('EISDIR');
+    if (h.kind !== 'file') throw new FsError('EINVAL', `cannot read a ${h.kind}`);
+    if (!Number.isSafeInteger(position) || position < 0) throw new FsError('EINVAL', 'bad position');
+    if (position >= h.size) return 0;
+    const n = Math.min(into.length, h.size - position);
+    const avail = Math.max(0, Math.min(n, h.data.length - position));
+    if (avail > 0) into.set(h.data.subarray(position, position + avail));
+    if (avail < n) into.fill(0, avail, n);
+    return n;
+  }
+
+  write(): number {
+    throw erofs();
+  }
+  setSize(): void {
+    throw erofs();
+  }
+  setTimes(): void {
+    throw erofs();
+  }
+  mkdir(): Inode {
+    throw erofs();
+  }
+  createFile(): Inode {
+    throw erofs();
+  }
+  symlink(): Inode {
+    throw erofs();
+  }
+  link(): void {
+    throw erofs();
+  }
+  unlink(): void {
+    throw erofs();
+  }
+  rmdir(): void {
+    throw erofs();
+  }
+  rename(): void {
+    throw erofs();
+  }
+}
+
+function erofs(): FsError {
+  return new FsError('EROFS', 'layer trees are read-only');
+}
