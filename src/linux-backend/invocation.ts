@@ -1,0 +1,104 @@
+/**
+ * A validated Plan as one command line: bubblewrap's argv, behind a short `unshare … sh -c` prelude
+ * when the root needs an overlay mount (bubblewrap 0.8 has no overlay options) or the process must
+ * join cgroups before it runs. Pure: the tools' paths arrive in `tools`.
+ */
+import type { Plan } from './plan.ts';
+import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
+
+export interface Tools { bwrap: string; unshare: string; sh: string; mount: string }
+
+export interface Invocation {
+  command: string;
+  args: string[];
+  /** Bytes for fd 3: the seccomp program bwrap loads just before exec. */
+  seccomp: Uint8Array;
+  /** bwrap writes its JSON status (child pid, exit code) to fd 4. */
+  statusFd: 4;
+}
+
+export const SECCOMP_FD = 3;
+export const STATUS_FD = 4;
+
+export function bwrapArgs(plan: Plan): string[] {
+  const a: string[] = [];
+  const ns = plan.namespaces;
+  if (ns.user) a.push('--unshare-user', '--disable-userns');
+  if (ns.pid) a.push('--unshare-pid');
+  if (ns.net) a.push('--unshare-net');
+  if (ns.uts) a.push('--unshare-uts', '--hostname', plan.hostname);
+  if (ns.ipc) a.push('--unshare-ipc');
+  if (ns.cgroup) a.push('--unshare-cgroup-try');
+  a.push('--die-with-parent', '--new-session');
+  a.push('--uid', String(plan.uid), '--gid', String(plan.gid));
+  if (plan.root.writable) a.push('--bind', plan.root.merged!, '/');
+  else a.push('--ro-bind', plan.root.lower, '/');
+  for (const m of plan.mounts) {
+    switch (m.kind) {
+      case 'proc': a.push('--proc', m.dest); break;
+      case 'dev': a.push('--dev', m.dest); break;
+      case 'mqueue': a.push('--mqueue', m.dest); break;
+      case 'tmpfs':
+        if (m.sizeBytes !== undefined) a.push('--size', String(m.sizeBytes));
+        a.push('--tmpfs', m.dest);
+        break;
+      case 'bind': a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.dest); break;
+    }
+  }
+  a.push('--chdir', plan.cwd, '--clearenv');
+  for (const e of plan.env) {
+    const i = e.indexOf('=');
+    a.push('--setenv', e.slice(0, i), e.slice(i + 1));
+  }
+  a.push('--cap-drop', 'ALL');
+  for (const c of plan.capabilities) a.push('--cap-add', c);
+  a.push('--seccomp', String(SECCOMP_FD), '--json-status-fd', String(STATUS_FD));
+  a.push('--', ...plan.argv);
+  return a;
+}
+
+/** Single-quotes a word for sh. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Host paths that end up in mount options must not carry the option syntax. */
+export function overlayOptionSafe(p: string): boolean {
+  return !/[,:\\\n]/.test(p);
+}
+
+export function buildInvocation(
+  plan: Plan,
+  tools: Tools,
+  o: { privileged: boolean; cgroupProcs: string[] },
+): Invocation {
+  const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
+  const bwrap = bwrapArgs(plan);
+  const needsPrelude = plan.root.writable || o.cgroupProcs.length > 0;
+  if (!needsPrelude) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD };
+
+  const lines: string[] = [];
+  // Joining the cgroups first: everything the container will ever fork is then counted.
+  for (const procs of o.cgroupProcs) lines.push(`echo $$ > ${shellQuote(procs)}`);
+  if (plan.root.writable) {
+    const { lower, upper, work, merged } = plan.root;
+    const opts = `lowerdir=${lower},upperdir=${upper},workdir=${work}${o.privileged ? '' : ',userxattr'}`;
+    lines.push(`${shellQuote(tools.mount)} -t overlay -o ${shellQuote(opts)} wasmbox ${shellQuote(merged!)}`);
+  }
+  lines.push(`exec ${shellQuote(tools.bwrap)} "$@"`);
+  const script = lines.join(' && ');
+  if (!plan.root.writable) {
+    return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD };
+  }
+  // The overlay is mounted in a private mount namespace of its own (a user namespace too when not
+  // root), so nothing is left mounted on the host when the container ends.
+  const unshare = o.privileged
+    ? ['--mount', '--propagation', 'private']
+    : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
+  return {
+    command: tools.unshare,
+    args: [...unshare, tools.sh, '-c', script, 'wasmbox', ...bwrap],
+    seccomp,
+    statusFd: STATUS_FD,
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * A container as data: namespaces, mounts in order, process, capabilities, seccomp and limits.
+ * `planContainer` builds it from an image and a merged ContainerSpec, `validatePlan` rejects it whole
+ * before anything runs, and `execute` (run.ts) turns it into a bubblewrap invocation. Nothing here
+ * touches the host: what the host can do arrives in `PlanHost`, so plans are unit-tested without root.
+ */
+import { SandboxError } from '../errors.ts';
+import type { Image } from '../loader/source.ts';
+import type { ContainerSpec } from '../runtime/types.ts';
+import { defaultSeccompPolicy, type SeccompPolicy } from './seccomp.ts';
+import type { SeccompArch } from './syscalls.ts';
+
+/** Docker's default capability set for a root process in a container. */
+export const DOCKER_DEFAULT_CAPS = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+] as const;
+
+export type PlanMount =
+  | { kind: 'bind'; source: string; dest: string; readOnly: boolean }
+  | { kind: 'proc'; dest: string }
+  | { kind: 'dev'; dest: string }
+  | { kind: 'tmpfs'; dest: string; sizeBytes?: number }
+  | { kind: 'mqueue'; dest: string };
+
+export interface Namespaces { user: boolean; mount: boolean; pid: boolean; net: boolean; uts: boolean; ipc: boolean; cgroup: boolean }
+
+export type CgroupController = 'memory' | 'pids' | 'cpu';
+
+/** How this host can enforce each cgroup controller, found by probing (see cgroups.ts). */
+export interface CgroupSupport {
+  memory?: 'v1' | 'v2';
+  pids?: 'v1' | 'v2';
+  cpu?: 'v1' | 'v2';
+  /** Why a controller is missing, for the error message. */
+  missingReason?: string;
+}
+
+export interface PlanHost {
+  arch: SeccompArch;
+  /** The image's merged layers on disk (read-only lower). */
+  rootfsDir: string;
+  /** Private directory of this container (overlay upper and work dirs). */
+  containerDir: string;
+  cgroups: CgroupSupport;
+  /** argv[0] without a slash, looked up through PATH inside the root filesystem; undefined when absent. */
+  resolveCommand(name: string, path: string): { path: string; executable: boolean } | undefined;
+  /** A name or number from `user[:group]` to ids, through the image's /etc/passwd and /etc/group. */
+  resolveUser(user: string): { uid: number; gid: number };
+  /** The guest path with symlinks resolved inside the root filesystem (mount points may not leave it). */
+  canonicalGuestPath(path: string): string;
+}
+
+export interface Plan {
+  id: string;
+  hostname: string;
+  namespaces: Namespaces;
+  root: { lower: string; writable: boolean; upper?: string; work?: string; merged?: string };
+  mounts: PlanMount[];
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  noNewPrivileges: true;
+  /** Kept after dropping all others (empty for a non-root user, as docker does). */
+  capabilities: string[];
+  seccomp: SeccompPolicy;
+  limits: { memoryBytes?: number; pids?: number; cpus?: number; timeoutMs?: number; outputBytes?: number };
+  cgroup?: { memory?: 'v1' | 'v2'; pids?: 'v1' | 'v2'; cpu?: 'v1' | 'v2' };
+  stdin: boolean;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+const invalid = (message: string, data?: Record<string, unknown>): SandboxError =>
+  new SandboxError('INVALID_ARGUMENT', message, data ? { data } : {});
+
+export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost, id: string): Plan {
+  if (image.platform.os !== 'linux') {
+    throw new SandboxError('PLATFORM_MISMATCH', `the linux backend runs linux images, not ${image.platform.os}`);
+  }
+  if (spec.argv.length === 0) throw new SandboxError('NOT_RUNNABLE', 'no command: the image has no Entrypoint or Cmd and none was given');
+  const env = withDefaultPath(spec.env);
+  const argv = [...spec.argv];
+  const argv0 = argv[0]!;
+  if (!argv0.includes('/')) {
+    const found = host.resolveCommand(argv0, envValue(env, 'PATH') ?? DEFAULT_PATH);
+    if (!found) throw new SandboxError('NOT_FOUND', `executable file not found in $PATH: ${argv0}`, { data: { argv0 } });
+    if (!found.executable) throw new SandboxError('NOT_RUNNABLE', `${found.path}: permission denied`, { data: { argv0 } });
+    argv[0] = found.path;
+  }
+  const { uid, gid } = spec.user ? host.resolveUser(spec.user) : { uid: 0, gid: 0 };
+
+  const mounts: PlanMount[] = [
+    { kind: 'proc', dest: '/proc' },
+    { kind: 'dev', dest: '/dev' },
+  ];
+  const userMounts = spec.mounts.map((m) => {
+    if (m.source.type !== 'host') {
+      throw new SandboxError('CAPABILITY_DENIED', `the linux backend mounts host directories only; ${m.guest} is a ${m.source.type} mount`);
+    }
+    if (!isAbsoluteNormal(m.guest)) throw invalid(`mount point must be an absolute path without '.' or '..': ${m.guest}`);
+    return { kind: 'bind' as const, source: m.source.path, dest: host.canonicalGuestPath(m.guest), readOnly: m.mode === 'ro' };
+  });
+  if (!userMounts.some((m) => m.dest === '/tmp')) mounts.push({ kind: 'tmpfs', dest: '/tmp' });
+  mounts.push(...userMounts.sort((a, b) => depth(a.dest) - depth(b.dest)));
+
+  const writable = !spec.readOnlyRoot;
+  const root: Plan['root'] = writable
+    ? { lower: host.rootfsDir, writable, upper: `${host.containerDir}/upper`, work: `${host.containerDir}/work`, merged: `${host.containerDir}/merged` }
+    : { lower: host.rootfsDir, writable };
+
+  const limits: Plan['limits'] = {};
+  for (const key of ['memoryBytes', 'pids', 'cpus', 'timeoutMs', 'outputBytes'] as const) {
+    const v = spec.limits[key];
+    if (v !== undefined) limits[key] = v;
+  }
+  let cgroup: Plan['cgroup'];
+  const want: Array<[CgroupController, boolean]> = [['memory', limits.memoryBytes !== undefined], ['pids', limits.pids !== undefined], ['cpu', limits.cpus !== undefined]];
+  for (const [controller, wanted] of want) {
+    if (!wanted) continue;
+    cgroup ??= {};
+    const version = host.cgroups[controller];
+    if (version) cgroup[controller] = version;
+  }
+
+  return {
+    id,
+    hostname: spec.hostname ?? id.slice(0, 12),
+    namespaces: { user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true },
+    root,
+    mounts,
+    argv,
+    env,
+    cwd: spec.cwd || '/',
+    uid,
+    gid,
+    noNewPrivileges: true,
+    capabilities: uid === 0 ? [...DOCKER_DEFAULT_CAPS] : [],
+    seccomp: defaultSeccompPolicy(host.arch),
+    limits,
+    ...(cgroup ? { cgroup } : {}),
+    stdin: spec.stdin,
+  };
+}
+
+/** Rejects a plan that conflicts with itself or asks for what the host cannot enforce; returns it otherwise. */
+export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups'>): Plan {
+  const problems: string[] = [];
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(plan.hostname)) problems.push(`invalid hostname ${JSON.stringify(plan.hostname)}`);
+  if (!isAbsoluteNormal(plan.cwd)) problems.push(`working directory must be absolute: ${plan.cwd}`);
+  if (!plan.argv[0]) problems.push('empty argv');
+  for (const e of plan.env) if (!e.includes('=') || e.startsWith('=')) problems.push(`environment entry is not NAME=value: ${e}`);
+  for (const v of [...plan.argv, ...plan.env, plan.cwd]) if (v.includes('\0')) problems.push('NUL byte in argv, env or cwd');
+  if (!Number.isInteger(plan.uid) || plan.uid < 0 || plan.uid > 0xfffffffe) problems.push(`invalid uid ${plan.uid}`);
+  if (!Number.isInteger(plan.gid) || plan.gid < 0 || plan.gid > 0xfffffffe) problems.push(`invalid gid ${plan.gid}`);
+  const ns = plan.namespaces;
+  if (!(ns.user && ns.mount && ns.pid)) problems.push('user, mount and pid namespaces are required');
+
+  const seen = new Set<string>();
+  for (const m of plan.mounts) {
+    if (!isAbsoluteNormal(m.dest)) { problems.push(`mount point must be an absolute normalised path: ${m.dest}`); continue; }
+    if (m.dest === '/') problems.push('a mount over / is not allowed (the image is the root)');
+    if (seen.has(m.dest)) problems.push(`two mounts on ${m.dest}`);
+    seen.add(m.dest);
+    if (m.kind === 'bind') {
+      if (!m.source.startsWith('/')) problems.push(`host path of a mount must be absolute: ${m.source}`);
+      for (const reserved of ['/proc', '/dev', '/sys']) {
+        if (m.dest === reserved || m.dest.startsWith(`${reserved}/`)) problems.push(`a mount on ${m.dest} would cover the container's ${reserved}`);
+      }
+    }
+  }
+  if (plan.mounts.some((m) => m.kind === 'proc' && m.dest !== '/proc')) problems.push('proc may only be mounted on /proc');
+
+  const l = plan.limits;
+  if (l.memoryBytes !== undefined && !(Number.isSafeInteger(l.memoryBytes) && l.memoryBytes >= 4 * 1024 * 1024)) problems.push(`memory limit must be at least 4 MiB, got ${l.memoryBytes}`);
+  if (l.pids !== undefined && !(Number.isSafeInteger(l.pids) && l.pids >= 1)) problems.push(`pids limit must be a positive integer, got ${l.pids}`);
+  if (l.cpus !== undefined && !(Number.isFinite(l.cpus) && l.cpus >= 0.01)) problems.push(`cpus must be at least 0.01, got ${l.cpus}`);
+  if (l.timeoutMs !== undefined && !(Number.isFinite(l.timeoutMs) && l.timeoutMs > 0)) problems.push(`timeout must be positive, got ${l.timeoutMs}`);
+  if (problems.length) throw invalid(`invalid container plan: ${problems.join('; ')}`, { problems });
+
+  const unenforceable: string[] = [];
+  if (l.memoryBytes !== undefined && !host.cgroups.memory) unenforceable.push('memory (-m)');
+  if (l.pids !== undefined && !host.cgroups.pids) unenforceable.push('pids (--pids-limit)');
+  if (l.cpus !== undefined && !host.cgroups.cpu) unenforceable.push('cpu (--cpus)');
+  if (unenforceable.length) {
+    throw new SandboxError(
+      'BACKEND_UNAVAILABLE',
+      `cannot enforce the ${unenforceable.join(', ')} limit on this host: ${host.cgroups.missingReason ?? 'no usable cgroup controller'}` +
+        ' (run as root with cgroups v1, or delegate a cgroup v2 subtree with those controllers to this user)',
+      { data: { unenforceable } },
+    );
+  }
+  return plan;
+}
+
+function withDefaultPath(env: string[]): string[] {
+  return env.some((e) => e.startsWith('PATH=')) ? [...env] : [`PATH=${DEFAULT_PATH}`, ...env];
+}
+
+function envValue(env: string[], name: string): string | undefined {
+  const hit = [...env].reverse().find((e) => e.startsWith(`${name}=`));
+  return hit?.slice(name.length + 1);
+}
+
+export function isAbsoluteNormal(p: string): boolean {
+  if (!p.startsWith('/')) return false;
+  if (p === '/') return true;
+  if (p.endsWith('/')) return false;
+  return p.slice(1).split('/').every((c) => c !== '' && c !== '.' && c !== '..');
+}
+
+const depth = (p: string): number => p.split('/').length;
