@@ -4,3 +4,4 @@ export * from './loader/types.ts';
 export * from './loader/media-types.ts';
 export * from './fs/vfs.ts';
 export * from './fs/resolve.ts';
+export * from './fs/overlay.ts';
