@@ -5,3 +5,5 @@ export * from './loader/media-types.ts';
 export * from './fs/vfs.ts';
 export * from './fs/resolve.ts';
 export * from './fs/overlay.ts';
+export * from './fs/packed-tree.ts';
+export * from './fs/packed-vfs.ts';
