@@ -1,0 +1,173 @@
+import type { Command } from 'commander';
+import { SandboxError } from '../../errors.ts';
+import type { Mount } from '../../runtime/types.ts';
+import { exitCodeForStatus, reportError } from '../exit-codes.ts';
+
+interface RunFlags {
+  rm?: boolean;
+  env: string[];
+  envFile: string[];
+  volume: string[];
+  workdir?: string;
+  entrypoint?: string;
+  memory?: string;
+  timeout?: string;
+  interactive?: boolean;
+  readOnly?: boolean;
+  platform?: string;
+  outputLimit?: string;
+  user?: string;
+  hostname?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('Run a command in a new container (WASI images in a sandbox)')
+    .argument('<image>', 'image name in the store, image reference (oci:DIR, ./image.tar, docker-archive:FILE) or FILE.wasm')
+    .argument('[args...]', 'command and arguments (replace the image\'s Cmd)')
+    .option('--rm', 'remove the container when it exits (containers are never kept; accepted for docker compatibility)')
+    .option('-e, --env <K=V>', 'set an environment variable (a bare K takes the host\'s value)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file', collect, [])
+    .option('-v, --volume <HOST:GUEST[:ro]>', 'mount a host directory (or a named in-memory volume) into the container', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container (passed to WASI guests as $PWD)')
+    .option('--entrypoint <cmd>', 'override the image\'s entrypoint (and clear its Cmd)')
+    .option('-m, --memory <size>', 'memory limit (e.g. 64m, 1g)')
+    .option('--timeout <duration>', 'kill the container after this long (e.g. 5s, 500ms); exit status 124')
+    .option('-i, --interactive', 'keep stdin open for the container')
+    .option('--read-only', 'mount the container\'s root filesystem read-only')
+    .option('--platform <os/arch>', 'platform to pick from a multi-platform image (e.g. wasi/wasm)')
+    .option('--output-limit <size>', 'kill the container once its stdout + stderr pass this size (exit status 137)')
+    .option('-u, --user <user>', 'user (recorded; WASI guests have no users)')
+    .option('--hostname <name>', 'container host name')
+    .passThroughOptions()
+    .action(async (image: string, args: string[], flags: RunFlags, cmd: Command) => {
+      process.exitCode = await runCommand(image, args, flags, cmd);
+    });
+}
+
+async function runCommand(image: string, args: string[], flags: RunFlags, cmd: Command): Promise<number> {
+  try {
+    const options = await runOptions(args, flags);
+    const [{ createRuntime }, { resolve }] = await Promise.all([import('../../runtime/runtime.ts'), import('node:path')]);
+    const home = cmd.optsWithGlobals<{ home?: string }>().home;
+    const runtime = createRuntime({ ...(home ? { home } : {}) });
+    const container = await runtime.create(
+      resolveLocalPath(image, resolve),
+      { ...options, ...(flags.platform ? { platform: flags.platform } : {}) },
+    );
+    const pumps = [pipeOut(container.stdout, process.stdout), pipeOut(container.stderr, process.stderr)];
+    const onSignal = (signal: NodeJS.Signals) => { void container.kill(signal); };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await container.start();
+      if (flags.interactive) void pipeIn(container.stdin);
+      else await container.stdin.close().catch(() => {});
+      const status = await container.wait();
+      await Promise.all(pumps);
+      if (status.reason !== 'exit' && status.detail) process.stderr.write(`wasmbox: ${status.detail}\n`);
+      return exitCodeForStatus(status);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (flags.interactive) process.stdin.destroy();
+    }
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+/** A path to an existing file or directory given without a transport runs from that path. */
+function resolveLocalPath(image: string, resolve: (p: string) => string): string {
+  return image.startsWith('./') || image.startsWith('../') ? resolve(image) : image;
+}
+
+async function runOptions(args: string[], flags: RunFlags) {
+  const { parseSize, parseDuration, parseEnvFile } = await import('../../runtime/spec.ts');
+  const env: string[] = [];
+  if (flags.envFile.length) {
+    const { readFile } = await import('node:fs/promises');
+    for (const file of flags.envFile) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (e) {
+        throw new SandboxError('INVALID_ARGUMENT', `cannot read env file ${file}: ${(e as Error).message}`, { cause: e });
+      }
+      env.push(...parseEnvFile(text));
+    }
+  }
+  env.push(...flags.env);
+  const limits = {
+    ...(flags.memory !== undefined ? { memoryBytes: parseSize(flags.memory) } : {}),
+    ...(flags.timeout !== undefined ? { timeoutMs: parseDuration(flags.timeout) } : {}),
+    ...(flags.outputLimit !== undefined ? { outputBytes: parseSize(flags.outputLimit) } : {}),
+  };
+  return {
+    args,
+    env,
+    hostEnv: process.env,
+    ...(flags.entrypoint !== undefined ? { entrypoint: flags.entrypoint } : {}),
+    ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
+    ...(flags.user !== undefined ? { user: flags.user } : {}),
+    ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
+    mounts: await Promise.all(flags.volume.map(parseVolume)),
+    readOnly: flags.readOnly ?? false,
+    interactive: flags.interactive ?? false,
+    limits,
+  };
+}
+
+/** docker's -v: `HOST:GUEST[:ro|rw]` with an absolute (or ./relative) host path, or `NAME:GUEST` for a volume. */
+async function parseVolume(spec: string): Promise<Mount> {
+  const parts = spec.split(':');
+  let mode: 'ro' | 'rw' = 'rw';
+  if (parts.length === 3) {
+    const m = parts.pop()!;
+    if (m !== 'ro' && m !== 'rw') throw new SandboxError('INVALID_ARGUMENT', `invalid mount mode '${m}' in ${spec}: use ro or rw`);
+    mode = m;
+  }
+  if (parts.length !== 2 || !parts[0] || !parts[1]) {
+    throw new SandboxError('INVALID_ARGUMENT', `invalid volume specification '${spec}': use HOST:GUEST[:ro]`);
+  }
+  const [source, guest] = parts as [string, string];
+  if (!guest.startsWith('/')) throw new SandboxError('INVALID_ARGUMENT', `invalid volume ${spec}: the container path must be absolute`);
+  const isPath = source.startsWith('/') || source.startsWith('./') || source.startsWith('../') || source === '.';
+  if (!isPath) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(source)) throw new SandboxError('INVALID_ARGUMENT', `invalid volume name '${source}'`);
+    return { guest, source: { type: 'volume', name: source }, mode };
+  }
+  const [{ resolve }, { stat }] = await Promise.all([import('node:path'), import('node:fs/promises')]);
+  const path = resolve(source);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${spec}: ${path} does not exist`);
+  if (!st.isDirectory()) throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${spec}: ${path} is not a directory`);
+  return { guest, source: { type: 'host', path }, mode };
+}
+
+async function pipeOut(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream): Promise<void> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!out.write(value)) await new Promise<void>((r) => out.once('drain', r));
+    }
+  } catch {
+    // The container failed; wait() reports it.
+  }
+}
+
+async function pipeIn(stdin: WritableStream<Uint8Array>): Promise<void> {
+  const writer = stdin.getWriter();
+  try {
+    for await (const chunk of process.stdin) await writer.write(chunk as Uint8Array);
+  } catch {
+    // The container is gone.
+  } finally {
+    await writer.close().catch(() => {});
+  }
+}

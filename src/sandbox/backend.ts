@@ -1,0 +1,453 @@
+import { spawnWorker, type HostWorker } from '#host/worker';
+import { SandboxError, toSandboxError } from '../errors.ts';
+import { resolvePath } from '../fs/resolve.ts';
+import { FsError, type Vfs } from '../fs/vfs.ts';
+import type { Image } from '../loader/source.ts';
+import { DEFAULT_PATH } from '../runtime/spec.ts';
+import type { Backend, Container, ContainerSpec, ExitStatus, ProbeResult } from '../runtime/types.ts';
+import { limitMemory, readMemories, type MemoryInfo } from './memory-limit.ts';
+import {
+  createOutputFlow, createStdinRing, outputConsumed, outputStop, sharedMemoryAvailable, StdinRingWriter,
+} from './stdio.ts';
+import type { FromWorker, StartMessage, StdinSetup, WorkerMount } from './worker-protocol.ts';
+
+/** Where the WASI backend gets image trees from; one per runtime (the runtime owns the caches). */
+export interface RootfsProvider {
+  /** The image's root filesystem: a Vfs to read here, and its packed form to hand to Workers. */
+  rootfs(image: Image): Promise<{ vfs: Vfs; packed: unknown }>;
+  /** A raw wasm layer's module bytes, when the image carries its module as a layer (not in a tar). */
+  wasmLayer(image: Image): Promise<Uint8Array | undefined>;
+  /** A read-only Vfs over a tree a Worker packed and posted back. */
+  openPacked(packed: unknown): Vfs;
+  /** Named in-memory volumes: their last packed state (undefined: new, empty). */
+  volumes: Map<string, unknown>;
+}
+
+export interface WasiBackendOptions {
+  provider: RootfsProvider;
+  /** The Worker script (default: the built sandbox worker next to this bundle). */
+  workerUrl?: string | URL;
+}
+
+/** Trap exit code: 128 + SIGABRT, what a native program that aborts gives (and wasmtime's CLI). */
+export const TRAP_EXIT_CODE = 134;
+export const TIMEOUT_EXIT_CODE = 124;
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGTERM: 15 };
+
+interface CompiledModule {
+  module: WebAssembly.Module;
+  memories: MemoryInfo[];
+}
+
+/**
+ * Runs WASI preview1 modules, each container in its own Worker. The module is compiled once per
+ * (image, program, memory limit) and handed to Workers as a `WebAssembly.Module`; the image's tree
+ * is packed once and shared with Workers without copying.
+ */
+export function createWasiBackend(opts: WasiBackendOptions): Backend {
+  const modules = new Map<string, Promise<CompiledModule>>();
+
+  async function compile(image: Image, path: string, bytes: () => Uint8Array, memoryLimit: number | undefined): Promise<CompiledModule> {
+    const key = `${image.digest}\0${path}\0${memoryLimit ?? ''}`;
+    let p = modules.get(key);
+    if (!p) {
+      p = (async () => {
+        const raw = bytes();
+        const limited = memoryLimit === undefined ? { bytes: raw, memories: readMemories(raw) } : limitMemory(raw, memoryLimit);
+        let module: WebAssembly.Module;
+        try {
+          module = await WebAssembly.compile(limited.bytes as Uint8Array<ArrayBuffer>);
+        } catch (e) {
+          throw new SandboxError('NOT_RUNNABLE', `${path}: invalid WebAssembly module: ${(e as Error).message}`, { cause: e });
+        }
+        checkImports(module, path, limited.memories);
+        return { module, memories: limited.memories };
+      })();
+      modules.set(key, p);
+      p.catch(() => modules.delete(key));
+    }
+    return p;
+  }
+
+  return {
+    name: 'wasi',
+    async probe(image: Image): Promise<ProbeResult> {
+      if (image.kind === 'wasm-module') return { ok: true };
+      if (image.kind === 'wasm-component') {
+        return { ok: false, reason: 'the image is a WebAssembly component; the WASI backend runs preview1 core modules' };
+      }
+      return { ok: false, reason: `the image is for ${image.platform.os}/${image.platform.architecture}, not wasi/wasm` };
+    },
+    async create(image: Image, spec: ContainerSpec): Promise<Container> {
+      const { vfs, packed } = await opts.provider.rootfs(image);
+      const program = await locateProgram(image, spec, vfs, opts.provider);
+      const compiled = await compile(image, program.path, program.bytes, spec.limits.memoryBytes);
+      return new WasiContainer(randomId(), spec, compiled, packed, opts);
+    },
+  };
+}
+
+/**
+ * The module to run for `spec.argv[0]`: looked up in the rootfs like execvp does (a name with '/'
+ * is a path, else each PATH directory); a raw wasm layer image runs its layer for its entrypoint.
+ */
+async function locateProgram(image: Image, spec: ContainerSpec, vfs: Vfs, provider: RootfsProvider): Promise<{ path: string; bytes: () => Uint8Array }> {
+  const argv0 = spec.argv[0]!;
+  try {
+    const found = findExecutable(vfs, argv0, spec.env, spec.cwd);
+    return { path: found.path, bytes: () => readWhole(vfs, found.node) };
+  } catch (e) {
+    if (!(e instanceof SandboxError) || e.code !== 'NOT_FOUND') throw e;
+    const layer = await provider.wasmLayer(image);
+    if (layer && (image.config.config?.Entrypoint ?? [])[0] === argv0) return { path: argv0, bytes: () => layer };
+    throw e;
+  }
+}
+
+function findExecutable(vfs: Vfs, argv0: string, env: string[], cwd: string): { path: string; node: unknown } {
+  const notFound = (message: string) => new SandboxError('NOT_FOUND', message, { data: { entrypoint: argv0 } });
+  if (argv0 === '') throw notFound('exec: empty command');
+  const candidates: string[] = [];
+  if (argv0.includes('/')) {
+    candidates.push(argv0.startsWith('/') ? argv0 : joinPath(cwd, argv0));
+  } else {
+    const pathVar = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+    for (const dir of pathVar.split(':')) candidates.push(joinPath(dir.startsWith('/') ? dir : joinPath(cwd, dir || '.'), argv0));
+  }
+  let notRunnable: SandboxError | undefined;
+  for (const path of candidates) {
+    let node: unknown;
+    try {
+      node = resolvePath(vfs, vfs.root(), path, { followFinal: true, escape: 'clamp' }).node;
+    } catch (e) {
+      if (e instanceof FsError) continue;
+      throw e;
+    }
+    if (node === undefined) continue;
+    const kind = vfs.stat(node).kind;
+    if (kind === 'file') return { path, node };
+    notRunnable ??= new SandboxError('NOT_RUNNABLE', `exec: "${path}": is a ${kind === 'dir' ? 'directory' : kind}, not a program`);
+  }
+  if (notRunnable) throw notRunnable;
+  throw notFound(argv0.includes('/') ? `exec: "${argv0}": no such file or directory` : `exec: "${argv0}": executable file not found in $PATH`);
+}
+
+function readWhole(vfs: Vfs, node: unknown): Uint8Array {
+  const bytes = new Uint8Array(vfs.stat(node).size);
+  let at = 0;
+  while (at < bytes.length) {
+    const n = vfs.read(node, bytes.subarray(at), at);
+    if (n === 0) break;
+    at += n;
+  }
+  return at === bytes.length ? bytes : bytes.slice(0, at);
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+}
+
+function checkImports(module: WebAssembly.Module, path: string, memories: MemoryInfo[]): void {
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.module === 'wasi_snapshot_preview1' && imp.kind === 'function') continue;
+    if (imp.kind === 'memory' && memories.some((m) => m.import?.module === imp.module && m.import.name === imp.name)) continue;
+    throw new SandboxError(
+      'NOT_RUNNABLE',
+      `${path}: the module imports ${imp.module}.${imp.name} (${imp.kind}); only wasi_snapshot_preview1 functions (and a memory) are provided`,
+    );
+  }
+  const exports = WebAssembly.Module.exports(module);
+  if (!exports.some((e) => e.name === '_start' && e.kind === 'function')) {
+    throw new SandboxError('NOT_RUNNABLE', `${path}: the module has no _start function (a reactor or a library, not a command)`);
+  }
+}
+
+function randomId(): string {
+  const b = new Uint8Array(32);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+type State = 'created' | 'starting' | 'running' | 'exited';
+
+class WasiContainer implements Container {
+  readonly id: string;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+
+  readonly #spec: ContainerSpec;
+  readonly #compiled: CompiledModule;
+  readonly #rootPacked: unknown;
+  readonly #opts: WasiBackendOptions;
+  #state: State = 'created';
+  #worker: HostWorker | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #status: ExitStatus | undefined;
+  #failure: SandboxError | undefined;
+  #finalRoot: unknown;
+  readonly #done: Promise<ExitStatus>;
+  #resolveDone!: (s: ExitStatus) => void;
+  #rejectDone!: (e: unknown) => void;
+  #started!: { resolve: () => void; reject: (e: unknown) => void };
+
+  readonly #outputs: Array<ReadableStreamDefaultController<Uint8Array>> = [];
+  readonly #unacked = [0, 0];
+  #outputTotal = 0;
+  readonly #flow: Int32Array | undefined;
+  readonly #stdinSetup: StdinSetup;
+  readonly #stdinRing: StdinRingWriter | undefined;
+  readonly #stdinChunks: Uint8Array[] = [];
+  #stdinClosed: Promise<void> | undefined;
+  #volumeNames: string[] = [];
+
+  constructor(id: string, spec: ContainerSpec, compiled: CompiledModule, rootPacked: unknown, opts: WasiBackendOptions) {
+    this.id = id;
+    this.#spec = spec;
+    this.#compiled = compiled;
+    this.#rootPacked = rootPacked;
+    this.#opts = opts;
+    this.#done = new Promise((resolve, reject) => { this.#resolveDone = resolve; this.#rejectDone = reject; });
+    this.#done.catch(() => {});
+
+    const shared = sharedMemoryAvailable();
+    this.#flow = shared ? new Int32Array(createOutputFlow()) : undefined;
+    this.stdout = this.#outputStream(0);
+    this.stderr = this.#outputStream(1);
+
+    if (!spec.stdin) {
+      this.#stdinSetup = { kind: 'none' };
+    } else if (shared) {
+      const ring = createStdinRing();
+      this.#stdinRing = new StdinRingWriter(ring);
+      this.#stdinSetup = { kind: 'ring', buffer: ring };
+    } else {
+      this.#stdinSetup = { kind: 'bytes', data: new Uint8Array(0) };
+    }
+    let closeStdin!: () => void;
+    this.#stdinClosed = new Promise((r) => { closeStdin = r; });
+    this.stdin = new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (!spec.stdin || this.#state === 'exited') return;
+        if (this.#stdinRing) await this.#stdinRing.write(chunk);
+        else this.#stdinChunks.push(chunk.slice());
+      },
+      close: () => { this.#stdinRing?.close(); closeStdin(); },
+      abort: () => { this.#stdinRing?.close(); closeStdin(); },
+    });
+  }
+
+  #outputStream(index: 0 | 1): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (c) => { this.#outputs[index] = c; },
+        pull: () => { this.#ack(index); },
+        cancel: () => { this.#ack(index); },
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: 256 * 1024 }),
+    );
+  }
+
+  #ack(index: number): void {
+    const n = this.#unacked[index]!;
+    if (n > 0 && this.#flow) {
+      this.#unacked[index] = 0;
+      outputConsumed(this.#flow, n);
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new SandboxError('INVALID_STATE', `container ${this.id.slice(0, 12)} was already started`);
+    this.#state = 'starting';
+    const started = new Promise<void>((resolve, reject) => { this.#started = { resolve, reject }; });
+    let stdin = this.#stdinSetup;
+    if (stdin.kind === 'bytes') {
+      // No shared memory: stdin is given up front, so the guest starts when stdin is closed.
+      await this.#stdinClosed;
+      stdin = { kind: 'bytes', data: concat(this.#stdinChunks) };
+    }
+    const message: StartMessage = {
+      type: 'start',
+      module: this.#compiled.module,
+      memories: this.#compiled.memories,
+      args: this.#spec.argv,
+      env: withPwd(this.#spec.env, this.#spec.cwd),
+      mounts: this.#mounts(),
+      stdin,
+      ...(this.#flow ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
+      ...(this.#spec.limits.outputBytes !== undefined ? { outputLimit: this.#spec.limits.outputBytes } : {}),
+      returnFs: true,
+    };
+    let worker: HostWorker;
+    try {
+      worker = spawnWorker(this.#opts.workerUrl);
+    } catch (e) {
+      this.#state = 'exited';
+      throw toSandboxError(e);
+    }
+    this.#worker = worker;
+    worker.onMessage((m) => this.#onMessage(m as FromWorker));
+    worker.onError((e) => this.#fail(toSandboxError(e)));
+    const timeoutMs = this.#spec.limits.timeoutMs;
+    if (timeoutMs !== undefined) {
+      this.#timer = setTimeout(() => {
+        this.#stop({ code: TIMEOUT_EXIT_CODE, reason: 'timeout', detail: `killed after the ${timeoutMs} ms timeout` });
+      }, timeoutMs);
+    }
+    worker.post(message);
+    await started;
+  }
+
+  #mounts(): WorkerMount[] {
+    const mounts: WorkerMount[] = [];
+    const root = this.#spec.mounts.find((m) => m.guest === '/');
+    if (!root) mounts.push({ guestPath: '/', source: { kind: 'packed', packed: this.#rootPacked }, readOnly: this.#spec.readOnlyRoot });
+    const ordered = [...this.#spec.mounts].sort((a, b) => (a.guest === '/' ? -1 : b.guest === '/' ? 1 : 0));
+    for (const m of ordered) {
+      const readOnly = m.mode === 'ro' || (m.guest === '/' && this.#spec.readOnlyRoot);
+      switch (m.source.type) {
+        case 'host':
+          mounts.push({ guestPath: m.guest, source: { kind: 'host', path: m.source.path }, readOnly });
+          break;
+        case 'volume': {
+          const packed = this.#opts.provider.volumes.get(m.source.name);
+          mounts.push({
+            guestPath: m.guest,
+            source: packed === undefined ? { kind: 'empty' } : { kind: 'packed', packed },
+            readOnly,
+            volume: m.source.name,
+          });
+          this.#volumeNames.push(m.source.name);
+          break;
+        }
+        case 'vfs':
+          throw new SandboxError('INVALID_ARGUMENT', `mount ${m.guest}: a Vfs object cannot be handed to a sandbox Worker; use a volume`);
+      }
+    }
+    return mounts;
+  }
+
+  #onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'ready':
+        this.#state = 'running';
+        this.#started.resolve();
+        return;
+      case 'output':
+        this.#output(m.stream - 1, m.data);
+        return;
+      case 'output-limit':
+        this.#stop({ code: 137, reason: 'output-limit', detail: `output passed the limit of ${this.#spec.limits.outputBytes} bytes`, signal: 'SIGKILL' });
+        return;
+      case 'exit':
+        this.#finalRoot = m.rootfs;
+        for (const v of m.volumes ?? []) this.#opts.provider.volumes.set(v.name, v.packed);
+        this.#finish({ code: m.code, reason: m.reason, ...(m.detail !== undefined ? { detail: m.detail } : {}) });
+        return;
+      case 'failed':
+        this.#fail(new SandboxError(m.code as SandboxError['code'], m.message));
+        return;
+    }
+  }
+
+  #output(index: number, data: Uint8Array): void {
+    if (this.#state === 'exited') return;
+    const limit = this.#spec.limits.outputBytes;
+    let chunk = data;
+    if (limit !== undefined && this.#outputTotal + chunk.length > limit) chunk = chunk.subarray(0, Math.max(0, limit - this.#outputTotal));
+    this.#outputTotal += chunk.length;
+    const c = this.#outputs[index]!;
+    if (chunk.length > 0) c.enqueue(chunk);
+    this.#unacked[index]! += data.length;
+    if ((c.desiredSize ?? 0) > 0) this.#ack(index);
+    if (chunk.length < data.length) {
+      this.#stop({ code: 137, reason: 'output-limit', detail: `output passed the limit of ${limit} bytes`, signal: 'SIGKILL' });
+    }
+  }
+
+  #stop(status: ExitStatus): void {
+    if (this.#state === 'exited') return;
+    void this.#worker?.terminate();
+    this.#finish(status);
+  }
+
+  #finish(status: ExitStatus): void {
+    if (this.#state === 'exited') return;
+    const wasStarting = this.#state === 'starting';
+    this.#state = 'exited';
+    this.#status = status;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#flow) outputStop(this.#flow);
+    this.#stdinRing?.close();
+    for (const c of this.#outputs) {
+      try { c.close(); } catch { /* already closed or errored */ }
+    }
+    void this.#worker?.terminate();
+    this.#resolveDone(status);
+    if (wasStarting) this.#started.resolve();
+  }
+
+  #fail(error: SandboxError): void {
+    if (this.#state === 'exited') return;
+    const wasStarting = this.#state === 'starting';
+    this.#state = 'exited';
+    this.#failure = error;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#flow) outputStop(this.#flow);
+    this.#stdinRing?.close();
+    for (const c of this.#outputs) {
+      try { c.error(error); } catch { /* already closed */ }
+    }
+    void this.#worker?.terminate();
+    this.#rejectDone(error);
+    if (wasStarting) this.#started.reject(error);
+  }
+
+  wait(): Promise<ExitStatus> {
+    return this.#done;
+  }
+
+  async kill(signal = 'SIGKILL'): Promise<void> {
+    const n = SIGNALS[signal.toUpperCase()] ?? SIGNALS[`SIG${signal.toUpperCase()}`] ?? Number(signal);
+    if (!Number.isInteger(n) || n <= 0 || n > 64) throw new SandboxError('INVALID_ARGUMENT', `unknown signal ${signal}`);
+    if (this.#state === 'exited') return;
+    if (this.#state === 'created') {
+      this.#finish({ code: 128 + n, reason: 'killed', signal: signalName(n), detail: 'killed before it started' });
+      return;
+    }
+    // A WASI guest has no signal handlers: every signal ends it, as SIGKILL would.
+    this.#stop({ code: 128 + n, reason: 'killed', signal: signalName(n) });
+    await this.#worker?.terminate();
+  }
+
+  async fs(): Promise<Vfs> {
+    if (this.#state === 'created') return this.#opts.provider.openPacked(this.#rootPacked);
+    if (this.#state !== 'exited') throw new SandboxError('INVALID_STATE', `container ${this.id.slice(0, 12)} is still running`);
+    if (this.#failure) throw this.#failure;
+    if (this.#finalRoot === undefined) {
+      const why = this.#spec.mounts.some((m) => m.guest === '/')
+        ? 'its root is a host directory'
+        : `it was stopped (${this.#status?.reason}) before it could hand its filesystem back`;
+      throw new SandboxError('INVALID_STATE', `container ${this.id.slice(0, 12)} has no filesystem to show: ${why}`);
+    }
+    return this.#opts.provider.openPacked(this.#finalRoot);
+  }
+}
+
+function signalName(n: number): string {
+  return Object.entries(SIGNALS).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
+}
+
+/** WASI has no process working directory: the guest's libc (or program) enters $PWD. */
+function withPwd(env: string[], cwd: string): string[] {
+  return [...env.filter((e) => !e.startsWith('PWD=')), `PWD=${cwd}`];
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
