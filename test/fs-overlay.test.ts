@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Overlay } from '../src/fs/overlay.ts';
 import { FsError, type Vfs } from '../src/fs/vfs.ts';
+import { newDir, newFile, newSymlink, type DirInode, type FileInode, type Inode } from '../src/fs/inode.ts';
+import { treeVfs } from '../src/fs/tree-vfs.ts';
 import { runVfsSuite } from './vfs-suite.ts';
 
 const enc = new TextEncoder();
@@ -35,3 +37,226 @@ describe('Overlay basics', () => {
     expect(() => o.rmdir(o.root(), 'x')).toThrow(FsError);
   });
 });
+
+// ---- copy-up over an immutable layer tree
+
+interface LowerSpec {
+  [name: string]: string | LowerSpec | { symlink: string } | { hardlink: string };
+}
+
+/** A frozen layer-tree root built in code: strings are files, objects directories. */
+function buildLower(spec: LowerSpec): { root: DirInode; nextIno: number; byPath: Map<string, Inode> } {
+  let ino = 1;
+  const meta = { mode: 0o755, uid: 0, gid: 0, mtimeNs: 1_000_000_000n };
+  const byPath = new Map<string, Inode>();
+  const fill = (dir: DirInode, s: LowerSpec, prefix: string): void => {
+    for (const [name, v] of Object.entries(s)) {
+      const path = prefix + name;
+      let node: Inode;
+      if (typeof v === 'string') node = newFile(ino++, { ...meta, mode: 0o644 }, enc.encode(v));
+      else if ('symlink' in v && typeof v.symlink === 'string') node = newSymlink(ino++, meta, v.symlink);
+      else if ('hardlink' in v && typeof v.hardlink === 'string') {
+        node = byPath.get(v.hardlink)!;
+        node.nlink++;
+      } else {
+        const d = newDir(ino++, meta);
+        fill(d, v as LowerSpec, path + '/');
+        node = d;
+        dir.nlink++;
+      }
+      dir.entries.set(name, node);
+      byPath.set(path, node);
+    }
+  };
+  const root = newDir(ino++, meta);
+  fill(root, spec, '');
+  const freeze = (n: Inode): void => {
+    if (Object.isFrozen(n)) return;
+    Object.freeze(n);
+    if (n.kind === 'dir') for (const c of n.entries.values()) freeze(c);
+  };
+  freeze(root);
+  return { root, nextIno: ino, byPath };
+}
+
+const LOWER: LowerSpec = {
+  etc: { hosts: '127.0.0.1 localhost\n', passwd: 'root:x:0:0\n' },
+  usr: { bin: { sh: 'ELF-sh', ls: 'ELF-ls' }, lib: {} },
+  bin: { sh: { hardlink: 'usr/bin/sh' } },
+  link: { symlink: 'etc/hosts' },
+  readme: 'read me',
+};
+
+function text<H>(vfs: Vfs<H>, h: H): string {
+  const buf = new Uint8Array(vfs.stat(h).size);
+  vfs.read(h, buf, 0);
+  return dec.decode(buf);
+}
+
+/** The node at `path` (no symlinks followed), or undefined typed as a handle for brevity. */
+function at<H>(vfs: Vfs<H>, path: string): H {
+  let h = vfs.root();
+  for (const c of path.split('/').filter(Boolean)) {
+    const next = vfs.lookup(h, c);
+    if (next === undefined) return undefined as H;
+    h = next;
+  }
+  return h;
+}
+
+function lowerOverlay() {
+  const lower = buildLower(LOWER);
+  const o = Overlay.prepare(treeVfs(lower.root), { nextIno: lower.nextIno });
+  return { o, lower };
+}
+
+runVfsSuite('Overlay.prepare over a layer tree', () => ({ vfs: lowerOverlay().o }));
+runVfsSuite('Overlay.view over a layer tree', () => ({ vfs: Overlay.view(treeVfs(buildLower(LOWER).root)) }));
+
+describe('Overlay copy-up', () => {
+  it('reads without copying anything up', () => {
+    const { o } = lowerOverlay();
+    expect(text(o, at(o, 'etc/hosts'))).toBe('127.0.0.1 localhost\n');
+    expect(o.readdir(at(o, 'usr/bin')).map((e) => e.name)).toEqual(['sh', 'ls']);
+    expect(o.readlink(at(o, 'link'))).toBe('etc/hosts');
+    o.stat(at(o, 'readme'));
+    expect(o.copiedUp).toBe(0);
+  });
+
+  it('writing a lower file changes the overlay, never the lower', () => {
+    const { o, lower } = lowerOverlay();
+    const h = at(o, 'etc/hosts');
+    o.write(h, enc.encode('10.0.0.1'), 0);
+    expect(text(o, at(o, 'etc/hosts'))).toBe('10.0.0.11 localhost\n');
+    expect(dec.decode((lower.byPath.get('etc/hosts') as FileInode).data)).toBe('127.0.0.1 localhost\n');
+    const other = Overlay.prepare(treeVfs(lower.root));
+    expect(text(other, at(other, 'etc/hosts'))).toBe('127.0.0.1 localhost\n');
+    expect(o.stat(h).ino).toBe(lower.byPath.get('etc/hosts')!.ino);
+  });
+
+  it('keeps a hard-linked lower file linked after copy-up through either name', () => {
+    for (const [writeVia, readVia] of [['usr/bin/sh', 'bin/sh'], ['bin/sh', 'usr/bin/sh']] as const) {
+      const { o } = lowerOverlay();
+      const before = at(o, readVia);
+      o.write(at(o, writeVia), enc.encode('NEW'), 0);
+      expect(text(o, at(o, readVia))).toBe('NEW-sh');
+      expect(text(o, before)).toBe('NEW-sh');
+      expect(at(o, readVia)).toBe(at(o, writeVia));
+      expect(o.stat(at(o, readVia)).nlink).toBe(2);
+      o.unlink(at(o, 'bin'), 'sh');
+      expect(o.stat(at(o, 'usr/bin/sh')).nlink).toBe(1);
+    }
+  });
+
+  it('an open handle to a lower directory keeps working after a copy-up through another path', () => {
+    const { o } = lowerOverlay();
+    const etcBefore = at(o, 'etc');
+    const hostsBefore = at(o, 'etc/hosts');
+    o.createFile(at(o, 'etc'), 'new', 0o644); // copies etc up
+    expect(o.copiedUp).toBe(1);
+    expect(o.readdir(etcBefore).map((e) => e.name)).toEqual(['hosts', 'passwd', 'new']);
+    o.createFile(etcBefore, 'via-old-handle', 0o644);
+    expect(o.lookup(at(o, 'etc'), 'via-old-handle')).toBeDefined();
+    o.write(at(o, 'etc/hosts'), enc.encode('X'), 0);
+    expect(text(o, hostsBefore)).toBe('X27.0.0.1 localhost\n');
+    o.write(hostsBefore, enc.encode('Y'), 1);
+    expect(text(o, at(o, 'etc/hosts'))).toBe('XY7.0.0.1 localhost\n');
+  });
+
+  it('a whiteout hides a lower file and a removed lower directory; the lower keeps them', () => {
+    const { o, lower } = lowerOverlay();
+    o.unlink(at(o, 'etc'), 'passwd');
+    expect(at(o, 'etc/passwd')).toBeUndefined();
+    expect(o.readdir(at(o, 'etc')).map((e) => e.name)).toEqual(['hosts']);
+    expect(errnoOf(() => o.rmdir(at(o, 'usr'), 'bin'))).toBe('ENOTEMPTY');
+    o.rmdir(at(o, 'usr'), 'lib');
+    expect(at(o, 'usr/lib')).toBeUndefined();
+    const lib = o.mkdir(at(o, 'usr'), 'lib', 0o700);
+    expect(o.readdir(lib)).toEqual([]);
+    expect((lower.root.entries.get('etc') as DirInode).entries.has('passwd')).toBe(true);
+    expect(o.stat(lib).ino).toBeGreaterThanOrEqual(lower.nextIno);
+  });
+
+  it('renames lower directories; their content moves along, unchanged in the lower', () => {
+    const { o, lower } = lowerOverlay();
+    o.rename(o.root(), 'usr', at(o, 'etc'), 'usr2');
+    expect(at(o, 'usr')).toBeUndefined();
+    expect(text(o, at(o, 'etc/usr2/bin/ls'))).toBe('ELF-ls');
+    expect(o.stat(at(o, 'etc')).nlink).toBe(3);
+    expect(errnoOf(() => o.rename(at(o, 'etc'), 'usr2', at(o, 'etc/usr2/bin'), 'x'))).toBe('EINVAL');
+    expect(lower.root.entries.has('usr')).toBe(true);
+  });
+
+  it('copies only metadata on setTimes and shares content until the first write', () => {
+    const { o } = lowerOverlay();
+    const h = at(o, 'readme');
+    o.setTimes(h, 5n, 6n);
+    expect(o.stat(h).mtimeNs).toBe(6n);
+    expect(text(o, h)).toBe('read me');
+    o.setSize(h, 4);
+    expect(text(o, h)).toBe('read');
+  });
+
+  it('keeps two overlays over the same lower isolated', () => {
+    const lower = buildLower(LOWER);
+    const a = Overlay.prepare(treeVfs(lower.root));
+    const b = Overlay.prepare(treeVfs(lower.root));
+    a.write(at(a, 'readme'), enc.encode('A'), 0);
+    a.unlink(at(a, 'etc'), 'hosts');
+    a.mkdir(a.root(), 'only-a', 0o755);
+    expect(text(b, at(b, 'readme'))).toBe('read me');
+    expect(at(b, 'etc/hosts')).toBeDefined();
+    expect(at(b, 'only-a')).toBeUndefined();
+    b.write(at(b, 'readme'), enc.encode('B'), 0);
+    expect(text(a, at(a, 'readme'))).toBe('Aead me');
+  });
+
+  it('is read-only as a view, whatever the lower', () => {
+    const v = Overlay.view(treeVfs(buildLower(LOWER).root));
+    expect(errnoOf(() => v.write(at(v, 'readme'), enc.encode('x'), 0))).toBe('EROFS');
+    expect(errnoOf(() => v.unlink(at(v, 'etc'), 'hosts'))).toBe('EROFS');
+    expect(v.copiedUp).toBe(0);
+  });
+
+  it('numbers new nodes above the lower (nextIno from the lower or the option)', () => {
+    const lower = buildLower(LOWER);
+    const o = Overlay.prepare(treeVfs(lower.root), { nextIno: lower.nextIno });
+    const f = o.createFile(o.root(), 'n', 0o644);
+    expect(o.stat(f).ino).toBe(lower.nextIno);
+    const stacked = Overlay.prepare(Overlay.view(o));
+    expect(stacked.stat(stacked.createFile(stacked.root(), 'm', 0o644)).ino).toBe(o.nextIno);
+  });
+
+  it('uses the injected clock for every change', () => {
+    let t = 1000n;
+    const o = Overlay.prepare(undefined, { clock: () => (t += 7n) });
+    expect(o.stat(o.root()).mtimeNs).toBe(1007n);
+    const f = o.createFile(o.root(), 'f', 0o644);
+    expect(o.stat(f).mtimeNs).toBe(1014n);
+    expect(o.stat(o.root()).mtimeNs).toBe(1014n);
+    o.write(f, enc.encode('x'), 0);
+    expect(o.stat(f).mtimeNs).toBe(1021n);
+    expect(o.stat(f).ctimeNs).toBe(1021n);
+    expect(o.stat(f).atimeNs).toBe(1014n);
+  });
+
+  it('bounds content with quotaBytes (ENOSPC)', () => {
+    const o = Overlay.prepare(undefined, { quotaBytes: 100 });
+    const f = o.createFile(o.root(), 'f', 0o644);
+    o.write(f, new Uint8Array(60), 0);
+    expect(errnoOf(() => o.write(f, new Uint8Array(60), 60))).toBe('ENOSPC');
+    o.setSize(f, 10);
+    o.write(f, new Uint8Array(60), 10);
+    expect(o.stat(f).size).toBe(70);
+  });
+});
+
+function errnoOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof FsError) return e.errno;
+    throw e;
+  }
+  return 'none';
+}

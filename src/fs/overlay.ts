@@ -1,6 +1,8 @@
 import { FsError, type DirEntry, type NodeKind, type Stat, type Vfs } from './vfs.ts';
 import { MAX_NAME_BYTES } from './resolve.ts';
-import { DIR_SIZE } from './inode.ts';
+import { DIR_SIZE, type Inode } from './inode.ts';
+import type { LayerTree } from './layer-tree.ts';
+import { treeVfs } from './tree-vfs.ts';
 
 /**
  * A node that lives in an overlay's private upper: either a copy of a lower node (copy-up) or a
@@ -40,7 +42,10 @@ export interface OverlayOptions {
   readOnly?: boolean;
   /** Nanoseconds since the epoch for mtime/ctime/atime of changes. */
   clock?: () => bigint;
-  /** First ino for nodes created in the overlay; must be above every ino of the lower (default 2^32). */
+  /**
+   * First ino for nodes created in the overlay; must be above every ino of the lower. Default: the
+   * lower's own `nextIno` when it has one (an Overlay, a packedVfs), else 2^32.
+   */
   nextIno?: number;
   /** Owner of nodes the overlay creates (default 0:0). */
   uid?: number;
@@ -100,6 +105,11 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
     return new Overlay<L>(lower, { ...opts, readOnly: true });
   }
 
+  /** An overlay over a layer tree, numbering new nodes from the tree's nextIno (readOnly: a view). */
+  static overLayerTree(tree: LayerTree, opts: OverlayOptions = {}): Overlay<Inode> {
+    return new Overlay<Inode>(treeVfs(tree), { nextIno: tree.nextIno, ...opts });
+  }
+
   constructor(lower: Vfs<L> | undefined, opts: OverlayOptions = {}) {
     this.#lower = lower;
     this.readOnly = opts.readOnly ?? false;
@@ -111,7 +121,8 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
       const lowerRoot = lower.root();
       this.#root = lowerRoot;
       this.#dev = opts.dev ?? lower.stat(lowerRoot).dev;
-      this.#nextIno = opts.nextIno ?? 2 ** 32;
+      const hint = (lower as { nextIno?: unknown }).nextIno;
+      this.#nextIno = opts.nextIno ?? (typeof hint === 'number' && Number.isSafeInteger(hint) ? hint : 2 ** 32);
     } else {
       this.#dev = opts.dev ?? 0;
       this.#nextIno = opts.nextIno ?? 1;
@@ -121,6 +132,11 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
       root.gid = 0;
       this.#root = root;
     }
+  }
+
+  /** The ino the next created node gets (every ino this overlay shows is below it). */
+  get nextIno(): number {
+    return this.#nextIno;
   }
 
   /** The lower this overlay reads through (undefined for an overlay over nothing). */

@@ -19,6 +19,8 @@ export interface PackedTree {
   readonly nodeCount: number;
   readonly entryCount: number;
   readonly dev: number;
+  /** Above every ino in the tree (an overlay over it numbers its new nodes from here). */
+  readonly nextIno: number;
   /** True when the buffers are SharedArrayBuffers (postMessage shares instead of copying). */
   readonly shared: boolean;
   readonly nodes: ArrayBuffer | SharedArrayBuffer;
@@ -181,8 +183,10 @@ export function packTree<H>(vfs: Vfs<H>, opts: PackOptions = {}): PackedTree {
   const stringBuf = alloc(stringBytes.length);
   new Uint8Array(stringBuf).set(stringBytes);
 
+  let nextIno = 1;
+  for (const node of nodes) if (node.ino >= nextIno) nextIno = node.ino + 1;
   return {
-    format: PACKED_FORMAT, nodeCount: n, entryCount: e, dev, shared: useShared,
+    format: PACKED_FORMAT, nodeCount: n, entryCount: e, dev, nextIno, shared: useShared,
     nodes: nodeBuf, entries: entryBuf, strings: stringBuf, data: dataBuf,
   };
 }

@@ -13,12 +13,13 @@ const KIND_SYMLINK = 2;
  * once when opened (ranges in bounds, directories form a tree), so a malformed one fails here with a
  * SandboxError instead of misbehaving later.
  */
-export function packedVfs(p: PackedTree): Vfs<number> {
+export function packedVfs(p: PackedTree): Vfs<number> & { readonly nextIno: number } {
   return new PackedVfs(p);
 }
 
 class PackedVfs implements Vfs<number> {
   readonly readOnly = true;
+  readonly nextIno: number;
   readonly #n: number;
   readonly #dev: number;
   readonly #f64: Float64Array;
@@ -37,6 +38,7 @@ class PackedVfs implements Vfs<number> {
     const cols = nodeColumns(p.nodes, n);
     this.#n = n;
     this.#dev = p.dev;
+    this.nextIno = p.nextIno;
     this.#f64 = cols.f64;
     this.#i64 = cols.i64;
     this.#u32 = cols.u32;
@@ -210,6 +212,7 @@ function validate(p: PackedTree): void {
   if (typeof p !== 'object' || p === null || p.format !== PACKED_FORMAT) throw malformed('unknown format');
   const n = p.nodeCount;
   const e = p.entryCount;
+  if (!Number.isSafeInteger(p.nextIno) || !Number.isSafeInteger(p.dev)) throw malformed('bad nextIno or dev');
   if (!Number.isSafeInteger(n) || n < 1 || !Number.isSafeInteger(e) || e < 0) throw malformed('bad counts');
   if (!isBuffer(p.nodes) || !isBuffer(p.entries) || !isBuffer(p.strings) || !isBuffer(p.data)) {
     throw malformed('buffers missing');
