@@ -72,7 +72,7 @@ export async function makeTar(entries: readonly FixtureEntry[]): Promise<Uint8Ar
     await new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
       if (type === 'file' && data) p.entry({ ...header, size: data.byteLength }, data, cb);
-      else p.entry(header, cb).end();
+      else (p.entry(header, cb) as unknown as { end(): void }).end();
     });
   }
   p.finalize();
