@@ -7,6 +7,8 @@ export type ImageRef =
   | { transport: 'oci-archive'; path: string; tag?: string; digest?: Digest }
   | { transport: 'docker-archive'; path: string; tag?: string }
   | { transport: 'wasm'; path: string }
+  /** A local file or directory whose format is found from its content (detectLocalRef). */
+  | { transport: 'path'; path: string }
   | { transport: 'store'; name: string; tag?: string; digest?: Digest }
   | { transport: 'registry'; registry: string; repository: string; tag?: string; digest?: Digest };
 
@@ -28,6 +30,8 @@ export interface SourceCore {
   resolve(ref: ImageRef): Promise<Descriptor>;
   /** Raw bytes of a blob; openImage verifies size and digest while it streams. */
   fetch(d: Descriptor): Promise<ReadableStream<Uint8Array>>;
+  /** Every image the source holds, with its names (OCI ref.name annotations, docker RepoTags). */
+  list?(): Promise<Array<{ names: string[]; descriptor: Descriptor }>>;
   close?(): Promise<void>;
 }
 
@@ -40,6 +44,8 @@ export interface Layer {
   kind: 'tar' | 'wasm';
   /** Decompressed tar bytes (or the raw wasm), verified against diffId at EOF. */
   open(): Promise<ReadableStream<Uint8Array>>;
+  /** The blob as stored (compressed), verified against descriptor size and digest at EOF: for copying into a store. */
+  blob(): Promise<ReadableStream<Uint8Array>>;
 }
 
 export interface Image {
