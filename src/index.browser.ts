@@ -21,3 +21,4 @@ export * from './loader/sources/memory.ts';
 export * from './loader/sources/oci-layout.ts';
 export * from './loader/sources/docker-archive.ts';
 export * from './loader/sources/detect.ts';
+export * as fsPaths from './fs/paths.ts';

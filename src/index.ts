@@ -23,3 +23,4 @@ export * from './loader/sources/docker-archive.ts';
 export * from './loader/sources/detect.ts';
 export * from './loader/sources/local.ts';
 export { openFileSource, directoryTree, pathKind } from './host/node/byte-source.ts';
+export * as fsPaths from './fs/paths.ts';

@@ -3,6 +3,7 @@ import { Overlay } from '../src/fs/overlay.ts';
 import { FsError, type Vfs } from '../src/fs/vfs.ts';
 import { newDir, newFile, newSymlink, type DirInode, type FileInode, type Inode } from '../src/fs/inode.ts';
 import { treeVfs } from '../src/fs/tree-vfs.ts';
+import * as paths from '../src/fs/paths.ts';
 import { runVfsSuite } from './vfs-suite.ts';
 
 const enc = new TextEncoder();
@@ -260,3 +261,50 @@ function errnoOf(fn: () => unknown): string {
   }
   return 'none';
 }
+
+describe('path helpers over an overlay', () => {
+  it('writes, reads, lists and stats by path', () => {
+    const o = Overlay.prepare();
+    paths.mkdirp(o, '/a/b/c');
+    paths.mkdirp(o, 'a/b/c/../d');
+    expect(paths.readdir(o, '/a/b')).toEqual(['c', 'd']);
+    paths.writeFile(o, '/a/b/c/f.txt', 'hello');
+    expect(paths.readText(o, 'a/b/c/f.txt')).toBe('hello');
+    paths.writeFile(o, '/a/b/c/f.txt', 'hi');
+    expect(paths.readText(o, '/a/b/c/f.txt')).toBe('hi');
+    expect(paths.stat(o, '/a/b/c/f.txt').size).toBe(2);
+    expect(errnoOf(() => paths.writeFile(o, '/a/b', 'x'))).toBe('EISDIR');
+    expect(errnoOf(() => paths.mkdirp(o, '/a/b/c/f.txt/x'))).toBe('ENOTDIR');
+    expect(errnoOf(() => paths.readFile(o, '/missing'))).toBe('ENOENT');
+  });
+
+  it('follows symlinks for stat but not lstat, and clamps escapes to the root', () => {
+    const o = Overlay.prepare();
+    paths.writeFile(o, '/passwd', 'root');
+    paths.mkdirp(o, '/etc');
+    paths.writeFile(o, '/etc/passwd', 'inside');
+    paths.symlink(o, '/../../../etc/passwd', '/escape');
+    expect(paths.lstat(o, '/escape').kind).toBe('symlink');
+    expect(paths.stat(o, '/escape').kind).toBe('file');
+    expect(paths.readText(o, '/escape')).toBe('inside');
+    expect(paths.readText(o, '/../../etc/passwd')).toBe('inside');
+    expect(paths.exists(o, '/escape')).toBe(true);
+    paths.symlink(o, 'nowhere', '/dangling');
+    expect(paths.exists(o, '/dangling')).toBe(false);
+    expect(errnoOf(() => paths.symlink(o, 'x', '/dangling'))).toBe('EEXIST');
+  });
+
+  it('removes recursively, refuses a directory without recursive, ignores missing with force', () => {
+    const o = Overlay.prepare(treeVfs(buildLower(LOWER).root));
+    expect(errnoOf(() => paths.rm(o, '/usr'))).toBe('EISDIR');
+    paths.rm(o, '/usr', { recursive: true });
+    expect(paths.exists(o, '/usr')).toBe(false);
+    expect(paths.readText(o, '/bin/sh')).toBe('ELF-sh');
+    paths.rm(o, '/link');
+    expect(paths.exists(o, '/etc/hosts')).toBe(true);
+    expect(errnoOf(() => paths.rm(o, '/nope'))).toBe('ENOENT');
+    paths.rm(o, '/nope', { force: true });
+    expect(errnoOf(() => paths.rm(o, '/', { recursive: true }))).toBe('EINVAL');
+    expect(paths.readdir(o, '/')).toEqual(['etc', 'bin', 'readme']);
+  });
+});
