@@ -7,6 +7,8 @@ export * from './fs/resolve.ts';
 export * from './fs/overlay.ts';
 export * from './fs/packed-tree.ts';
 export * from './fs/packed-vfs.ts';
+export * from './sandbox/errno.ts';
+export * from './sandbox/preview1/preview1.ts';
 export * from './loader/source.ts';
 export * from './loader/ref.ts';
 export * from './loader/byte-source.ts';

@@ -1,0 +1,131 @@
+import type { NodeKind, Stat, Vfs } from '../../fs/vfs.ts';
+import { WasiErrno, WasiError } from '../errno.ts';
+import {
+  Clockid, Filetype, RIGHTS_DIR_BASE, RIGHTS_DIR_INHERITING, RIGHTS_STDIN, RIGHTS_STDOUT,
+} from './constants.ts';
+import { FdTable, type FdEntry } from './fd-table.ts';
+import { GuestMemory } from './memory.ts';
+import type { Preview1Clock, Preview1Options } from './types.ts';
+
+const encoder = new TextEncoder();
+
+/** Everything one Preview1 instance owns: memory binding, descriptor table, options. */
+export class Context {
+  readonly mem = new GuestMemory();
+  readonly fds = new FdTable();
+  readonly clock: Preview1Clock;
+  readonly startMonotonic: bigint;
+
+  constructor(readonly opts: Preview1Options) {
+    this.clock = opts.clock ?? defaultClock();
+    this.startMonotonic = this.clock.monotonicNs();
+    const stdioType = opts.tty ? Filetype.CHARACTER_DEVICE : Filetype.UNKNOWN;
+    for (const n of [0, 1, 2] as const) {
+      this.fds.add({
+        filetype: stdioType, stdio: n, vfs: undefined, handle: undefined, parent: undefined,
+        rightsBase: n === 0 ? RIGHTS_STDIN : RIGHTS_STDOUT, rightsInheriting: 0, fdflags: 0, position: 0,
+        readOnly: false, preopenName: undefined,
+      });
+    }
+    for (const p of opts.preopens) {
+      const root = p.vfs.root();
+      this.fds.add({
+        filetype: Filetype.DIRECTORY, stdio: undefined, vfs: p.vfs, handle: root, parent: root,
+        rightsBase: RIGHTS_DIR_BASE, rightsInheriting: RIGHTS_DIR_INHERITING, fdflags: 0, position: 0,
+        readOnly: p.readOnly || p.vfs.readOnly, preopenName: encoder.encode(p.guestPath),
+      });
+    }
+  }
+
+  /** The entry for `fd` (EBADF when not open). */
+  fd(fd: number): FdEntry {
+    return this.fds.get(fd);
+  }
+
+  /** The entry for `fd`, which must be a directory with a Vfs behind it. */
+  dir(fd: number): FdEntry & { vfs: Vfs<unknown> } {
+    const e = this.fds.get(fd);
+    if (e.filetype !== Filetype.DIRECTORY || e.vfs === undefined) throw new WasiError(WasiErrno.NOTDIR);
+    return e as FdEntry & { vfs: Vfs<unknown> };
+  }
+
+  now(clockId: number): bigint {
+    switch (clockId) {
+      case Clockid.REALTIME: return this.clock.realtimeNs();
+      case Clockid.MONOTONIC: return this.clock.monotonicNs();
+      // No CPU-time source exists in every host: time since the instance started stands in for it.
+      case Clockid.PROCESS_CPUTIME_ID:
+      case Clockid.THREAD_CPUTIME_ID: return this.clock.monotonicNs() - this.startMonotonic;
+      default: throw new WasiError(WasiErrno.INVAL, `unknown clock ${clockId}`);
+    }
+  }
+
+  sleep(ns: bigint): void {
+    if (ns <= 0n) return;
+    if (this.opts.sleep) this.opts.sleep(ns);
+    else defaultSleep(ns);
+  }
+}
+
+export function filetypeOf(kind: NodeKind): number {
+  switch (kind) {
+    case 'file': return Filetype.REGULAR_FILE;
+    case 'dir': return Filetype.DIRECTORY;
+    case 'symlink': return Filetype.SYMBOLIC_LINK;
+    case 'chardev': return Filetype.CHARACTER_DEVICE;
+    case 'blockdev': return Filetype.BLOCK_DEVICE;
+    case 'socket': return Filetype.SOCKET_STREAM;
+    default: return Filetype.UNKNOWN;
+  }
+}
+
+/** filestat: dev, ino, filetype, nlink, size, atim, mtim, ctim (64 bytes). */
+export function writeFilestat(mem: GuestMemory, ptr: number, st: Stat | undefined, filetype?: number): void {
+  const p = mem.check(ptr, 64);
+  const v = mem.view;
+  if (st === undefined) {
+    for (let i = 0; i < 64; i += 8) v.setBigUint64(p + i, 0n, true);
+    v.setUint8(p + 16, filetype ?? Filetype.UNKNOWN);
+    return;
+  }
+  v.setBigUint64(p, BigInt(st.dev), true);
+  v.setBigUint64(p + 8, BigInt(st.ino), true);
+  v.setBigUint64(p + 16, 0n, true);
+  v.setUint8(p + 16, filetypeOf(st.kind));
+  v.setBigUint64(p + 24, BigInt(st.nlink), true);
+  v.setBigUint64(p + 32, BigInt(st.size), true);
+  v.setBigUint64(p + 40, BigInt.asUintN(64, st.atimeNs), true);
+  v.setBigUint64(p + 48, BigInt.asUintN(64, st.mtimeNs), true);
+  v.setBigUint64(p + 56, BigInt.asUintN(64, st.ctimeNs), true);
+}
+
+export function defaultClock(): Preview1Clock {
+  const perf = globalThis.performance;
+  const origin = perf.timeOrigin;
+  return {
+    realtimeNs: () => {
+      const ms = origin + perf.now();
+      const whole = Math.floor(ms);
+      return BigInt(whole) * 1_000_000n + BigInt(Math.floor((ms - whole) * 1e6));
+    },
+    monotonicNs: () => {
+      const ms = perf.now();
+      const whole = Math.floor(ms);
+      return BigInt(whole) * 1_000_000n + BigInt(Math.floor((ms - whole) * 1e6));
+    },
+  };
+}
+
+let sleepCell: Int32Array | undefined;
+
+/** Blocks with Atomics.wait where the host allows it (Node, Workers); otherwise spins. */
+export function defaultSleep(ns: bigint): void {
+  const ms = Number(ns) / 1e6;
+  try {
+    sleepCell ??= new Int32Array(new SharedArrayBuffer(4));
+    Atomics.wait(sleepCell, 0, 0, ms);
+  } catch {
+    const end = performance.now() + ms;
+    while (performance.now() < end) { /* no blocking wait on this thread */ }
+  }
+}

@@ -1,0 +1,290 @@
+import type { Vfs } from '../../fs/vfs.ts';
+import { WasiErrno, WasiError } from '../errno.ts';
+import { ADVICE_MAX, Fdflags, FDFLAGS_ALL, Filetype, PREOPENTYPE_DIR, Rights, Whence } from './constants.ts';
+import { filetypeOf, writeFilestat, type Context } from './context.ts';
+import type { FdEntry } from './fd-table.ts';
+import { iovecs, offsetOf } from './io.ts';
+import { need, needWritable, rightsOf } from './rights.ts';
+import { timesFrom } from './times.ts';
+
+const encoder = new TextEncoder();
+const DIRENT_BYTES = 24;
+
+type FileEntry = FdEntry & { vfs: Vfs<unknown> };
+
+/** Seek-like operations on a stream are ESPIPE, as on a pipe. */
+function seekable(e: FdEntry): FileEntry {
+  if (e.stdio !== undefined || e.vfs === undefined) throw new WasiError(WasiErrno.SPIPE);
+  return e as FileEntry;
+}
+
+function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, position: number | undefined): number {
+  const { ptrs, lens, total } = iovecs(ctx.mem, iovsPtr, iovsLen);
+  if (e.stdio !== undefined) {
+    if (e.stdio !== 0) throw new WasiError(WasiErrno.BADF, 'stdout/stderr are not readable');
+    if (total === 0) return 0;
+    const chunk = ctx.opts.stdin.read(total);
+    if (chunk === null || chunk.length === 0) return 0;
+    const u8 = ctx.mem.u8;
+    let off = 0;
+    for (let i = 0; i < ptrs.length && off < chunk.length; i++) {
+      const n = Math.min(lens[i]!, chunk.length - off);
+      u8.set(chunk.subarray(off, off + n), ptrs[i]!);
+      off += n;
+    }
+    return off;
+  }
+  const f = e as FileEntry;
+  let pos = position ?? f.position;
+  let done = 0;
+  for (let i = 0; i < ptrs.length; i++) {
+    const want = lens[i]!;
+    if (want === 0) continue;
+    const got = f.vfs.read(f.handle, ctx.mem.bytes(ptrs[i]!, want), pos);
+    pos += got;
+    done += got;
+    if (got < want) break;
+  }
+  if (position === undefined) f.position = pos;
+  return done;
+}
+
+function writeFrom(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, position: number | undefined): number {
+  const { ptrs, lens, total } = iovecs(ctx.mem, iovsPtr, iovsLen);
+  if (e.stdio !== undefined) {
+    if (e.stdio === 0) throw new WasiError(WasiErrno.BADF, 'stdin is not writable');
+    if (total === 0) return 0;
+    const u8 = ctx.mem.u8;
+    let data: Uint8Array;
+    if (ptrs.length === 1) {
+      data = u8.slice(ptrs[0]!, ptrs[0]! + total);
+    } else {
+      data = new Uint8Array(total);
+      let off = 0;
+      for (let i = 0; i < ptrs.length; i++) {
+        data.set(u8.subarray(ptrs[i]!, ptrs[i]! + lens[i]!), off);
+        off += lens[i]!;
+      }
+    }
+    if (e.stdio === 1) ctx.opts.stdout(data);
+    else ctx.opts.stderr(data);
+    return total;
+  }
+  const f = e as FileEntry;
+  needWritable(f);
+  let pos = position ?? (f.fdflags & Fdflags.APPEND ? f.vfs.stat(f.handle).size : f.position);
+  let done = 0;
+  for (let i = 0; i < ptrs.length; i++) {
+    const want = lens[i]!;
+    if (want === 0) continue;
+    const put = f.vfs.write(f.handle, ctx.mem.bytes(ptrs[i]!, want), pos);
+    pos += put;
+    done += put;
+    if (put < want) break;
+  }
+  if (position === undefined) f.position = pos;
+  return done;
+}
+
+export function fdImports(ctx: Context) {
+  const mem = ctx.mem;
+  return {
+    fd_read(fd: number, iovs: number, iovsLen: number, nreadPtr: number): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_READ);
+      mem.check(nreadPtr, 4);
+      mem.setU32(nreadPtr, readInto(ctx, e, iovs, iovsLen, undefined));
+      return 0;
+    },
+    fd_pread(fd: number, iovs: number, iovsLen: number, offset: bigint, nreadPtr: number): number {
+      const e = seekable(ctx.fd(fd));
+      need(e, Rights.FD_READ);
+      mem.check(nreadPtr, 4);
+      mem.setU32(nreadPtr, readInto(ctx, e, iovs, iovsLen, offsetOf(offset)));
+      return 0;
+    },
+    fd_write(fd: number, iovs: number, iovsLen: number, nwrittenPtr: number): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_WRITE);
+      mem.check(nwrittenPtr, 4);
+      mem.setU32(nwrittenPtr, writeFrom(ctx, e, iovs, iovsLen, undefined));
+      return 0;
+    },
+    fd_pwrite(fd: number, iovs: number, iovsLen: number, offset: bigint, nwrittenPtr: number): number {
+      const e = seekable(ctx.fd(fd));
+      need(e, Rights.FD_WRITE);
+      mem.check(nwrittenPtr, 4);
+      mem.setU32(nwrittenPtr, writeFrom(ctx, e, iovs, iovsLen, offsetOf(offset)));
+      return 0;
+    },
+    fd_seek(fd: number, offset: bigint, whence: number, newOffsetPtr: number): number {
+      const e = seekable(ctx.fd(fd));
+      need(e, offset === 0n && whence === Whence.CUR ? Rights.FD_TELL : Rights.FD_SEEK);
+      mem.check(newOffsetPtr, 8);
+      const delta = BigInt.asIntN(64, offset);
+      let base: bigint;
+      switch (whence & 0xff) {
+        case Whence.SET: base = 0n; break;
+        case Whence.CUR: base = BigInt(e.position); break;
+        case Whence.END: base = BigInt(e.vfs.stat(e.handle).size); break;
+        default: throw new WasiError(WasiErrno.INVAL, `whence ${whence}`);
+      }
+      const next = base + delta;
+      if (next < 0n) throw new WasiError(WasiErrno.INVAL, 'seek before the start');
+      if (next > BigInt(Number.MAX_SAFE_INTEGER)) throw new WasiError(WasiErrno.OVERFLOW);
+      e.position = Number(next);
+      mem.setU64(newOffsetPtr, next);
+      return 0;
+    },
+    fd_tell(fd: number, offsetPtr: number): number {
+      const e = seekable(ctx.fd(fd));
+      need(e, Rights.FD_TELL);
+      mem.setU64(offsetPtr, e.position);
+      return 0;
+    },
+    fd_close(fd: number): number {
+      ctx.fds.close(fd);
+      return 0;
+    },
+    fd_renumber(from: number, to: number): number {
+      ctx.fds.renumber(from, to);
+      return 0;
+    },
+    fd_fdstat_get(fd: number, ptr: number): number {
+      const e = ctx.fd(fd);
+      const p = mem.check(ptr, 24);
+      const v = mem.view;
+      v.setBigUint64(p, 0n, true);
+      v.setUint8(p, e.filetype);
+      v.setUint16(p + 2, e.fdflags, true);
+      v.setBigUint64(p + 8, BigInt(e.rightsBase), true);
+      v.setBigUint64(p + 16, BigInt(e.rightsInheriting), true);
+      return 0;
+    },
+    fd_fdstat_set_flags(fd: number, flags: number): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_FDSTAT_SET_FLAGS);
+      const f = flags & 0xffff;
+      if ((f & ~FDFLAGS_ALL) !== 0) throw new WasiError(WasiErrno.INVAL);
+      e.fdflags = f;
+      return 0;
+    },
+    fd_fdstat_set_rights(fd: number, base: bigint, inheriting: bigint): number {
+      const e = ctx.fd(fd);
+      const b = rightsOf(base);
+      const i = rightsOf(inheriting);
+      // Rights can only be dropped, never gained.
+      if (b.unknown || i.unknown || (b.rights & ~e.rightsBase) !== 0 || (i.rights & ~e.rightsInheriting) !== 0) {
+        throw new WasiError(WasiErrno.NOTCAPABLE, 'fd_fdstat_set_rights can only drop rights');
+      }
+      e.rightsBase = b.rights;
+      e.rightsInheriting = i.rights;
+      return 0;
+    },
+    fd_filestat_get(fd: number, ptr: number): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_FILESTAT_GET);
+      if (e.vfs === undefined) writeFilestat(mem, ptr, undefined, e.filetype);
+      else writeFilestat(mem, ptr, e.vfs.stat(e.handle));
+      return 0;
+    },
+    fd_filestat_set_size(fd: number, size: bigint): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_FILESTAT_SET_SIZE);
+      const f = seekable(e);
+      if (f.filetype === Filetype.DIRECTORY) throw new WasiError(WasiErrno.ISDIR);
+      needWritable(f);
+      const s = BigInt.asUintN(64, size);
+      if (s > BigInt(Number.MAX_SAFE_INTEGER)) throw new WasiError(WasiErrno.FBIG);
+      f.vfs.setSize(f.handle, Number(s));
+      return 0;
+    },
+    fd_filestat_set_times(fd: number, atim: bigint, mtim: bigint, flags: number): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_FILESTAT_SET_TIMES);
+      const [a, m] = timesFrom(ctx, atim, mtim, flags);
+      if (e.vfs === undefined) return 0;
+      needWritable(e);
+      e.vfs.setTimes(e.handle, a, m);
+      return 0;
+    },
+    fd_advise(fd: number, offset: bigint, len: bigint, advice: number): number {
+      const e = seekable(ctx.fd(fd));
+      need(e, Rights.FD_ADVISE);
+      if ((advice & 0xff) > ADVICE_MAX) throw new WasiError(WasiErrno.INVAL);
+      if (BigInt.asUintN(64, offset) + BigInt.asUintN(64, len) > 2n ** 63n) throw new WasiError(WasiErrno.INVAL);
+      return 0;
+    },
+    fd_allocate(fd: number, offset: bigint, len: bigint): number {
+      const e = seekable(ctx.fd(fd));
+      need(e, Rights.FD_ALLOCATE);
+      if (e.filetype === Filetype.DIRECTORY) throw new WasiError(WasiErrno.ISDIR);
+      const l = BigInt.asUintN(64, len);
+      if (l === 0n) throw new WasiError(WasiErrno.INVAL);
+      const end = BigInt.asUintN(64, offset) + l;
+      if (end > BigInt(Number.MAX_SAFE_INTEGER)) throw new WasiError(WasiErrno.FBIG);
+      needWritable(e);
+      if (Number(end) > e.vfs.stat(e.handle).size) e.vfs.setSize(e.handle, Number(end));
+      return 0;
+    },
+    fd_datasync(fd: number): number {
+      need(ctx.fd(fd), Rights.FD_DATASYNC);
+      return 0;
+    },
+    fd_sync(fd: number): number {
+      need(ctx.fd(fd), Rights.FD_SYNC);
+      return 0;
+    },
+    fd_prestat_get(fd: number, ptr: number): number {
+      const e = ctx.fd(fd);
+      if (e.preopenName === undefined) throw new WasiError(WasiErrno.BADF, 'not a preopen');
+      const p = mem.check(ptr, 8);
+      mem.view.setUint32(p, PREOPENTYPE_DIR, true);
+      mem.view.setUint32(p + 4, e.preopenName.length, true);
+      return 0;
+    },
+    fd_prestat_dir_name(fd: number, pathPtr: number, pathLen: number): number {
+      const e = ctx.fd(fd);
+      if (e.preopenName === undefined) throw new WasiError(WasiErrno.BADF, 'not a preopen');
+      if (pathLen >>> 0 < e.preopenName.length) throw new WasiError(WasiErrno.NAMETOOLONG);
+      mem.write(pathPtr, e.preopenName);
+      return 0;
+    },
+    fd_readdir(fd: number, buf: number, bufLen: number, cookie: bigint, bufusedPtr: number): number {
+      const e = ctx.fd(fd);
+      need(e, Rights.FD_READDIR);
+      if (e.filetype !== Filetype.DIRECTORY || e.vfs === undefined) throw new WasiError(WasiErrno.NOTDIR);
+      const cap = bufLen >>> 0;
+      const start = mem.check(buf, cap);
+      mem.check(bufusedPtr, 4);
+      const vfs = e.vfs;
+      const entries: { name: string; ino: number; type: number }[] = [
+        { name: '.', ino: vfs.stat(e.handle).ino, type: Filetype.DIRECTORY },
+        { name: '..', ino: vfs.stat(e.parent).ino, type: Filetype.DIRECTORY },
+      ];
+      for (const d of vfs.readdir(e.handle)) entries.push({ name: d.name, ino: d.ino, type: filetypeOf(d.kind) });
+      const c = BigInt.asUintN(64, cookie);
+      let used = 0;
+      const header = new Uint8Array(DIRENT_BYTES);
+      const hv = new DataView(header.buffer);
+      for (let i = c > BigInt(entries.length) ? entries.length : Number(c); i < entries.length && used < cap; i++) {
+        const d = entries[i]!;
+        const name = encoder.encode(d.name);
+        hv.setBigUint64(0, BigInt(i + 1), true);
+        hv.setBigUint64(8, BigInt(d.ino), true);
+        hv.setUint32(16, name.length, true);
+        hv.setUint32(20, d.type, true);
+        const u8 = mem.u8;
+        // A last entry that does not fit is truncated so that the buffer is exactly full.
+        const h = Math.min(DIRENT_BYTES, cap - used);
+        u8.set(header.subarray(0, h), start + used);
+        used += h;
+        const n = Math.min(name.length, cap - used);
+        u8.set(name.subarray(0, n), start + used);
+        used += n;
+      }
+      mem.setU32(bufusedPtr, used);
+      return 0;
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import type { Vfs } from '../../fs/vfs.ts';
+import { WasiErrno, WasiError } from '../errno.ts';
+import { Limits } from './constants.ts';
+
+/** One open descriptor. Belongs to one Preview1 instance; never shared. */
+export interface FdEntry {
+  /** WASI filetype of what the descriptor refers to. */
+  filetype: number;
+  /** 0, 1, 2 for the stdio streams (wherever they were renumbered to); undefined otherwise. */
+  stdio: 0 | 1 | 2 | undefined;
+  vfs: Vfs<unknown> | undefined;
+  handle: unknown;
+  /** For directories: the parent (for the '..' entry of fd_readdir); the directory itself for a preopen. */
+  parent: unknown;
+  rightsBase: number;
+  rightsInheriting: number;
+  fdflags: number;
+  /** File offset (regular files). */
+  position: number;
+  /** Below a read-only preopen (or on a read-only Vfs): every mutation is EROFS. */
+  readOnly: boolean;
+  /** The guest path a preopen was granted as (UTF-8); undefined for other descriptors. */
+  preopenName: Uint8Array | undefined;
+}
+
+/** The descriptor table: numbers from 0 up, the lowest free number first, never two entries on one number. */
+export class FdTable {
+  readonly #entries = new Map<number, FdEntry>();
+  /** Freed numbers below #high, kept as a min-heap. */
+  readonly #free: number[] = [];
+  #high = 0;
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(fd: number): FdEntry {
+    const e = this.#entries.get(fd >>> 0);
+    if (e === undefined) throw new WasiError(WasiErrno.BADF, `fd ${fd >>> 0} is not open`);
+    return e;
+  }
+
+  has(fd: number): boolean {
+    return this.#entries.has(fd >>> 0);
+  }
+
+  add(entry: FdEntry): number {
+    if (this.#entries.size >= Limits.maxFds) throw new WasiError(WasiErrno.MFILE);
+    let fd: number;
+    for (;;) {
+      fd = this.#free.length > 0 ? heapPop(this.#free) : this.#high++;
+      if (!this.#entries.has(fd)) break;
+    }
+    this.#entries.set(fd, entry);
+    return fd;
+  }
+
+  close(fd: number): FdEntry {
+    const n = fd >>> 0;
+    const e = this.get(n);
+    this.#entries.delete(n);
+    heapPush(this.#free, n);
+    return e;
+  }
+
+  /** Moves `from` onto `to` (closing what `to` held); both must be open. */
+  renumber(from: number, to: number): void {
+    const f = from >>> 0;
+    const t = to >>> 0;
+    const e = this.get(f);
+    this.get(t);
+    if (f === t) return;
+    this.#entries.set(t, e);
+    this.#entries.delete(f);
+    heapPush(this.#free, f);
+  }
+}
+
+function heapPush(h: number[], v: number): void {
+  h.push(v);
+  let i = h.length - 1;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (h[p]! <= v) break;
+    h[i] = h[p]!;
+    i = p;
+  }
+  h[i] = v;
+}
+
+function heapPop(h: number[]): number {
+  const top = h[0]!;
+  const last = h.pop()!;
+  if (h.length > 0) {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const c = r < h.length && h[r]! < h[l]! ? r : l;
+      if (h[c]! >= last) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+  }
+  return top;
+}

@@ -1,0 +1,105 @@
+import { WasiErrno, WasiError } from '../errno.ts';
+import { SandboxError } from '../../errors.ts';
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Bounds-checked access to the guest's linear memory. Views are re-fetched whenever the memory's
+ * buffer changed (memory.grow detaches it), so every call sees the current memory. Pointers and
+ * lengths arrive from wasm as signed i32: every method takes them as u32.
+ */
+export class GuestMemory {
+  #memory: WebAssembly.Memory | undefined;
+  #buffer: ArrayBufferLike | undefined;
+  #u8 = new Uint8Array(0);
+  #dv = new DataView(new ArrayBuffer(0));
+
+  bind(memory: WebAssembly.Memory): void {
+    this.#memory = memory;
+    this.#buffer = undefined;
+  }
+
+  get bound(): boolean {
+    return this.#memory !== undefined;
+  }
+
+  /** The current bytes of memory (after any growth). */
+  get u8(): Uint8Array {
+    this.#refresh();
+    return this.#u8;
+  }
+
+  get view(): DataView {
+    this.#refresh();
+    return this.#dv;
+  }
+
+  #refresh(): void {
+    const m = this.#memory;
+    if (m === undefined) throw new SandboxError('INVALID_STATE', 'preview1: no guest memory bound (start/initialize not called)');
+    const buf = m.buffer;
+    if (buf !== this.#buffer) {
+      this.#buffer = buf;
+      this.#u8 = new Uint8Array(buf);
+      this.#dv = new DataView(buf);
+    }
+  }
+
+  /** Throws EFAULT unless [ptr, ptr+len) lies inside memory; returns ptr as u32. */
+  check(ptr: number, len: number): number {
+    const p = ptr >>> 0;
+    const n = len >>> 0;
+    if (p + n > this.u8.length) throw new WasiError(WasiErrno.FAULT, `guest range ${p}+${n} out of bounds`);
+    return p;
+  }
+
+  /** A live view of guest bytes (no copy). */
+  bytes(ptr: number, len: number): Uint8Array {
+    const p = this.check(ptr, len);
+    return this.#u8.subarray(p, p + (len >>> 0));
+  }
+
+  u8At(ptr: number): number {
+    return this.u8[this.check(ptr, 1)]!;
+  }
+  u16(ptr: number): number {
+    return this.view.getUint16(this.check(ptr, 2), true);
+  }
+  u32(ptr: number): number {
+    return this.view.getUint32(this.check(ptr, 4), true);
+  }
+  u64(ptr: number): bigint {
+    return this.view.getBigUint64(this.check(ptr, 8), true);
+  }
+
+  setU8(ptr: number, v: number): void {
+    this.u8[this.check(ptr, 1)] = v;
+  }
+  setU16(ptr: number, v: number): void {
+    this.view.setUint16(this.check(ptr, 2), v, true);
+  }
+  setU32(ptr: number, v: number): void {
+    this.view.setUint32(this.check(ptr, 4), v >>> 0, true);
+  }
+  setU64(ptr: number, v: bigint | number): void {
+    this.view.setBigUint64(this.check(ptr, 8), BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(v)), true);
+  }
+
+  /** Copies `data` into guest memory at ptr. */
+  write(ptr: number, data: Uint8Array): void {
+    const p = this.check(ptr, data.length);
+    this.#u8.set(data, p);
+  }
+
+  /** A UTF-8 string argument (EILSEQ when it is not valid UTF-8). */
+  string(ptr: number, len: number, maxBytes: number): string {
+    if (len >>> 0 > maxBytes) throw new WasiError(WasiErrno.NAMETOOLONG);
+    const bytes = this.bytes(ptr, len);
+    try {
+      // TextDecoder refuses views of shared memory: copy those first.
+      return decoder.decode(bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice());
+    } catch {
+      throw new WasiError(WasiErrno.ILSEQ, 'path is not valid UTF-8');
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { Vfs } from '../../fs/vfs.ts';
+
+/** A directory granted to the guest at `guestPath`. */
+export interface Preopen {
+  guestPath: string;
+  vfs: Vfs<any>;
+  /** Every mutation below this preopen fails with EROFS (also when vfs.readOnly). */
+  readOnly: boolean;
+}
+
+export interface StdinSource {
+  /** Blocks until bytes are available; null at EOF. Returns at most `max` bytes. */
+  read(max: number): Uint8Array | null;
+  /** True when a read would not block (for poll_oneoff); without it stdin counts as always ready. */
+  ready?(): boolean;
+}
+
+export interface Preview1Clock {
+  realtimeNs(): bigint;
+  monotonicNs(): bigint;
+}
+
+export interface Preview1Options {
+  args: string[];
+  /** "KEY=VALUE" strings. */
+  env: string[];
+  preopens: Preopen[];
+  stdin: StdinSource;
+  stdout(b: Uint8Array): void;
+  stderr(b: Uint8Array): void;
+  clock?: Preview1Clock;
+  randomFill?(buf: Uint8Array): void;
+  /** Blocks the calling thread for `ns` (in a Worker: Atomics.wait). Used by poll_oneoff clock waits. */
+  sleep?(ns: bigint): void;
+  /** Report stdio as a terminal (character device), which makes libc line-buffer stdout. Default false. */
+  tty?: boolean;
+  /** Sees every unexpected host exception an import turned into EIO. */
+  onUnexpectedError?(e: unknown): void;
+}
