@@ -45,6 +45,7 @@ export function bwrapArgs(plan: Plan): string[] {
       case 'bind': a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.dest); break;
     }
   }
+  for (const d of plan.createDirs ?? []) a.push('--dir', d);
   a.push('--chdir', plan.cwd, '--clearenv');
   for (const e of plan.env) {
     const i = e.indexOf('=');

@@ -70,6 +70,8 @@ export interface Plan {
   limits: { memoryBytes?: number; pids?: number; cpus?: number; timeoutMs?: number; outputBytes?: number };
   cgroup?: { memory?: 'v1' | 'v2'; pids?: 'v1' | 'v2'; cpu?: 'v1' | 'v2' };
   stdin: boolean;
+  /** Directories created in the (writable) root before the process starts, e.g. a missing working directory. */
+  createDirs?: string[];
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -1,0 +1,192 @@
+/**
+ * The Linux backend: native linux/<host arch> images as sandboxed processes, through bubblewrap.
+ * create() = materialise the image's merged tree once (by chainID) -> plan -> validate -> invocation.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { SandboxError } from '../errors.ts';
+import { applyTar } from '../fs/apply-tar.ts';
+import type { DirInode } from '../fs/inode.ts';
+import type { LayerTree } from '../fs/layer-tree.ts';
+import type { Digest } from '../loader/digest.ts';
+import type { Image } from '../loader/source.ts';
+import type { Backend, Container, ContainerSpec, ProbeResult } from '../runtime/types.ts';
+import { createCgroups, probeCgroups } from './cgroups.ts';
+import { LinuxContainer } from './container.ts';
+import { buildInvocation, overlayOptionSafe, type Tools } from './invocation.ts';
+import { ensureMaterialised, removeTree } from './materialise.ts';
+import { planContainer, validatePlan, type CgroupSupport, type PlanHost } from './plan.ts';
+import { rootfsLookup } from './rootfs-lookup.ts';
+import type { SeccompArch } from './syscalls.ts';
+
+export interface LinuxBackendOptions {
+  /** $WASMBOX_HOME: layers are materialised under <home>/linux/layers, containers get <home>/linux/containers/<id>. */
+  home: string;
+  /** The image's merged layer tree (default: every layer applied in order with the fs layer's applyTar). */
+  rootfsTree?: (image: Image) => Promise<DirInode | LayerTree>;
+  /** Paths of the tools (default: looked up in PATH). */
+  tools?: Partial<Tools>;
+}
+
+interface HostCheck {
+  ok: boolean;
+  reason?: string;
+  tools?: Tools;
+  arch?: SeccompArch;
+  ociArch?: string;
+  privileged?: boolean;
+  cgroups?: CgroupSupport;
+}
+
+const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
+
+export function hostArch(): { oci: string; seccomp: SeccompArch } | undefined {
+  if (process.arch === 'x64') return { oci: 'amd64', seccomp: 'x86_64' };
+  if (process.arch === 'arm64') return { oci: 'arm64', seccomp: 'aarch64' };
+  return undefined;
+}
+
+function which(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin', '/bin'])) {
+    if (!dir) continue;
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** Checks, once per backend, that this host can run Linux containers; the reason names what is missing. */
+function checkHost(home: string, override: Partial<Tools>): HostCheck {
+  if (process.platform !== 'linux') return { ok: false, reason: `native Linux images need a Linux host (this is ${process.platform})` };
+  const arch = hostArch();
+  if (!arch) return { ok: false, reason: `the Linux backend supports x86_64 and aarch64 hosts, not ${process.arch}` };
+  const tools: Partial<Tools> = {
+    bwrap: override.bwrap ?? which('bwrap'),
+    unshare: override.unshare ?? which('unshare'),
+    sh: override.sh ?? which('sh'),
+    mount: override.mount ?? which('mount'),
+  };
+  if (!tools.bwrap) return { ok: false, reason: 'bubblewrap (bwrap) is not installed: apt-get install bubblewrap (or dnf install bubblewrap)' };
+  if (!tools.unshare || !tools.mount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
+  const privileged = process.getuid?.() === 0;
+  const userns = spawnSync(tools.bwrap, ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+  if (userns.status !== 0) {
+    const why = (userns.stderr || userns.error?.message || '').trim();
+    return {
+      ok: false,
+      reason: `bubblewrap cannot create user namespaces here (${why || `exit ${userns.status}`}): enable them ` +
+        '(sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0)',
+    };
+  }
+  // Overlay in a private mount namespace (a user namespace too when not root): the writable root.
+  const scratch = path.join(home, 'linux', `.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(scratch, d), { recursive: true });
+    if (!overlayOptionSafe(scratch)) return { ok: false, reason: `WASMBOX_HOME ${home} contains ',', ':' or '\\', which overlay mount options cannot carry` };
+    const opts = `lowerdir=${scratch}/lower,upperdir=${scratch}/upper,workdir=${scratch}/work${privileged ? '' : ',userxattr'}`;
+    const ns = privileged ? ['--mount', '--propagation', 'private'] : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
+    const r = spawnSync(tools.unshare, [...ns, tools.mount, '-t', 'overlay', '-o', opts, 'wasmbox', `${scratch}/merged`], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status !== 0) {
+      return { ok: false, reason: `overlayfs cannot be mounted in a ${privileged ? 'mount' : 'user'} namespace here (${(r.stderr || '').trim()}): a Linux kernel >= 5.11 with overlayfs is needed` };
+    }
+  } finally {
+    removeTree(scratch);
+  }
+  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups() };
+}
+
+export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
+  const home = path.resolve(opts.home);
+  let host: HostCheck | undefined;
+  const getHost = (): HostCheck => (host ??= checkHost(home, opts.tools ?? {}));
+  const rootfsTree = opts.rootfsTree ?? applyLayers;
+
+  async function probe(image: Image): Promise<ProbeResult> {
+    if (image.kind !== 'linux' || image.platform.os !== 'linux') return { ok: false, reason: `not a Linux image (${image.kind})` };
+    const h = getHost();
+    if (!h.ok) return { ok: false, reason: h.reason! };
+    if (image.platform.architecture !== h.ociArch) {
+      return { ok: false, reason: `the image is linux/${image.platform.architecture}; this host runs linux/${h.ociArch} natively (no emulation)` };
+    }
+    return { ok: true };
+  }
+
+  async function create(image: Image, spec: ContainerSpec): Promise<Container> {
+    const verdict = await probe(image);
+    if (!verdict.ok) throw new SandboxError('BACKEND_UNAVAILABLE', verdict.reason);
+    const h = getHost();
+    const top = image.layers.length ? image.layers[image.layers.length - 1]!.chainId : EMPTY_ROOTFS;
+    const { dir: rootfsDir } = await ensureMaterialised(home, top, async () => {
+      const t = await rootfsTree(image);
+      return 'root' in t ? t.root : t;
+    });
+    const id = randomBytes(32).toString('hex');
+    const containerDir = path.join(home, 'linux', 'containers', id);
+    const lookup = rootfsLookup(rootfsDir);
+    const planHost: PlanHost = {
+      arch: h.arch!,
+      rootfsDir,
+      containerDir,
+      cgroups: h.cgroups!,
+      resolveCommand: lookup.resolveCommand,
+      resolveUser: lookup.resolveUser,
+      canonicalGuestPath: lookup.canonicalGuestPath,
+    };
+    const plan = validatePlan(planContainer(image, spec, planHost, id), planHost);
+    for (const m of plan.mounts) {
+      if (m.kind !== 'bind') continue;
+      try {
+        m.source = fs.realpathSync(m.source);
+        fs.statSync(m.source);
+      } catch {
+        throw new SandboxError('NOT_FOUND', `mount source ${m.source} does not exist on the host`);
+      }
+    }
+    if (!lookup.exists(plan.cwd)) {
+      if (!plan.root.writable) throw new SandboxError('INVALID_ARGUMENT', `working directory ${plan.cwd} does not exist in the read-only image`);
+      plan.createDirs = [plan.cwd];
+    }
+    if (plan.root.writable) {
+      if (![plan.root.lower, containerDir].every(overlayOptionSafe)) {
+        throw new SandboxError('INVALID_ARGUMENT', `WASMBOX_HOME ${home} contains ',', ':' or '\\', which overlay mount options cannot carry`);
+      }
+      for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(containerDir, d), { recursive: true, mode: 0o700 });
+      fs.chmodSync(path.join(containerDir, 'upper'), 0o755);
+    }
+    let cgroups;
+    try {
+      cgroups = createCgroups(plan);
+    } catch (e) {
+      removeTree(containerDir);
+      throw new SandboxError('BACKEND_UNAVAILABLE', `cannot set up the container's cgroups: ${(e as Error).message}`, { cause: e });
+    }
+    const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [] });
+    return new LinuxContainer({
+      plan,
+      invocation,
+      ...(cgroups ? { cgroups } : {}),
+      cleanup: () => removeTree(containerDir),
+      fs: async () => {
+        throw new SandboxError('INVALID_STATE', 'the Linux backend does not expose a container filesystem as a Vfs; bind-mount a host directory (-v) to keep files');
+      },
+    });
+  }
+
+  return { name: 'linux', probe, create };
+}
+
+/** Every layer's tar applied in order (fs/apply-tar.ts), giving the merged tree of the top chainID. */
+async function applyLayers(image: Image): Promise<LayerTree | DirInode> {
+  let tree: LayerTree | undefined;
+  for (const layer of image.layers) {
+    if (layer.kind !== 'tar') throw new SandboxError('UNSUPPORTED_MEDIA_TYPE', 'a Linux image layer must be a tar');
+    tree = await applyTar(tree, await layer.open(), { chainId: layer.chainId, diffId: layer.diffId });
+  }
+  if (tree) return tree;
+  return { kind: 'dir', ino: 1, mode: 0o755, uid: 0, gid: 0, nlink: 2, mtimeNs: 0n, atimeNs: 0n, ctimeNs: 0n, entries: new Map() };
+}

@@ -1,0 +1,245 @@
+/**
+ * A running Linux container: the Invocation as one child process (bwrap, or the prelude that execs
+ * into it), stdio as web streams, exit status docker-style, timeout and kill over the whole pid
+ * namespace (bwrap --die-with-parent: when the outer bwrap dies, the namespace's pid 1 and with it
+ * every process of the container get SIGKILL).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { SandboxError } from '../errors.ts';
+import type { Container, ExitStatus } from '../runtime/types.ts';
+import type { Vfs } from '../fs/vfs.ts';
+import type { ContainerCgroups } from './cgroups.ts';
+import type { Invocation } from './invocation.ts';
+import type { Plan } from './plan.ts';
+
+export const TIMEOUT_EXIT_CODE = 124;
+const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+export interface ContainerParts {
+  plan: Plan;
+  invocation: Invocation;
+  cgroups?: ContainerCgroups;
+  /** Removes the container's private directories (after exit). */
+  cleanup(): void;
+  fs(): Promise<Vfs>;
+}
+
+export class LinuxContainer implements Container {
+  readonly id: string;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  #parts: ContainerParts;
+  #child?: ChildProcess;
+  #started?: Promise<void>;
+  #exit: Promise<ExitStatus>;
+  #resolveExit!: (s: ExitStatus) => void;
+  #stopReason?: { reason: ExitStatus['reason']; code: number; detail: string };
+  #initPid?: number;
+  #outputBytes = 0;
+  #timer?: ReturnType<typeof setTimeout>;
+  #attachOut: Array<(child: ChildProcess) => void> = [];
+  #stdinReady: Promise<Writable | undefined>;
+  #resolveStdin!: (w: Writable | undefined) => void;
+
+  constructor(parts: ContainerParts) {
+    this.#parts = parts;
+    this.id = parts.plan.id;
+    this.#exit = new Promise((r) => (this.#resolveExit = r));
+    this.#stdinReady = new Promise((r) => (this.#resolveStdin = r));
+    this.stdout = this.#outputStream(1);
+    this.stderr = this.#outputStream(2);
+    this.stdin = new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        const w = await this.#stdinReady;
+        if (!w || w.destroyed) return; // the guest has no stdin or stopped reading it: like a closed pipe, data is dropped
+        await new Promise<void>((resolve) => {
+          if (w.write(chunk)) resolve();
+          else {
+            const done = () => { w.off('drain', done); w.off('close', done); resolve(); };
+            w.on('drain', done);
+            w.on('close', done);
+          }
+        });
+      },
+      close: async () => {
+        const w = await this.#stdinReady;
+        w?.end();
+      },
+      abort: async () => {
+        const w = await this.#stdinReady;
+        w?.destroy();
+      },
+    });
+  }
+
+  #outputStream(fd: 1 | 2): ReadableStream<Uint8Array> {
+    let source: Readable | undefined;
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#attachOut.push((child) => {
+          source = (fd === 1 ? child.stdout : child.stderr) ?? undefined;
+          if (!source) { controller.close(); return; }
+          source.on('data', (chunk: Buffer) => {
+            this.#countOutput(chunk.length);
+            controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+            if ((controller.desiredSize ?? 1) <= 0) source!.pause();
+          });
+          source.on('end', () => { try { controller.close(); } catch { /* cancelled */ } });
+          source.on('error', (e) => { try { controller.error(e); } catch { /* cancelled */ } });
+        });
+      },
+      pull: () => { source?.resume(); },
+      cancel: () => { source?.destroy(); },
+    }, { highWaterMark: 16 });
+  }
+
+  #countOutput(n: number): void {
+    const limit = this.#parts.plan.limits.outputBytes;
+    this.#outputBytes += n;
+    if (limit !== undefined && this.#outputBytes > limit && !this.#stopReason) {
+      this.#stop('output-limit', 137, `output passed the limit of ${limit} bytes`);
+    }
+  }
+
+  start(): Promise<void> {
+    this.#started ??= this.#spawn();
+    return this.#started;
+  }
+
+  async #spawn(): Promise<void> {
+    const { plan, invocation } = this.#parts;
+    let child: ChildProcess;
+    try {
+      child = spawn(invocation.command, invocation.args, {
+        stdio: [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+        env: HOST_ENV,
+        detached: false,
+      });
+    } catch (e) {
+      this.#parts.cleanup();
+      this.#parts.cgroups?.remove();
+      throw new SandboxError('BACKEND_UNAVAILABLE', `cannot start ${invocation.command}: ${(e as Error).message}`, { cause: e });
+    }
+    this.#child = child;
+    const spawned = new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    const seccompPipe = child.stdio[3] as Writable;
+    seccompPipe.on('error', () => { /* bwrap exited before reading it: its exit status says why */ });
+    seccompPipe.end(invocation.seccomp);
+    this.#readStatus(child.stdio[4] as Readable);
+    for (const attach of this.#attachOut) attach(child);
+    if (child.stdin) child.stdin.on('error', () => { /* the guest closed its stdin */ });
+    this.#resolveStdin(child.stdin ?? undefined);
+
+    child.on('close', (code, signal) => this.#finish(code, signal));
+    try {
+      await spawned;
+    } catch (e) {
+      throw new SandboxError('BACKEND_UNAVAILABLE', `cannot start ${invocation.command}: ${(e as Error).message}`, { cause: e });
+    }
+    const timeout = plan.limits.timeoutMs;
+    if (timeout !== undefined) {
+      this.#timer = setTimeout(() => this.#stop('timeout', TIMEOUT_EXIT_CODE, `killed after the ${timeout} ms timeout`), timeout);
+    }
+  }
+
+  #readStatus(pipe: Readable): void {
+    let text = '';
+    pipe.setEncoding('utf8');
+    pipe.on('data', (s: string) => {
+      text += s;
+      const m = /"child-pid"\s*:\s*(\d+)/.exec(text);
+      if (m && this.#initPid === undefined) this.#initPid = Number(m[1]);
+    });
+    pipe.on('error', () => {});
+  }
+
+  /** Kills the whole container: the outer bwrap dies, so the namespace's pid 1 and every other process get SIGKILL. */
+  #stop(reason: ExitStatus['reason'], code: number, detail: string): void {
+    if (this.#stopReason) return;
+    this.#stopReason = { reason, code, detail };
+    this.#killAll();
+  }
+
+  #killAll(): void {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    if (this.#initPid !== undefined) {
+      try { process.kill(this.#initPid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  }
+
+  #finish(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    const cg = this.#parts.cgroups;
+    const oom = cg ? cg.oomKills() : 0;
+    cg?.remove();
+    try { this.#parts.cleanup(); } catch { /* best effort */ }
+    let status: ExitStatus;
+    const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
+    if (this.#stopReason) {
+      status = { code: this.#stopReason.code, reason: this.#stopReason.reason, detail: this.#stopReason.detail };
+      if (this.#stopReason.reason === 'killed' && exitCode > 128) status.signal = signalName(exitCode - 128);
+    } else if (oom > 0 && exitCode === 137) {
+      status = { code: 137, reason: 'oom', detail: `killed by the OOM killer at the ${this.#parts.plan.limits.memoryBytes} byte memory limit`, signal: 'SIGKILL' };
+    } else if (exitCode > 128 && exitCode < 128 + 65) {
+      status = { code: exitCode, reason: 'signal', signal: signalName(exitCode - 128) };
+    } else {
+      status = { code: exitCode, reason: 'exit' };
+    }
+    this.#resolveExit(status);
+  }
+
+  wait(): Promise<ExitStatus> {
+    return this.#exit;
+  }
+
+  async kill(signal: string = 'SIGKILL'): Promise<void> {
+    if (!this.#child) {
+      // never started: nothing runs, the container just ends
+      this.#stopReason = { reason: 'killed', code: 137, detail: 'killed before it started' };
+      this.#parts.cleanup();
+      this.#parts.cgroups?.remove();
+      this.#resolveExit({ code: 137, reason: 'killed', detail: 'killed before it started' });
+      return;
+    }
+    const num = osConstants.signals[signal as NodeJS.Signals];
+    if (num === undefined) throw new SandboxError('INVALID_ARGUMENT', `unknown signal ${signal}`);
+    if (signal === 'SIGKILL') {
+      if (!this.#stopReason) this.#stopReason = { reason: 'killed', code: 137, detail: 'killed' };
+      this.#killAll();
+      return;
+    }
+    // Other signals go to the container's process (pid 2 under bwrap's init, which only reaps).
+    const target = this.#guestPid();
+    if (target !== undefined) {
+      try { process.kill(target, signal as NodeJS.Signals); } catch { /* it just exited */ }
+    }
+  }
+
+  #guestPid(): number | undefined {
+    const init = this.#initPid;
+    if (init === undefined) return undefined;
+    try {
+      const children = fs.readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      return children.length ? Number(children[0]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  fs(): Promise<Vfs> {
+    return this.#parts.fs();
+  }
+}
+
+function signalName(n: number): string | undefined {
+  return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0];
+}

@@ -1,0 +1,163 @@
+/**
+ * Real Linux images built at test time as OCI layout directories (nothing committed):
+ * - busybox: one layer, Debian's busybox-static as /bin/busybox with applet symlinks, /etc/passwd, /etc/group;
+ * - layered: busybox plus layers with a whiteout, an opaque directory, symlinks, hard links, a setuid file.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { pack, type Header } from 'tar-stream';
+import { directoryTree } from '../../src/host/node/byte-source.ts';
+import { openImage } from '../../src/loader/open-image.ts';
+import { ociLayoutSource } from '../../src/loader/sources/oci-layout.ts';
+import type { Image } from '../../src/loader/source.ts';
+
+export const BUSYBOX = '/bin/busybox';
+export const APPLETS = [
+  'sh', 'ls', 'cat', 'echo', 'ps', 'hostname', 'id', 'true', 'false', 'sleep', 'env', 'pwd', 'ip', 'mount',
+  'umount', 'unshare', 'nsenter', 'mkdir', 'touch', 'rm', 'ln', 'stat', 'readlink', 'grep', 'head', 'wc',
+  'yes', 'dd', 'kill', 'find', 'chmod', 'sed', 'tr', 'seq', 'test', 'cut', 'uname', 'whoami', 'sort',
+  'xargs', 'mknod', 'chroot', 'ifconfig', 'tail', 'tee', 'rmdir', 'mv', 'cp', 'printf', 'nproc', 'free',
+];
+
+export function busyboxAvailable(): string | undefined {
+  if (!fs.existsSync(BUSYBOX)) return `${BUSYBOX} is missing (apt-get install busybox-static)`;
+  const head = fs.readFileSync(BUSYBOX).subarray(0, 20);
+  if (head[0] !== 0x7f || head[1] !== 0x45) return `${BUSYBOX} is not an ELF binary`;
+  return undefined;
+}
+
+export type Entry =
+  | { type: 'dir'; name: string; mode?: number; uid?: number; gid?: number }
+  | { type: 'file'; name: string; data: Uint8Array | string; mode?: number; uid?: number; gid?: number }
+  | { type: 'symlink'; name: string; target: string }
+  | { type: 'link'; name: string; target: string }
+  | { type: 'fifo'; name: string; mode?: number };
+
+const MTIME = new Date('2024-01-02T03:04:05Z');
+
+export async function layerTar(entries: Entry[]): Promise<Uint8Array> {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  p.on('data', (c: Buffer) => { chunks.push(c); });
+  const done = new Promise<void>((resolve, reject) => { p.on('end', resolve); p.on('error', reject); });
+  for (const e of entries) {
+    const base: Header = { name: e.name, mtime: MTIME, uid: 0, gid: 0 };
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      switch (e.type) {
+        case 'dir': p.entry({ ...base, type: 'directory', mode: e.mode ?? 0o755, uid: e.uid ?? 0, gid: e.gid ?? 0 }, cb); break;
+        case 'file': {
+          const data = typeof e.data === 'string' ? Buffer.from(e.data) : Buffer.from(e.data);
+          p.entry({ ...base, type: 'file', mode: e.mode ?? 0o644, uid: e.uid ?? 0, gid: e.gid ?? 0, size: data.length }, data, cb);
+          break;
+        }
+        case 'symlink': p.entry({ ...base, type: 'symlink', linkname: e.target, mode: 0o777 }, cb); break;
+        case 'link': p.entry({ ...base, type: 'link', linkname: e.target, mode: 0o644 }, cb); break;
+        case 'fifo': p.entry({ ...base, type: 'fifo', mode: e.mode ?? 0o644 }, cb); break;
+      }
+    });
+  }
+  p.finalize();
+  await done;
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface ImageConfigInput { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string }
+
+/** Writes an OCI image layout with gzip layers; returns its directory. */
+export function writeOciLayout(dir: string, layers: Uint8Array[], config: ImageConfigInput, arch = hostOciArch()): string {
+  fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = (b: Uint8Array): { digest: string; size: number } => {
+    const digest = sha(b);
+    fs.writeFileSync(path.join(dir, 'blobs', 'sha256', digest.slice(7)), b);
+    return { digest, size: b.byteLength };
+  };
+  const layerDescs = layers.map((tar) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(gzipSync(tar)) }));
+  const cfg = {
+    architecture: arch,
+    os: 'linux',
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], ...config },
+    rootfs: { type: 'layers', diff_ids: layers.map(sha) },
+  };
+  const cfgDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(Buffer.from(JSON.stringify(cfg))) };
+  const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfgDesc, layers: layerDescs };
+  const mDesc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...put(Buffer.from(JSON.stringify(manifest))), annotations: { 'org.opencontainers.image.ref.name': 'latest' } };
+  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [mDesc] }));
+  return dir;
+}
+
+export function hostOciArch(): string {
+  return process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : process.arch;
+}
+
+export function busyboxEntries(): Entry[] {
+  return [
+    { type: 'dir', name: 'bin' },
+    { type: 'file', name: 'bin/busybox', data: fs.readFileSync(BUSYBOX), mode: 0o755 },
+    ...APPLETS.map((a): Entry => ({ type: 'symlink', name: `bin/${a}`, target: 'busybox' })),
+    { type: 'dir', name: 'etc' },
+    { type: 'file', name: 'etc/passwd', data: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' },
+    { type: 'file', name: 'etc/group', data: 'root:x:0:\napp:x:1000:\nstaff:x:50:\nnogroup:x:65534:\n' },
+    { type: 'file', name: 'etc/hostname', data: 'image-hostname\n' },
+    { type: 'dir', name: 'root', mode: 0o700 },
+    { type: 'dir', name: 'home' },
+    { type: 'dir', name: 'home/app', uid: 1000, gid: 1000 },
+    { type: 'dir', name: 'tmp', mode: 0o1777 },
+    { type: 'dir', name: 'proc', mode: 0o555 },
+    { type: 'dir', name: 'dev' },
+    { type: 'dir', name: 'work' },
+  ];
+}
+
+export async function buildBusyboxImage(dir: string, config: ImageConfigInput = { Cmd: ['sh'] }): Promise<string> {
+  return writeOciLayout(dir, [await layerTar(busyboxEntries())], config);
+}
+
+/** Four layers: busybox; files to delete later; whiteout + opaque dir + links + setuid; a rewrite. */
+export async function buildLayeredImage(dir: string): Promise<string> {
+  const l1 = await layerTar(busyboxEntries());
+  const l2 = await layerTar([
+    { type: 'dir', name: 'data' },
+    { type: 'file', name: 'data/keep.txt', data: 'v1\n' },
+    { type: 'file', name: 'data/gone.txt', data: 'should be whited out\n' },
+    { type: 'dir', name: 'opaque' },
+    { type: 'file', name: 'opaque/old1', data: 'old\n' },
+    { type: 'dir', name: 'opaque/olddir' },
+    { type: 'file', name: 'opaque/olddir/x', data: 'old\n' },
+  ]);
+  const l3 = await layerTar([
+    { type: 'dir', name: 'data' },
+    { type: 'file', name: 'data/.wh.gone.txt', data: '' },
+    { type: 'dir', name: 'opaque' },
+    { type: 'file', name: 'opaque/.wh..wh..opq', data: '' },
+    { type: 'file', name: 'opaque/new', data: 'new\n' },
+    { type: 'dir', name: 'links' },
+    { type: 'file', name: 'links/target.txt', data: 'target\n' },
+    { type: 'symlink', name: 'links/rel', target: 'target.txt' },
+    { type: 'symlink', name: 'links/abs', target: '/data/keep.txt' },
+    { type: 'symlink', name: 'links/escape', target: '../../../../etc/hostname' },
+    { type: 'link', name: 'links/hard', target: 'links/target.txt' },
+    { type: 'file', name: 'bin/suid', data: '#!/bin/sh\nid\n', mode: 0o4755 },
+    { type: 'fifo', name: 'links/fifo' },
+  ]);
+  const l4 = await layerTar([
+    { type: 'dir', name: 'data' },
+    { type: 'file', name: 'data/keep.txt', data: 'v2\n' },
+  ]);
+  return writeOciLayout(dir, [l1, l2, l3, l4], { Cmd: ['sh'], WorkingDir: '/data' });
+}
+
+export async function openOciDir(dir: string): Promise<Image> {
+  const core = await ociLayoutSource(directoryTree(dir));
+  return openImage(core, { transport: 'oci', path: dir }, { platform: `linux/${hostOciArch()}` });
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
