@@ -33,6 +33,9 @@ export const DEFAULT_LIMITS: Required<OpenImageLimits> = {
 
 const MAX_INDEX_DEPTH = 4;
 
+/** Configs of wasm artifacts (CNCF v0; wasm-to-oci's legacy v1), which carry no rootfs: one is synthesized. */
+const WASM_ARTIFACT_CONFIG_TYPES: readonly string[] = [MediaType.wasmConfig, 'application/vnd.wasm.config.v1+json'];
+
 /** chainID(1) = diffID(1); chainID(n) = sha256(chainID(n-1) + " " + diffID(n)). */
 export function chainIds(diffIds: Digest[]): Digest[] {
   const out: Digest[] = [];
@@ -158,12 +161,14 @@ export async function openImage(core: SourceCore, target: ImageRef | Descriptor,
   const what = `image ${desc.digest}`;
 
   const configType = manifest.config.mediaType;
-  if (configType !== MediaType.ociConfig && configType !== MediaType.dockerConfig && configType !== MediaType.wasmConfig) {
+  const allRawWasm = manifest.layers.length > 0 && manifest.layers.every((l) => RAW_WASM_LAYER_TYPES.includes(l.mediaType));
+  const synthesized = WASM_ARTIFACT_CONFIG_TYPES.includes(configType) || (configType === MediaType.ociEmpty && allRawWasm);
+  if (configType !== MediaType.ociConfig && configType !== MediaType.dockerConfig && !synthesized) {
     throw new SandboxError('UNSUPPORTED_MEDIA_TYPE', `${what}: config media type ${JSON.stringify(configType)} is not an image config`, { data: { mediaType: configType } });
   }
   const configBytes = await fetchSmall(core, store, manifest.config, limits.maxManifestBytes, 'config');
   const configJson = parseJson(configBytes, `config ${manifest.config.digest}`);
-  const config = configType === MediaType.wasmConfig
+  const config = synthesized
     ? wasmArtifactConfig(configJson, manifest, `config ${manifest.config.digest}`)
     : validateConfig(configJson, `config ${manifest.config.digest}`);
 
