@@ -4,6 +4,11 @@ import { FsError, type Vfs } from '../src/fs/vfs.ts';
 import { newDir, newFile, newSymlink, type DirInode, type FileInode, type Inode } from '../src/fs/inode.ts';
 import { treeVfs } from '../src/fs/tree-vfs.ts';
 import * as paths from '../src/fs/paths.ts';
+import { applyTar } from '../src/fs/apply-tar.ts';
+import type { LayerTree } from '../src/fs/layer-tree.ts';
+import { parseDigest } from '../src/loader/digest.ts';
+import { makeTar, type FixtureEntry } from './helpers/tar-fixtures.ts';
+import { extract } from 'tar-stream';
 import { runVfsSuite } from './vfs-suite.ts';
 
 const enc = new TextEncoder();
@@ -306,5 +311,171 @@ describe('path helpers over an overlay', () => {
     paths.rm(o, '/nope', { force: true });
     expect(errnoOf(() => paths.rm(o, '/', { recursive: true }))).toBe('EINVAL');
     expect(paths.readdir(o, '/')).toEqual(['etc', 'bin', 'readme']);
+  });
+});
+
+// ---- diff: the upper as an OCI layer tar
+
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      c.enqueue(bytes);
+      c.close();
+    },
+  });
+}
+
+async function drain(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of s as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+const digestOf = (n: number) => parseDigest('sha256:' + n.toString(16).padStart(64, '0'));
+
+async function layerFrom(entries: FixtureEntry[], parent?: LayerTree): Promise<LayerTree> {
+  const n = (parent ? 2 : 1) + Math.floor(Math.random() * 1e6);
+  return applyTar(parent, streamOf(await makeTar(entries)), { chainId: digestOf(n), diffId: digestOf(n + 1) });
+}
+
+/** Names, kinds, modes, owners, mtimes, contents, targets and hard-link groups that differ. */
+function sameTree<A, B>(a: Vfs<A>, b: Vfs<B>): string[] {
+  const out: string[] = [];
+  const linksA = new Map<number, string>();
+  const linksB = new Map<number, string>();
+  const walk = (x: A, y: B, path: string): void => {
+    const sx = a.stat(x);
+    const sy = b.stat(y);
+    for (const k of ['kind', 'mode', 'uid', 'gid', 'size', 'nlink', 'rdev'] as const) {
+      if (sx[k] !== sy[k]) out.push(`${path}: ${k} ${sx[k]} != ${sy[k]}`);
+    }
+    if (path !== '' && sx.mtimeNs !== sy.mtimeNs) out.push(`${path}: mtime ${sx.mtimeNs} != ${sy.mtimeNs}`);
+    if (sx.kind === 'symlink' && a.readlink(x) !== b.readlink(y)) out.push(`${path}: target`);
+    if (sx.kind === 'file' && text(a, x) !== text(b, y)) out.push(`${path}: content`);
+    if (sx.kind !== 'dir' && sx.nlink > 1) {
+      const fa = linksA.get(sx.ino) ?? (linksA.set(sx.ino, path), path);
+      const fb = linksB.get(sy.ino) ?? (linksB.set(sy.ino, path), path);
+      if (fa !== fb) out.push(`${path}: linked to ${fa} here, ${fb} there`);
+    }
+    if (sx.kind === 'dir' && sy.kind === 'dir') {
+      const ex = a.readdir(x).map((e) => e.name).sort();
+      const ey = b.readdir(y).map((e) => e.name).sort();
+      if (ex.join('\0') !== ey.join('\0')) out.push(`${path}/: [${ex}] != [${ey}]`);
+      for (const name of ex) {
+        const cy = b.lookup(y, name);
+        if (cy !== undefined) walk(a.lookup(x, name)!, cy, `${path}/${name}`);
+      }
+    }
+  };
+  walk(a.root(), b.root(), '');
+  return out;
+}
+
+async function tarNames(s: ReadableStream<Uint8Array>): Promise<string[]> {
+  const bytes = await drain(s);
+  const names: string[] = [];
+  const ex = extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('entry', (h, stream, next) => {
+      names.push(h.type === 'link' ? `${h.name} => ${h.linkname}` : h.name);
+      stream.on('end', next);
+      stream.resume();
+    });
+    ex.on('finish', resolve);
+    ex.on('error', reject);
+  });
+  ex.end(Buffer.from(bytes));
+  await done;
+  return names;
+}
+
+const BASE: FixtureEntry[] = [
+  { path: 'etc/' },
+  { path: 'etc/hosts', data: '127.0.0.1 localhost\n' },
+  { path: 'etc/passwd', data: 'root:x:0:0\n', mode: 0o600 },
+  { path: 'usr/' },
+  { path: 'usr/bin/' },
+  { path: 'usr/bin/busybox', data: 'BB', mode: 0o4755 },
+  { path: 'usr/bin/sh', type: 'link', linkname: 'usr/bin/busybox' },
+  { path: 'bin/' },
+  { path: 'bin/ls', type: 'link', linkname: 'usr/bin/busybox' },
+  { path: 'lib/' },
+  { path: 'lib/a', data: 'a' },
+  { path: 'lib/sub/' },
+  { path: 'lib/sub/b', data: 'b' },
+  { path: 'lnk', type: 'symlink', linkname: 'etc/hosts' },
+  { path: 'data/' },
+  { path: 'data/x', data: 'x' },
+  { path: 'dev/' },
+  { path: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+];
+
+describe('Overlay.diff', () => {
+  it('applied on the lower, gives the tree the overlay shows', async () => {
+    const lowerTree = await layerFrom(BASE);
+    const o = Overlay.overLayerTree(lowerTree, { clock: () => 1_700_000_123_456_789_000n });
+    paths.writeFile(o, '/etc/hosts', '10.0.0.1 host\n'); // changed content
+    paths.rm(o, '/etc/passwd'); // whiteout
+    o.setTimes(at(o, 'data/x'), undefined, 1_650_000_000_000_000_001n); // metadata only
+    paths.rm(o, '/lib', { recursive: true }); // removed ...
+    paths.mkdirp(o, '/lib'); // ... and recreated: opaque
+    paths.writeFile(o, '/lib/new', 'fresh');
+    o.rename(o.root(), 'usr', o.root(), 'opt'); // moved lower dir with a hard link inside
+    paths.mkdirp(o, '/home/user/deep');
+    paths.writeFile(o, '/home/user/deep/f', 'deep file');
+    o.link(at(o, 'home/user'), 'hl', at(o, 'home/user/deep/f'));
+    paths.symlink(o, '../etc/hosts', '/home/lnk');
+    paths.rm(o, '/lnk');
+    paths.writeFile(o, '/lnk', 'now a file'); // symlink replaced by a file
+    paths.rm(o, '/dev/null');
+    paths.mkdirp(o, '/dev/null'); // device replaced by a directory
+
+    const applied = await applyTar(lowerTree, o.diff(), { chainId: digestOf(901), diffId: digestOf(902) });
+    expect(sameTree(o, treeVfs(applied))).toEqual([]);
+    expect(sameTree(treeVfs(applied), o)).toEqual([]);
+  });
+
+  it('writes whiteouts and an opaque marker, and nothing for unchanged lower content', async () => {
+    const lowerTree = await layerFrom(BASE);
+    const o = Overlay.overLayerTree(lowerTree);
+    expect(await tarNames(o.diff())).toEqual([]);
+    paths.rm(o, '/etc/passwd');
+    paths.rm(o, '/lib', { recursive: true });
+    paths.mkdirp(o, '/lib');
+    const names = await tarNames(o.diff());
+    expect(names).toEqual(['etc', 'etc/.wh.passwd', 'lib', 'lib/.wh..wh..opq']);
+  });
+
+  it('keeps hard links linked: copy-up through one name writes the node once', async () => {
+    const lowerTree = await layerFrom(BASE);
+    const o = Overlay.overLayerTree(lowerTree);
+    o.write(at(o, 'bin/ls'), enc.encode('NEW'), 0);
+    const names = await tarNames(o.diff());
+    expect(names).toEqual(['bin/ls', 'usr/bin/busybox => bin/ls', 'usr/bin/sh => bin/ls']);
+    const applied = await applyTar(lowerTree, o.diff(), { chainId: digestOf(903), diffId: digestOf(904) });
+    expect(sameTree(o, treeVfs(applied))).toEqual([]);
+  });
+
+  it('links a moved name of an unchanged hard-linked file to where the lower still has it', async () => {
+    const lowerTree = await layerFrom(BASE);
+    const o = Overlay.overLayerTree(lowerTree);
+    o.rename(at(o, 'bin'), 'ls', o.root(), 'ls');
+    const names = await tarNames(o.diff());
+    expect(names).toEqual(['bin', 'bin/.wh.ls', 'ls => usr/bin/busybox']);
+    const applied = await applyTar(lowerTree, o.diff(), { chainId: digestOf(905), diffId: digestOf(906) });
+    expect(sameTree(o, treeVfs(applied))).toEqual([]);
+  });
+
+  it('exports an overlay over nothing as a plain tar of everything', async () => {
+    const o = Overlay.prepare(undefined, { clock: () => 1_000_000_000_000_000_000n });
+    paths.mkdirp(o, '/a/b');
+    paths.writeFile(o, '/a/b/f', 'x');
+    expect(await tarNames(o.diff())).toEqual(['a', 'a/b', 'a/b/f']);
   });
 });

@@ -3,6 +3,7 @@ import { MAX_NAME_BYTES } from './resolve.ts';
 import { DIR_SIZE, type Inode } from './inode.ts';
 import type { LayerTree } from './layer-tree.ts';
 import { treeVfs } from './tree-vfs.ts';
+import { overlayDiff } from './overlay-diff.ts';
 
 /**
  * A node that lives in an overlay's private upper: either a copy of a lower node (copy-up) or a
@@ -163,6 +164,14 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   /** Number of lower nodes copied up so far. */
   get copiedUp(): number {
     return this.#copies.size;
+  }
+
+  /**
+   * The upper as an OCI layer tar (changed and new nodes, `.wh.` whiteouts, `.wh..wh..opq` opaque
+   * directories); applied on the lower it gives what this overlay shows. See overlay-diff.ts.
+   */
+  diff(): ReadableStream<Uint8Array> {
+    return overlayDiff(this);
   }
 
   now(): bigint {
