@@ -41,10 +41,10 @@ const MTIME = new Date('2024-01-02T03:04:05Z');
 export async function layerTar(entries: Entry[]): Promise<Uint8Array> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => { chunks.push(c); });
+  p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
   const done = new Promise<void>((resolve, reject) => { p.on('end', resolve); p.on('error', reject); });
   for (const e of entries) {
-    const base: Header = { name: e.name, mtime: MTIME, uid: 0, gid: 0 };
+    const base: Partial<Header> & { name: string } = { name: e.name, mtime: MTIME, uid: 0, gid: 0 };
     await new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null) => (err ? reject(err) : resolve());
       switch (e.type) {

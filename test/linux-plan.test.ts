@@ -1,0 +1,175 @@
+// Container plans as data: built, validated and turned into a bwrap invocation without root or a kernel.
+import { describe, expect, it } from 'vitest';
+import { bwrapArgs, buildInvocation, planContainer, validatePlan, DOCKER_DEFAULT_CAPS, type PlanHost } from '../src/linux-backend/index.ts';
+import { isSandboxError } from '../src/errors.ts';
+import type { ContainerSpec } from '../src/runtime/types.ts';
+import type { Image } from '../src/loader/source.ts';
+
+const image = { platform: { os: 'linux', architecture: 'amd64' } } as Image;
+const ID = 'abcdef0123456789'.repeat(4);
+
+function host(o: Partial<PlanHost> = {}): PlanHost {
+  return {
+    arch: 'x86_64',
+    rootfsDir: '/var/lib/wb/linux/layers/aa',
+    containerDir: '/var/lib/wb/linux/containers/c1',
+    cgroups: { memory: 'v1', pids: 'v1', cpu: 'v1' },
+    resolveCommand: (name, path) => (name === 'sh' && path.includes('/bin') ? { path: '/bin/sh', executable: true } : name === 'noexec' ? { path: '/bin/noexec', executable: false } : undefined),
+    resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000 } : { uid: Number(u.split(':')[0]), gid: Number(u.split(':')[1] ?? 0) }),
+    canonicalGuestPath: (p) => p.replace(/^\/var\/run/, '/run'),
+    ...o,
+  };
+}
+
+function spec(o: Partial<ContainerSpec> = {}): ContainerSpec {
+  return { argv: ['sh', '-c', 'true'], env: ['PATH=/bin'], cwd: '/', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, ...o };
+}
+
+const plan = (s: Partial<ContainerSpec> = {}, h = host()) => validatePlan(planContainer(image, spec(s), h, ID), h);
+const fails = (f: () => unknown, code: string, re: RegExp) => {
+  let err: unknown;
+  try { f(); } catch (e) { err = e; }
+  expect(isSandboxError(err)).toBe(true);
+  expect((err as { code: string }).code).toBe(code);
+  expect((err as Error).message).toMatch(re);
+};
+
+describe('planContainer', () => {
+  it('isolates by default: all namespaces, own /proc, minimal /dev, tmpfs /tmp, docker caps, seccomp, no new privileges', () => {
+    const p = plan();
+    expect(p.namespaces).toEqual({ user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true });
+    expect(p.mounts).toEqual([{ kind: 'proc', dest: '/proc' }, { kind: 'dev', dest: '/dev' }, { kind: 'tmpfs', dest: '/tmp' }]);
+    expect(p.hostname).toBe(ID.slice(0, 12));
+    expect(p.capabilities).toEqual([...DOCKER_DEFAULT_CAPS]);
+    expect(p.capabilities).not.toContain('CAP_SYS_ADMIN');
+    expect(p.noNewPrivileges).toBe(true);
+    expect(p.seccomp.deny.map((d) => d.name)).toEqual(expect.arrayContaining(['ptrace', 'keyctl', 'bpf', 'mount', 'unshare', 'kexec_load', 'init_module']));
+    expect(p.argv).toEqual(['/bin/sh', '-c', 'true']);
+    expect(p.root).toEqual({ lower: '/var/lib/wb/linux/layers/aa', writable: true, upper: '/var/lib/wb/linux/containers/c1/upper', work: '/var/lib/wb/linux/containers/c1/work', merged: '/var/lib/wb/linux/containers/c1/merged' });
+  });
+
+  it('a non-root user gets no capabilities; names resolve through the image', () => {
+    const p = plan({ user: 'app' });
+    expect([p.uid, p.gid, p.capabilities]).toEqual([1000, 1000, []]);
+  });
+
+  it('adds PATH when the spec has none and resolves argv[0] through it', () => {
+    const p = plan({ env: ['A=1'] });
+    expect(p.env[0]).toMatch(/^PATH=.*\/bin/);
+    expect(p.argv[0]).toBe('/bin/sh');
+    fails(() => plan({ argv: ['nope'] }), 'NOT_FOUND', /executable file not found in \$PATH: nope/);
+    fails(() => plan({ argv: ['noexec'] }), 'NOT_RUNNABLE', /permission denied/);
+    fails(() => plan({ argv: [] }), 'NOT_RUNNABLE', /no command/);
+  });
+
+  it('orders binds by depth after the tmpfs, canonicalising mount points in the image', () => {
+    const p = plan({
+      mounts: [
+        { guest: '/data/sub', source: { type: 'host', path: '/h/b' }, mode: 'ro' },
+        { guest: '/data', source: { type: 'host', path: '/h/a' }, mode: 'rw' },
+        { guest: '/var/run/x', source: { type: 'host', path: '/h/c' }, mode: 'rw' },
+      ],
+    });
+    expect(p.mounts.slice(3)).toEqual([
+      { kind: 'bind', source: '/h/a', dest: '/data', readOnly: false },
+      { kind: 'bind', source: '/h/b', dest: '/data/sub', readOnly: true },
+      { kind: 'bind', source: '/h/c', dest: '/run/x', readOnly: false },
+    ]);
+  });
+
+  it('a mount on /tmp replaces the tmpfs', () => {
+    const p = plan({ mounts: [{ guest: '/tmp', source: { type: 'host', path: '/h' }, mode: 'rw' }] });
+    expect(p.mounts.filter((m) => m.dest === '/tmp')).toEqual([{ kind: 'bind', source: '/h', dest: '/tmp', readOnly: false }]);
+  });
+
+  it('refuses foreign images and non-host mounts', () => {
+    fails(() => validatePlan(planContainer({ platform: { os: 'wasi', architecture: 'wasm' } } as Image, spec(), host(), ID), host()), 'PLATFORM_MISMATCH', /linux/);
+    fails(() => plan({ mounts: [{ guest: '/v', source: { type: 'volume', name: 'v' }, mode: 'rw' }] }), 'CAPABILITY_DENIED', /host directories/);
+  });
+});
+
+describe('validatePlan', () => {
+  const mount = (guest: string, path = '/h') => ({ guest, source: { type: 'host' as const, path }, mode: 'rw' as const });
+  it('rejects relative, dotted and duplicate mount points and mounts over /proc, /dev, /sys or /', () => {
+    fails(() => plan({ mounts: [mount('data')] }), 'INVALID_ARGUMENT', /absolute/);
+    fails(() => plan({ mounts: [mount('/a/../etc')] }), 'INVALID_ARGUMENT', /absolute/);
+    fails(() => plan({ mounts: [mount('/d'), mount('/d', '/other')] }), 'INVALID_ARGUMENT', /two mounts on \/d/);
+    fails(() => plan({ mounts: [mount('/proc')] }), 'INVALID_ARGUMENT', /two mounts on \/proc|cover the container's \/proc/);
+    fails(() => plan({ mounts: [mount('/proc/sys')] }), 'INVALID_ARGUMENT', /\/proc/);
+    fails(() => plan({ mounts: [mount('/dev/sda')] }), 'INVALID_ARGUMENT', /\/dev/);
+    fails(() => plan({ mounts: [mount('/sys')] }), 'INVALID_ARGUMENT', /\/sys/);
+    fails(() => plan({ mounts: [mount('/')] }), 'INVALID_ARGUMENT', /over \//);
+    fails(() => plan({ mounts: [mount('/x', 'relative/dir')] }), 'INVALID_ARGUMENT', /host path of a mount must be absolute/);
+  });
+
+  it('rejects a relative working directory, bad env entries, bad hostnames, bad ids', () => {
+    fails(() => plan({ cwd: 'work' }), 'INVALID_ARGUMENT', /working directory/);
+    fails(() => plan({ env: ['PATH=/bin', 'NOEQUALS'] }), 'INVALID_ARGUMENT', /NAME=value/);
+    fails(() => plan({ hostname: 'bad host!' }), 'INVALID_ARGUMENT', /hostname/);
+    fails(() => plan({ user: '-5' }), 'INVALID_ARGUMENT', /uid/);
+  });
+
+  it('rejects limits out of range', () => {
+    fails(() => plan({ limits: { memoryBytes: 1000 } }), 'INVALID_ARGUMENT', /memory limit/);
+    fails(() => plan({ limits: { pids: 0 } }), 'INVALID_ARGUMENT', /pids/);
+    fails(() => plan({ limits: { cpus: 0 } }), 'INVALID_ARGUMENT', /cpus/);
+  });
+
+  it('refuses a limit the host cannot enforce instead of running without it', () => {
+    const noCgroups = host({ cgroups: { missingReason: 'not root, so cgroup v1 is not writable' } });
+    fails(() => plan({ limits: { memoryBytes: 64 << 20 } }, noCgroups), 'BACKEND_UNAVAILABLE', /memory \(-m\).*not root/);
+    fails(() => plan({ limits: { pids: 10, cpus: 1 } }, noCgroups), 'BACKEND_UNAVAILABLE', /pids.*cpu/);
+    expect(plan({ limits: { timeoutMs: 100 } }, noCgroups).limits.timeoutMs).toBe(100); // a timeout needs no cgroup
+    expect(plan({ limits: { memoryBytes: 64 << 20 } }).cgroup).toEqual({ memory: 'v1' });
+  });
+});
+
+describe('bwrap invocation', () => {
+  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount' };
+
+  it('turns the plan into bwrap options in order', () => {
+    const p = plan({ mounts: [{ guest: '/data', source: { type: 'host', path: '/h/a' }, mode: 'ro' }], env: ['PATH=/bin', 'X=a=b'], cwd: '/data', hostname: 'box' });
+    const a = bwrapArgs(p);
+    const at = (s: string) => a.indexOf(s);
+    for (const o of ['--unshare-user', '--disable-userns', '--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-ipc', '--die-with-parent', '--new-session']) expect(a).toContain(o);
+    expect(a.slice(at('--hostname'), at('--hostname') + 2)).toEqual(['--hostname', 'box']);
+    expect(a.slice(at('--bind'), at('--bind') + 3)).toEqual(['--bind', '/var/lib/wb/linux/containers/c1/merged', '/']);
+    expect(at('--proc')).toBeLessThan(at('--dev'));
+    expect(at('--tmpfs')).toBeLessThan(at('--ro-bind'));
+    expect(a.slice(at('--ro-bind'), at('--ro-bind') + 3)).toEqual(['--ro-bind', '/h/a', '/data']);
+    expect(a.slice(at('--chdir'), at('--chdir') + 3)).toEqual(['--chdir', '/data', '--clearenv']);
+    expect(a.join(' ')).toContain('--setenv X a=b');
+    expect(a.filter((x) => x === '--cap-add').length).toBe(DOCKER_DEFAULT_CAPS.length);
+    expect(at('--cap-drop')).toBeLessThan(at('--cap-add'));
+    expect(a.slice(at('--seccomp'), at('--seccomp') + 2)).toEqual(['--seccomp', '3']);
+    expect(a.slice(at('--'))).toEqual(['--', '/bin/sh', '-c', 'true']);
+  });
+
+  it('a read-only root without limits is bwrap alone', () => {
+    const inv = buildInvocation(plan({ readOnlyRoot: true }), tools, { privileged: true, cgroupProcs: [] });
+    expect(inv.command).toBe('/usr/bin/bwrap');
+    expect(inv.args).toContain('--ro-bind');
+    expect(inv.args.slice(inv.args.indexOf('--ro-bind'), inv.args.indexOf('--ro-bind') + 3)).toEqual(['--ro-bind', '/var/lib/wb/linux/layers/aa', '/']);
+    expect(inv.seccomp.length % 8).toBe(0);
+  });
+
+  it('a writable root mounts an overlay in a private mount namespace first (a user namespace too when not root)', () => {
+    const p = plan();
+    const root = buildInvocation(p, tools, { privileged: true, cgroupProcs: [] });
+    expect(root.command).toBe('/usr/bin/unshare');
+    expect(root.args.slice(0, 3)).toEqual(['--mount', '--propagation', 'private']);
+    const script = root.args[root.args.indexOf('-c') + 1]!;
+    expect(script).toContain("-t overlay -o 'lowerdir=/var/lib/wb/linux/layers/aa,upperdir=/var/lib/wb/linux/containers/c1/upper,workdir=/var/lib/wb/linux/containers/c1/work' wasmbox '/var/lib/wb/linux/containers/c1/merged'");
+    expect(script).toMatch(/exec '\/usr\/bin\/bwrap' "\$@"$/);
+    const user = buildInvocation(p, tools, { privileged: false, cgroupProcs: [] });
+    expect(user.args.slice(0, 3)).toEqual(['--user', '--map-root-user', '--mount']);
+    expect(user.args[user.args.indexOf('-c') + 1]).toContain(',userxattr');
+  });
+
+  it('joins the cgroups before anything else runs', () => {
+    const p = plan({ readOnlyRoot: true, limits: { pids: 5 } });
+    const inv = buildInvocation(p, tools, { privileged: true, cgroupProcs: ["/sys/fs/cgroup/pids/wasmbox/it's/cgroup.procs"] });
+    expect(inv.command).toBe('/bin/sh');
+    expect(inv.args[1]).toBe(`echo $$ > '/sys/fs/cgroup/pids/wasmbox/it'\\''s/cgroup.procs' && exec '/usr/bin/bwrap' "$@"`);
+  });
+});
