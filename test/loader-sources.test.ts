@@ -145,7 +145,7 @@ describe('bare .wasm', () => {
 
   it('recognises a component and is detected by content from bytes (the browser path)', async () => {
     const comp = wasmBytes('component', 16);
-    const image = await openImage(await sourceFromBytes(new Blob([comp]), 'app.wasm'), { transport: 'wasm', path: 'app.wasm' });
+    const image = await openImage(await sourceFromBytes(new Blob([comp as BlobPart]), 'app.wasm'), { transport: 'wasm', path: 'app.wasm' });
     expect(image.kind).toBe('wasm-component');
     const file = join(tmp, 'noext');
     await writeFile(file, comp);
