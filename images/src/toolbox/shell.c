@@ -766,6 +766,12 @@ static int run_source(Shell *sh, const char *src, Io *io) {
       sh->status = 2;
       break;
     }
+    if (n == 0 && connector != T_SEMI) {
+      fprintf(io->err, "sh: syntax error: unexpected %s after %s\n", token_name(&end), connector == T_AND ? "&&" : "||");
+      free_commands(cmds, 1);
+      sh->status = 2;
+      break;
+    }
     if (n > 0) {
       int negate = cmds[0].words.len > 0 && strcmp(cmds[0].words.items[0], "!") == 0;
       if (negate) {
