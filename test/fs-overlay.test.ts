@@ -9,6 +9,8 @@ import type { LayerTree } from '../src/fs/layer-tree.ts';
 import { parseDigest } from '../src/loader/digest.ts';
 import { makeTar, type FixtureEntry } from './helpers/tar-fixtures.ts';
 import { extract } from 'tar-stream';
+import { packTree } from '../src/fs/packed-tree.ts';
+import { packedVfs } from '../src/fs/packed-vfs.ts';
 import { runVfsSuite } from './vfs-suite.ts';
 
 const enc = new TextEncoder();
@@ -477,5 +479,19 @@ describe('Overlay.diff', () => {
     paths.mkdirp(o, '/a/b');
     paths.writeFile(o, '/a/b/f', 'x');
     expect(await tarNames(o.diff())).toEqual(['a', 'a/b', 'a/b/f']);
+  });
+});
+
+// ---- the conformance suite over lowers built from a tar fixture
+const fixtureTree = await layerFrom(BASE);
+runVfsSuite('Overlay.prepare over a tar-fixture layer tree', () => ({ vfs: Overlay.overLayerTree(fixtureTree) }));
+runVfsSuite('Overlay.view over a tar-fixture layer tree', () => ({ vfs: Overlay.view(treeVfs(fixtureTree)) }));
+const fixturePacked = packTree(treeVfs(fixtureTree), { shared: true });
+runVfsSuite('Overlay.prepare over packedVfs of a tar-fixture tree', () => ({ vfs: Overlay.prepare(packedVfs(fixturePacked)) }));
+
+describe('packedVfs of a tar-fixture tree', () => {
+  it('shows the same tree as the layer tree it was packed from', () => {
+    expect(sameTree(treeVfs(fixtureTree), packedVfs(fixturePacked))).toEqual([]);
+    expect(sameTree(packedVfs(fixturePacked), treeVfs(fixtureTree))).toEqual([]);
   });
 });
