@@ -2,7 +2,7 @@ import { resolvePath, type Resolved } from '../../fs/resolve.ts';
 import type { Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import {
-  FDFLAGS_ALL, Limits, LOOKUP_SYMLINK_FOLLOW, Oflags, OFLAGS_ALL, Rights, RIGHTS_ALL,
+  FDFLAGS_ALL, Limits, LOOKUP_SYMLINK_FOLLOW, Oflags, OFLAGS_ALL, Rights,
   RIGHTS_DIR_BASE, RIGHTS_FILE_BASE,
 } from './constants.ts';
 import { filetypeOf, writeFilestat, type Context } from './context.ts';
@@ -42,12 +42,10 @@ export function pathImports(ctx: Context) {
       const ff = fdflags & 0xffff;
       if ((of & ~OFLAGS_ALL) !== 0 || (ff & ~FDFLAGS_ALL) !== 0) throw new WasiError(WasiErrno.INVAL);
       mem.check(fdPtr, 4);
-      const wantBase = rightsOf(base).rights;
-      const wantInheriting = rightsOf(inheriting).rights;
-      // A descriptor opened through `dir` gets at most what `dir` may hand down.
-      if (((wantBase | wantInheriting) & ~dir.rightsInheriting) !== 0) {
-        throw new WasiError(WasiErrno.NOTCAPABLE, 'requested rights exceed the directory\'s inheriting rights');
-      }
+      // A descriptor opened through `dir` gets at most what `dir` may hand down (rights asked for
+      // beyond that are left out, as wasmtime does; using them later is ENOTCAPABLE).
+      const wantBase = rightsOf(base).rights & dir.rightsInheriting;
+      const wantInheriting = rightsOf(inheriting).rights & dir.rightsInheriting;
       if (of & Oflags.CREAT) need(dir, Rights.PATH_CREATE_FILE);
       if (of & Oflags.TRUNC) need(dir, Rights.PATH_FILESTAT_SET_SIZE);
       if ((of & Oflags.CREAT) && (of & Oflags.DIRECTORY)) throw new WasiError(WasiErrno.INVAL, 'O_CREAT with O_DIRECTORY');
@@ -79,7 +77,7 @@ export function pathImports(ctx: Context) {
         filetype: filetypeOf(st.kind), stdio: undefined, vfs, handle: node,
         parent: isDir ? r.parent : undefined,
         rightsBase: wantBase & (isDir ? RIGHTS_DIR_BASE : RIGHTS_FILE_BASE),
-        rightsInheriting: isDir ? wantInheriting & RIGHTS_ALL : 0,
+        rightsInheriting: isDir ? wantInheriting : 0,
         fdflags: ff, position: 0, readOnly, preopenName: undefined,
       };
       mem.setU32(fdPtr, ctx.fds.add(entry));
