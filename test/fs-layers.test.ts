@@ -351,6 +351,7 @@ describe('LayerCache and buildRootfs', () => {
         opened.push(chainId);
         return streamOf(bytes);
       },
+      blob: async () => streamOf(bytes),
     };
   }
 
