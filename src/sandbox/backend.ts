@@ -1,5 +1,6 @@
 import { spawnWorker, type HostWorker } from '#host/worker';
 import { SandboxError, toSandboxError } from '../errors.ts';
+import { readFile } from '../fs/paths.ts';
 import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type Vfs } from '../fs/vfs.ts';
 import type { Image } from '../loader/source.ts';
@@ -27,6 +28,13 @@ export interface WasiBackendOptions {
   provider: RootfsProvider;
   /** The Worker script (default: the built sandbox worker next to this bundle). */
   workerUrl?: string | URL;
+  /** Keep one Worker booted ahead, so a container's start does not wait for a Worker to boot. */
+  keepWarm?: boolean;
+}
+
+export interface WasiBackend extends Backend {
+  /** Boots a spare Worker now (it does not keep the process alive while idle). */
+  prewarm(): void;
 }
 
 /** Trap exit code: 128 + SIGABRT, what a native program that aborts gives (and wasmtime's CLI). */
@@ -45,8 +53,9 @@ interface CompiledModule {
  * (image, program, memory limit) and handed to Workers as a `WebAssembly.Module`; the image's tree
  * is packed once and shared with Workers without copying.
  */
-export function createWasiBackend(opts: WasiBackendOptions): Backend {
+export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
   const modules = new Map<string, Promise<CompiledModule>>();
+  const pool = new WorkerPool(opts);
 
   async function compile(image: Image, path: string, bytes: () => Uint8Array, memoryLimit: number | undefined): Promise<CompiledModule> {
     const key = `${image.digest}\0${path}\0${memoryLimit ?? ''}`;
@@ -72,6 +81,7 @@ export function createWasiBackend(opts: WasiBackendOptions): Backend {
 
   return {
     name: 'wasi',
+    prewarm: () => pool.prewarm(),
     async probe(image: Image): Promise<ProbeResult> {
       if (image.kind === 'wasm-module') return { ok: true };
       if (image.kind === 'wasm-component') {
@@ -83,7 +93,7 @@ export function createWasiBackend(opts: WasiBackendOptions): Backend {
       const { vfs, packed } = await opts.provider.rootfs(image);
       const program = await locateProgram(image, spec, vfs, opts.provider);
       const compiled = await compile(image, program.path, program.bytes, spec.limits.memoryBytes);
-      return new WasiContainer(randomId(), spec, compiled, packed, opts);
+      return new WasiContainer(randomId(), spec, compiled, packed, opts, pool);
     },
   };
 }
@@ -96,7 +106,7 @@ async function locateProgram(image: Image, spec: ContainerSpec, vfs: Vfs, provid
   const argv0 = spec.argv[0]!;
   try {
     const found = findExecutable(vfs, argv0, spec.env, spec.cwd);
-    return { path: found.path, bytes: () => readWhole(vfs, found.node) };
+    return { path: found.path, bytes: () => readFile(vfs, found.path) };
   } catch (e) {
     if (!(e instanceof SandboxError) || e.code !== 'NOT_FOUND') throw e;
     const layer = await provider.wasmLayer(image);
@@ -133,17 +143,6 @@ function findExecutable(vfs: Vfs, argv0: string, env: string[], cwd: string): { 
   throw notFound(argv0.includes('/') ? `exec: "${argv0}": no such file or directory` : `exec: "${argv0}": executable file not found in $PATH`);
 }
 
-function readWhole(vfs: Vfs, node: unknown): Uint8Array {
-  const bytes = new Uint8Array(vfs.stat(node).size);
-  let at = 0;
-  while (at < bytes.length) {
-    const n = vfs.read(node, bytes.subarray(at), at);
-    if (n === 0) break;
-    at += n;
-  }
-  return at === bytes.length ? bytes : bytes.slice(0, at);
-}
-
 function joinPath(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
@@ -160,6 +159,55 @@ function checkImports(module: WebAssembly.Module, path: string, memories: Memory
   const exports = WebAssembly.Module.exports(module);
   if (!exports.some((e) => e.name === '_start' && e.kind === 'function')) {
     throw new SandboxError('NOT_RUNNABLE', `${path}: the module has no _start function (a reactor or a library, not a command)`);
+  }
+}
+
+/**
+ * Sandbox Workers kept for reuse: a Worker whose guest exited by itself runs the next guest (a fresh
+ * Preview1 and instance; nothing of the last guest stays reachable). A Worker that was terminated
+ * (timeout, kill, output cap) or failed is never reused. Idle Workers do not keep the process alive.
+ */
+class WorkerPool {
+  readonly #opts: WasiBackendOptions;
+  readonly #idle: Array<{ worker: HostWorker; failed: boolean; unsubscribe: () => void }> = [];
+  static readonly MAX_IDLE = 2;
+
+  constructor(opts: WasiBackendOptions) {
+    this.#opts = opts;
+  }
+
+  prewarm(): void {
+    if (this.#idle.length > 0) return;
+    try {
+      this.#park(spawnWorker(this.#opts.workerUrl));
+    } catch {
+      // Reported when a container needs a Worker.
+    }
+  }
+
+  take(): HostWorker {
+    let entry = this.#idle.pop();
+    while (entry?.failed) entry = this.#idle.pop();
+    entry?.unsubscribe();
+    const worker = entry ? entry.worker : spawnWorker(this.#opts.workerUrl);
+    worker.keepAlive(true);
+    if (this.#opts.keepWarm) queueMicrotask(() => this.prewarm());
+    return worker;
+  }
+
+  release(worker: HostWorker): void {
+    if (this.#idle.length >= WorkerPool.MAX_IDLE) {
+      void worker.terminate();
+      return;
+    }
+    this.#park(worker);
+  }
+
+  #park(worker: HostWorker): void {
+    worker.keepAlive(false);
+    const entry = { worker, failed: false, unsubscribe: () => {} };
+    entry.unsubscribe = worker.onError(() => { entry.failed = true; });
+    this.#idle.push(entry);
   }
 }
 
@@ -202,8 +250,12 @@ class WasiContainer implements Container {
   #stdinClosed: Promise<void> | undefined;
   #volumeNames: string[] = [];
 
-  constructor(id: string, spec: ContainerSpec, compiled: CompiledModule, rootPacked: unknown, opts: WasiBackendOptions) {
+  readonly #pool: WorkerPool;
+  readonly #unsubscribe: Array<() => void> = [];
+
+  constructor(id: string, spec: ContainerSpec, compiled: CompiledModule, rootPacked: unknown, opts: WasiBackendOptions, pool: WorkerPool) {
     this.id = id;
+    this.#pool = pool;
     this.#spec = spec;
     this.#compiled = compiled;
     this.#rootPacked = rootPacked;
@@ -273,6 +325,7 @@ class WasiContainer implements Container {
       memories: this.#compiled.memories,
       args: this.#spec.argv,
       env: withPwd(this.#spec.env, this.#spec.cwd),
+      cwd: this.#spec.cwd,
       mounts: this.#mounts(),
       stdin,
       ...(this.#flow ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
@@ -281,14 +334,16 @@ class WasiContainer implements Container {
     };
     let worker: HostWorker;
     try {
-      worker = spawnWorker(this.#opts.workerUrl);
+      worker = this.#pool.take();
     } catch (e) {
       this.#state = 'exited';
       throw toSandboxError(e);
     }
     this.#worker = worker;
-    worker.onMessage((m) => this.#onMessage(m as FromWorker));
-    worker.onError((e) => this.#fail(toSandboxError(e)));
+    this.#unsubscribe.push(
+      worker.onMessage((m) => this.#onMessage(m as FromWorker)),
+      worker.onError((e) => this.#fail(toSandboxError(e))),
+    );
     const timeoutMs = this.#spec.limits.timeoutMs;
     if (timeoutMs !== undefined) {
       this.#timer = setTimeout(() => {
@@ -343,7 +398,7 @@ class WasiContainer implements Container {
       case 'exit':
         this.#finalRoot = m.rootfs;
         for (const v of m.volumes ?? []) this.#opts.provider.volumes.set(v.name, v.packed);
-        this.#finish({ code: m.code, reason: m.reason, ...(m.detail !== undefined ? { detail: m.detail } : {}) });
+        this.#finish({ code: m.code, reason: m.reason, ...(m.detail !== undefined ? { detail: m.detail } : {}) }, true);
         return;
       case 'failed':
         this.#fail(new SandboxError(m.code as SandboxError['code'], m.message));
@@ -368,11 +423,11 @@ class WasiContainer implements Container {
 
   #stop(status: ExitStatus): void {
     if (this.#state === 'exited') return;
-    void this.#worker?.terminate();
-    this.#finish(status);
+    this.#finish(status, false);
   }
 
-  #finish(status: ExitStatus): void {
+  /** `reusable`: the guest ended by itself, so its Worker is idle and can run another guest. */
+  #finish(status: ExitStatus, reusable = false): void {
     if (this.#state === 'exited') return;
     const wasStarting = this.#state === 'starting';
     this.#state = 'exited';
@@ -383,7 +438,7 @@ class WasiContainer implements Container {
     for (const c of this.#outputs) {
       try { c.close(); } catch { /* already closed or errored */ }
     }
-    void this.#worker?.terminate();
+    this.#releaseWorker(reusable);
     this.#resolveDone(status);
     if (wasStarting) this.#started.resolve();
   }
@@ -399,9 +454,18 @@ class WasiContainer implements Container {
     for (const c of this.#outputs) {
       try { c.error(error); } catch { /* already closed */ }
     }
-    void this.#worker?.terminate();
+    this.#releaseWorker(false);
     this.#rejectDone(error);
     if (wasStarting) this.#started.reject(error);
+  }
+
+  #releaseWorker(reusable: boolean): void {
+    for (const u of this.#unsubscribe.splice(0)) u();
+    const worker = this.#worker;
+    this.#worker = undefined;
+    if (!worker) return;
+    if (reusable) this.#pool.release(worker);
+    else void worker.terminate();
   }
 
   wait(): Promise<ExitStatus> {
@@ -417,8 +481,9 @@ class WasiContainer implements Container {
       return;
     }
     // A WASI guest has no signal handlers: every signal ends it, as SIGKILL would.
+    const worker = this.#worker;
     this.#stop({ code: 128 + n, reason: 'killed', signal: signalName(n) });
-    await this.#worker?.terminate();
+    await worker?.terminate();
   }
 
   async fs(): Promise<Vfs> {

@@ -32,6 +32,8 @@ export interface StartMessage {
   memories: MemoryInfo[];
   args: string[];
   env: string[];
+  /** The working directory (also in env as PWD); created in the root when missing, as docker does. */
+  cwd: string;
   /** Mounts in order; the first one is '/' (the container's rootfs). */
   mounts: WorkerMount[];
   stdin: StdinSetup;

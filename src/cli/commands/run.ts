@@ -51,9 +51,13 @@ export function register(program: Command): void {
 async function runCommand(image: string, args: string[], flags: RunFlags, cmd: Command): Promise<number> {
   try {
     const options = await runOptions(args, flags);
-    const [{ createRuntime }, { resolve }] = await Promise.all([import('../../runtime/runtime.ts'), import('node:path')]);
+    const [{ createRuntime }, { resolve }, { sampleImagePath }] = await Promise.all([
+      import('../../runtime/runtime.ts'), import('node:path'), import('../sample-images.ts'),
+    ]);
     const home = cmd.optsWithGlobals<{ home?: string }>().home;
-    const runtime = createRuntime({ ...(home ? { home } : {}) });
+    const runtime = createRuntime({ ...(home ? { home } : {}), fallback: sampleImagePath });
+    // Boot the sandbox Worker while the image is opened and compiled on this thread.
+    void runtime.prewarm();
     const container = await runtime.create(
       resolveLocalPath(image, resolve),
       { ...options, ...(flags.platform ? { platform: flags.platform } : {}) },

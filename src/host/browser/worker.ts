@@ -1,9 +1,12 @@
 /** The host's Worker, as the sandbox runtime sees it (browsers: a module Web Worker). */
 export interface HostWorker {
   post(message: unknown, transfer?: Transferable[]): void;
-  onMessage(cb: (message: unknown) => void): void;
-  onError(cb: (error: unknown) => void): void;
+  /** Returns a function that removes the listener. */
+  onMessage(cb: (message: unknown) => void): () => void;
+  onError(cb: (error: unknown) => void): () => void;
   terminate(): Promise<void>;
+  /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
+  keepAlive(on: boolean): void;
 }
 
 export interface WorkerChannel {
@@ -17,9 +20,18 @@ export function spawnWorker(script?: string | URL): HostWorker {
   const w = new Worker(url, { type: 'module' });
   return {
     post: (m, t) => w.postMessage(m, t ?? []),
-    onMessage: (cb) => w.addEventListener('message', (e) => cb((e as MessageEvent).data)),
-    onError: (cb) => w.addEventListener('error', (e) => { e.preventDefault(); cb((e as ErrorEvent).error ?? new Error((e as ErrorEvent).message)); }),
+    onMessage: (cb) => {
+      const listener = (e: MessageEvent) => cb(e.data);
+      w.addEventListener('message', listener);
+      return () => w.removeEventListener('message', listener);
+    },
+    onError: (cb) => {
+      const listener = (e: ErrorEvent) => { e.preventDefault(); cb(e.error ?? new Error(e.message)); };
+      w.addEventListener('error', listener);
+      return () => w.removeEventListener('error', listener);
+    },
     terminate: async () => { w.terminate(); },
+    keepAlive: () => {},
   };
 }
 

@@ -5,10 +5,13 @@ import { Worker, parentPort } from 'node:worker_threads';
 /** The host's Worker, as the sandbox runtime sees it (Node: worker_threads). */
 export interface HostWorker {
   post(message: unknown, transfer?: Transferable[]): void;
-  onMessage(cb: (message: unknown) => void): void;
+  /** Returns a function that removes the listener. */
+  onMessage(cb: (message: unknown) => void): () => void;
   /** An uncaught error in the Worker (its code failed, not the guest). */
-  onError(cb: (error: unknown) => void): void;
+  onError(cb: (error: unknown) => void): () => void;
   terminate(): Promise<void>;
+  /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
+  keepAlive(on: boolean): void;
 }
 
 export interface WorkerChannel {
@@ -39,9 +42,10 @@ export function spawnWorker(script?: string | URL): HostWorker {
   const w = new Worker(script ?? workerScript(), { env: {}, stdin: false, execArgv: [] });
   return {
     post: (m, t) => w.postMessage(m, t as never),
-    onMessage: (cb) => { w.on('message', cb); },
-    onError: (cb) => { w.on('error', cb); },
+    onMessage: (cb) => { w.on('message', cb); return () => { w.off('message', cb); }; },
+    onError: (cb) => { w.on('error', cb); return () => { w.off('error', cb); }; },
     terminate: async () => { await w.terminate(); },
+    keepAlive: (on) => { if (on) w.ref(); else w.unref(); },
   };
 }
 

@@ -1,0 +1,57 @@
+import { LayerCache } from '../fs/layer-cache.ts';
+import { Overlay } from '../fs/overlay.ts';
+import { buildRootfs } from '../fs/rootfs.ts';
+import { packTree } from '../fs/packed-tree.ts';
+import { packedVfs } from '../fs/packed-vfs.ts';
+import { treeVfs } from '../fs/tree-vfs.ts';
+import type { Vfs } from '../fs/vfs.ts';
+import type { Image } from '../loader/source.ts';
+import type { RootfsProvider } from '../sandbox/backend.ts';
+
+/**
+ * A runtime's image trees: one LayerCache (layer trees by chainID) and one cache of packed trees
+ * (by image digest) that Workers share without copying. Owned by one runtime instance.
+ */
+export interface ImageTrees extends RootfsProvider {
+  readonly layerCache: LayerCache;
+}
+
+export function createImageTrees(): ImageTrees {
+  const layerCache = new LayerCache();
+  const packed = new Map<string, Promise<{ vfs: Vfs; packed: unknown }>>();
+  const wasmLayers = new Map<string, Promise<Uint8Array | undefined>>();
+  return {
+    layerCache,
+    volumes: new Map(),
+    rootfs(image: Image) {
+      let p = packed.get(image.digest);
+      if (!p) {
+        p = (async () => {
+          const tree = await buildRootfs(image, layerCache);
+          // An image without tar layers (a raw wasm layer) gets an empty root directory.
+          const vfs = (tree ? treeVfs(tree) : Overlay.view(Overlay.prepare())) as Vfs;
+          return { vfs, packed: packTree(vfs, { shared: true }) };
+        })();
+        packed.set(image.digest, p);
+        p.catch(() => packed.delete(image.digest));
+      }
+      return p;
+    },
+    wasmLayer(image: Image) {
+      let p = wasmLayers.get(image.digest);
+      if (!p) {
+        p = (async () => {
+          const layer = image.layers.find((l) => l.kind === 'wasm');
+          if (!layer) return undefined;
+          return new Uint8Array(await new Response(await layer.open()).arrayBuffer());
+        })();
+        wasmLayers.set(image.digest, p);
+        p.catch(() => wasmLayers.delete(image.digest));
+      }
+      return p;
+    },
+    openPacked(p: unknown): Vfs {
+      return packedVfs(p as never) as Vfs;
+    },
+  };
+}

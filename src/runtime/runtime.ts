@@ -1,0 +1,192 @@
+import { defaultBackends } from '#host/backends';
+import { SandboxError } from '../errors.ts';
+import { parseRef } from '../loader/ref.ts';
+import type { LayoutStore } from '../loader/store/layout-store.ts';
+import type { Image } from '../loader/source.ts';
+import { createImageTrees, type ImageTrees } from './image-trees.ts';
+import { resolveSpec, type RunOptions } from './spec.ts';
+import type { Backend, Container, ContainerSpec, ExitStatus } from './types.ts';
+
+export interface RuntimeOptions {
+  /** The image store directory (Node; default $WASMBOX_HOME, else the XDG data dir). */
+  home?: string;
+  /** The image store to use instead of the one at `home`. */
+  store?: LayoutStore;
+  /** Backends to choose from, in order (default: the host's: WASI, and Linux where it exists). */
+  backends?: Backend[];
+  /** Platform for references that name an index (e.g. 'wasi/wasm', 'linux/amd64'). */
+  platform?: string;
+  /** The sandbox Worker script (default: the built worker next to the bundle). */
+  workerUrl?: string | URL;
+  /** Keep a sandbox Worker booted ahead of the next container (faster starts, one idle thread). */
+  keepWarm?: boolean;
+  /** An image archive to load for a name the store lacks (the CLI's bundled sample images). */
+  fallback?: (name: string) => string | undefined;
+}
+
+/** What `run` adds to `RunOptions`: stdio for a whole run. */
+export interface RunIo {
+  /** Bytes (or text) for the guest's stdin, given whole; the guest reads end of file after them. */
+  stdin?: Uint8Array | string | ReadableStream<Uint8Array>;
+  /** Where the guest's output goes as it is written; without one, it is collected into the result. */
+  stdout?: WritableStream<Uint8Array> | ((chunk: Uint8Array) => void);
+  stderr?: WritableStream<Uint8Array> | ((chunk: Uint8Array) => void);
+  platform?: string;
+}
+
+export interface RunResult extends ExitStatus {
+  /** The container (its filesystem stays readable through `container.fs()`). */
+  container: Container;
+  /** Collected output (empty when a sink was given). */
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+}
+
+export type ImageInput = string | Image;
+
+export interface Runtime {
+  /** Opens an image: a name in the store, a reference (`oci:DIR`, `./img.tar`, `x.wasm`...), or an Image. */
+  image(ref: ImageInput, o?: { platform?: string }): Promise<Image>;
+  /** The spec a container would get (image config + options, docker's rules). */
+  spec(image: Image, opts?: RunOptions): ContainerSpec;
+  /** Creates a container (not started). */
+  create(ref: ImageInput, opts?: RunOptions & { platform?: string }): Promise<Container>;
+  /** create + start + wait, with stdio. Resolves for every guest outcome; rejects only for wasmbox failures. */
+  run(ref: ImageInput, opts?: RunOptions & RunIo): Promise<RunResult>;
+  /** The backend that would run `image` (the first whose probe accepts it). */
+  backendFor(image: Image): Promise<Backend>;
+  /** Boots what the next container needs ahead of time (a sandbox Worker), while other work goes on. */
+  prewarm(): Promise<void>;
+}
+
+/** A runtime: its own caches (layer trees, packed trees, compiled modules), nothing global. */
+export function createRuntime(opts: RuntimeOptions = {}): Runtime {
+  const trees: ImageTrees = createImageTrees();
+  let backends: Promise<Backend[]> | undefined;
+  const getBackends = () => (backends ??= opts.backends
+    ? Promise.resolve(opts.backends)
+    : defaultBackends({
+      provider: trees,
+      ...(opts.workerUrl !== undefined ? { workerUrl: opts.workerUrl } : {}),
+      ...(opts.keepWarm !== undefined ? { keepWarm: opts.keepWarm } : {}),
+    }));
+  let storePromise: Promise<LayoutStore> | undefined;
+
+  async function image(ref: ImageInput, o: { platform?: string } = {}): Promise<Image> {
+    if (typeof ref !== 'string') return ref;
+    const platform = o.platform ?? opts.platform;
+    const parsed = parseRef(ref);
+    if (parsed.transport !== 'store') {
+      // A file or directory reference (image archive, OCI layout, bare .wasm) needs no store.
+      const { openLocalImage } = await import('../loader/sources/local.ts');
+      return openLocalImage(parsed, platform ? { platform } : {});
+    }
+    const { resolveImage } = await import('../loader/store/resolve-image.ts');
+    storePromise ??= opts.store ? Promise.resolve(opts.store) : openStore(opts.home);
+    return resolveImage(ref, {
+      store: (await storePromise) as LayoutStore,
+      ...(platform ? { platform } : {}),
+      ...(opts.fallback ? { fallback: opts.fallback } : {}),
+    });
+  }
+
+  async function backendFor(img: Image): Promise<Backend> {
+    const reasons: string[] = [];
+    for (const b of await getBackends()) {
+      const r = await b.probe(img);
+      if (r.ok) return b;
+      reasons.push(`${b.name}: ${r.reason}`);
+    }
+    const what = `${img.platform.os}/${img.platform.architecture}${img.platform.variant ? '/' + img.platform.variant : ''}`;
+    throw new SandboxError(
+      'BACKEND_UNAVAILABLE',
+      img.kind === 'linux'
+        ? `no backend here runs ${what} images: native Linux images need the Linux backend (Linux host, namespaces)${reasons.length ? ` (${reasons.join('; ')})` : ''}`
+        : `no backend here runs this ${img.kind} image (${what})${reasons.length ? `: ${reasons.join('; ')}` : ''}`,
+      { data: { platform: what, kind: img.kind } },
+    );
+  }
+
+  function spec(img: Image, o: RunOptions = {}): ContainerSpec {
+    return resolveSpec(img.config, o, randomHex(12));
+  }
+
+  async function create(ref: ImageInput, o: RunOptions & { platform?: string } = {}): Promise<Container> {
+    const img = await image(ref, o.platform !== undefined ? { platform: o.platform } : {});
+    const backend = await backendFor(img);
+    return backend.create(img, spec(img, o));
+  }
+
+  async function run(ref: ImageInput, o: RunOptions & RunIo = {}): Promise<RunResult> {
+    const hasStdin = o.stdin !== undefined;
+    const container = await create(ref, { ...o, interactive: o.interactive || hasStdin });
+    const out = collectInto(container.stdout, o.stdout);
+    const err = collectInto(container.stderr, o.stderr);
+    const feeding = feedStdin(container, o.stdin);
+    await container.start();
+    const status = await container.wait();
+    const [stdout, stderr] = await Promise.all([out, err]);
+    await feeding.catch(() => {});
+    return { ...status, container, stdout, stderr };
+  }
+
+  async function prewarm(): Promise<void> {
+    for (const b of await getBackends()) (b as { prewarm?: () => void }).prewarm?.();
+  }
+
+  return { image, spec, create, run, backendFor, prewarm };
+}
+
+async function openStore(home: string | undefined): Promise<LayoutStore> {
+  const { LayoutStore } = await import('../loader/store/layout-store.ts');
+  return LayoutStore.open(home ?? LayoutStore.defaultDir());
+}
+
+async function feedStdin(container: Container, input: RunIo['stdin']): Promise<void> {
+  const writer = container.stdin.getWriter();
+  try {
+    if (input === undefined) return;
+    if (typeof input === 'string') await writer.write(new TextEncoder().encode(input));
+    else if (input instanceof Uint8Array) await writer.write(input);
+    else {
+      const reader = input.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        await writer.write(value);
+      }
+    }
+  } finally {
+    await writer.close().catch(() => {});
+  }
+}
+
+async function collectInto(stream: ReadableStream<Uint8Array>, sink: RunIo['stdout']): Promise<Uint8Array> {
+  if (sink && typeof sink !== 'function') {
+    await stream.pipeTo(sink).catch(() => {});
+    return new Uint8Array(0);
+  }
+  const chunks: Uint8Array[] = [];
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (sink) sink(value);
+      else chunks.push(value);
+    }
+  } catch {
+    // The container failed; run() reports that through wait().
+  }
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const outBytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) { outBytes.set(c, at); at += c.length; }
+  return outBytes;
+}
+
+function randomHex(n: number): string {
+  const b = new Uint8Array(Math.ceil(n / 2));
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').slice(0, n);
+}

@@ -1,0 +1,146 @@
+/**
+ * The sandbox Worker: receives one StartMessage, builds the guest's filesystems and stdio, runs the
+ * module's `_start`, and posts the exit (with the container's final filesystem). One guest per Worker;
+ * the main thread terminates the Worker for a timeout, a kill or an output cap.
+ */
+import { parentChannel } from '#host/worker';
+import { hostDirVfs } from '#host/host-vfs';
+import { toSandboxError } from '../errors.ts';
+import { Overlay } from '../fs/overlay.ts';
+import { packTree } from '../fs/packed-tree.ts';
+import { packedVfs } from '../fs/packed-vfs.ts';
+import { exists, mkdirp } from '../fs/paths.ts';
+import type { Vfs } from '../fs/vfs.ts';
+import { Preview1, PREVIEW1_MODULE } from './preview1/preview1.ts';
+import { outputPosted, parkForever, StdinBytes, StdinRingReader } from './stdio.ts';
+import type { FromWorker, StartMessage, WorkerMount } from './worker-protocol.ts';
+
+const channel = parentChannel();
+const post = (m: FromWorker, transfer?: Transferable[]) => channel.post(m, transfer);
+
+channel.onMessage((m) => {
+  const msg = m as StartMessage;
+  if (msg?.type !== 'start') return;
+  try {
+    run(msg);
+  } catch (e) {
+    const err = toSandboxError(e);
+    post({ type: 'failed', code: err.code, message: err.message });
+  }
+});
+
+function mountVfs(m: WorkerMount, cwd: string): Vfs {
+  switch (m.source.kind) {
+    case 'host':
+      return hostDirVfs(m.source.path, { readOnly: m.readOnly }) as Vfs;
+    case 'packed': {
+      const lower = packedVfs(m.source.packed as never) as Vfs;
+      if (m.guestPath === '/' && !exists(lower, cwd)) {
+        // docker creates a missing working directory; a read-only root stays read-only for the guest
+        // through the preopen's readOnly flag.
+        const overlay = Overlay.prepare(lower);
+        mkdirp(overlay, cwd);
+        return overlay;
+      }
+      return m.readOnly ? Overlay.view(lower) : Overlay.prepare(lower);
+    }
+    case 'empty':
+      return m.readOnly ? Overlay.view(Overlay.prepare()) : Overlay.prepare();
+  }
+}
+
+function run(msg: StartMessage): void {
+  const vfsByMount = msg.mounts.map((m) => ({ mount: m, vfs: mountVfs(m, msg.cwd) }));
+  const flow = msg.outputFlow ? new Int32Array(msg.outputFlow) : undefined;
+  const limit = msg.outputLimit;
+  let written = 0;
+  let stopped = false;
+
+  const output = (stream: 1 | 2) => (bytes: Uint8Array): void => {
+    if (stopped) return;
+    let data = bytes;
+    const over = limit !== undefined && written + data.length > limit;
+    if (over) data = data.subarray(0, Math.max(0, limit - written));
+    written += data.length;
+    if (data.length > 0) {
+      // A copy: the guest's bytes are a view into its memory, which must not be cloned whole.
+      const copy = data.slice();
+      post({ type: 'output', stream, data: copy }, [copy.buffer]);
+      if (flow) outputPosted(flow, copy.length);
+    }
+    if (over) {
+      stopped = true;
+      post({ type: 'output-limit' });
+      if (flow) parkForever(flow);
+    }
+  };
+
+  const stdin =
+    msg.stdin.kind === 'ring' ? new StdinRingReader(msg.stdin.buffer)
+    : msg.stdin.kind === 'bytes' ? new StdinBytes(msg.stdin.data)
+    : new StdinBytes(new Uint8Array(0));
+
+  const sleepCell = typeof SharedArrayBuffer === 'function' ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+  const preview1 = new Preview1({
+    args: msg.args,
+    env: msg.env,
+    preopens: vfsByMount.map(({ mount, vfs }) => ({ guestPath: mount.guestPath, vfs, readOnly: mount.readOnly })),
+    stdin: { read: (max: number) => stdin.read(max), ready: () => stdin.ready() },
+    stdout: output(1),
+    stderr: output(2),
+    ...(sleepCell ? { sleep: (ns: bigint) => { Atomics.wait(sleepCell, 0, 0, Number(ns) / 1e6); } } : {}),
+  });
+
+  const imports: WebAssembly.Imports = { [PREVIEW1_MODULE]: preview1.imports };
+  for (const mem of msg.memories) {
+    if (!mem.import) continue;
+    const memory = new WebAssembly.Memory({
+      initial: mem.initialPages,
+      ...(mem.maximumPages !== undefined ? { maximum: mem.maximumPages } : {}),
+      ...(mem.shared ? { shared: true } : {}),
+    } as WebAssembly.MemoryDescriptor);
+    imports[mem.import.module] = { ...(imports[mem.import.module] ?? {}), [mem.import.name]: memory };
+  }
+
+  let instance: WebAssembly.Instance;
+  try {
+    instance = new WebAssembly.Instance(msg.module, imports);
+  } catch (e) {
+    if (e instanceof WebAssembly.LinkError) {
+      post({ type: 'failed', code: 'NOT_RUNNABLE', message: `the module cannot be linked: ${e.message}` });
+      return;
+    }
+    if (e instanceof WebAssembly.RuntimeError) {
+      post({ type: 'ready' });
+      exit(134, 'trap', 'wasm trap in the start function: ' + e.message);
+      return;
+    }
+    throw e;
+  }
+  post({ type: 'ready' });
+
+  let code: number;
+  let reason: 'exit' | 'trap' = 'exit';
+  let detail: string | undefined;
+  try {
+    code = preview1.start(instance);
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError || e instanceof RangeError) {
+      code = 134;
+      reason = 'trap';
+      detail = `wasm trap: ${e.message}`;
+    } else {
+      throw e;
+    }
+  }
+  exit(code, reason, detail);
+
+  function exit(code: number, reason: 'exit' | 'trap', detail?: string): void {
+    const root = vfsByMount.find(({ mount }) => mount.guestPath === '/' && mount.source.kind !== 'host');
+    const rootfs = msg.returnFs && root ? packTree(root.vfs, { shared: true }) : undefined;
+    const volumes = vfsByMount
+      .filter(({ mount }) => mount.volume !== undefined && !mount.readOnly)
+      .map(({ mount, vfs }) => ({ name: mount.volume!, packed: packTree(vfs, { shared: true }) }));
+    post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}), rootfs, volumes });
+  }
+}
