@@ -128,28 +128,28 @@ export class LoadTransaction implements ContentStore {
    * with the same name), all under the store lock. Returns the new entries.
    */
   async commit(names: ImageName[], root: Descriptor): Promise<StoredImage[]> {
+    return this.commitMany([{ names, root }]);
+  }
+
+  /** `commit` for several images at once (a docker-save archive of several images): one index update. */
+  async commitMany(images: Array<{ names: ImageName[]; root: Descriptor }>): Promise<StoredImage[]> {
     this.#checkOpen();
     try {
-      const reachable = await reachableBlobs([root], async (d) => {
-        const doc = await this.readJson(d);
-        if (doc === undefined) throw incomplete(d.digest);
-        return doc;
-      });
+      const reachable = await reachableBlobs(
+        images.map((i) => i.root),
+        async (d) => {
+          const doc = await this.readJson(d);
+          if (doc === undefined) throw incomplete(d.digest);
+          return doc;
+        },
+      );
       for (const d of reachable) if (!this.#staged.has(d) && !(await this.has(d))) throw incomplete(d);
-      const meta = await imageMetadata(this, root);
       const loaded = new Date().toISOString();
-      const entries = await this.#store.locked(async () => {
-        for (const d of reachable) {
-          const target = this.#store.blobPath(d);
-          if ((await statPath(target))?.isFile) continue;
-          await renamePath(this.#stagedPath(d), target);
-        }
-        await syncDir(this.#store.blobDir);
-        const index = await this.#store.readIndex();
-        const refs = new Set(names.map(formatImageName));
-        const replaced = index.manifests.filter((d) => refs.has(d.annotations?.[REF_NAME] ?? ''));
-        index.manifests = index.manifests.filter((d) => !refs.has(d.annotations?.[REF_NAME] ?? ''));
-        const added: Descriptor[] = [...refs].map((ref) => {
+      const prepared: Array<{ descriptor: Descriptor; image: StoredImage }> = [];
+      for (const { names, root } of images) {
+        const meta = await imageMetadata(this, root);
+        for (const name of names) {
+          const ref = formatImageName(name);
           const annotations: Record<string, string> = {
             [REF_NAME]: ref,
             [Annotation.imageId]: meta.id,
@@ -157,25 +157,36 @@ export class LoadTransaction implements ContentStore {
             [Annotation.size]: String(meta.size),
           };
           if (meta.created) annotations[Annotation.created] = meta.created;
-          const d: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size, annotations };
+          const descriptor: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size, annotations };
           const platform = meta.platform ?? root.platform;
-          if (platform) d.platform = platform;
-          return d;
-        });
-        index.manifests.push(...added);
+          if (platform) descriptor.platform = platform;
+          const image: StoredImage = { name: { repository: name.repository, tag: name.tag }, descriptor, id: meta.id, size: meta.size };
+          if (platform) image.platform = platform;
+          if (meta.created) image.created = meta.created;
+          // A later image of the same archive with the same name wins, as in docker load.
+          const earlier = prepared.findIndex((p) => p.descriptor.annotations![REF_NAME] === ref);
+          if (earlier >= 0) prepared.splice(earlier, 1);
+          prepared.push({ descriptor, image });
+        }
+      }
+      await this.#store.locked(async () => {
+        for (const d of reachable) {
+          const target = this.#store.blobPath(d);
+          if ((await statPath(target))?.isFile) continue;
+          await renamePath(this.#stagedPath(d), target);
+        }
+        await syncDir(this.#store.blobDir);
+        const index = await this.#store.readIndex();
+        const refs = new Set(prepared.map((p) => p.descriptor.annotations![REF_NAME]!));
+        const roots = new Set(prepared.map((p) => p.descriptor.digest));
+        const replaced = index.manifests.filter((d) => refs.has(d.annotations?.[REF_NAME] ?? ''));
+        index.manifests = index.manifests.filter((d) => !refs.has(d.annotations?.[REF_NAME] ?? ''));
+        index.manifests.push(...prepared.map((p) => p.descriptor));
         await this.#store.writeIndex(index);
-        if (replaced.some((d) => d.digest !== root.digest)) await this.#store.collectGarbage();
-        return added;
+        if (replaced.some((d) => !roots.has(d.digest))) await this.#store.collectGarbage();
       });
       this.#state = 'committed';
-      return entries.map((d) => {
-        const s: StoredImage = { descriptor: d, id: meta.id, size: meta.size };
-        const n = /^(.*):([^:/]+)$/.exec(d.annotations![REF_NAME]!);
-        if (n) s.name = { repository: n[1]!, tag: n[2]! };
-        if (d.platform) s.platform = d.platform;
-        if (meta.created) s.created = meta.created;
-        return s;
-      });
+      return prepared.map((p) => p.image);
     } finally {
       await this.#cleanup();
     }

@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import type { LayoutStore } from '../loader/store/layout-store.ts';
+import { register as registerLoad } from './commands/load.ts';
+import { register as registerImages } from './commands/images.ts';
+import { register as registerInspect } from './commands/inspect.ts';
+import { register as registerRmi } from './commands/rmi.ts';
+import { register as registerTag } from './commands/tag.ts';
+import { register as registerSave } from './commands/save.ts';
+import { register as registerExport } from './commands/export.ts';
+import { register as registerRun } from './commands/run.ts';
+
+export const VERSION = '0.1.0';
+
+/**
+ * The wasmbox command line. Each command lives in its own module with `register(program)`, and imports
+ * its heavy dependencies lazily inside its action so that start-up stays close to `node -e 0`.
+ */
+export function createProgram(): Command {
+  const program = new Command('wasmbox')
+    .description('Run container images (WASI and native Linux) from OCI and docker archives')
+    .version(VERSION, '-v, --version')
+    .option('--home <dir>', 'image store directory (default: $WASMBOX_HOME, else $XDG_DATA_HOME/wasmbox)')
+    .enablePositionalOptions()
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      // docker style: "wasmbox: unknown option '--x'"
+      outputError: (str, write) => write(`wasmbox: ${str.replace(/^error: /, '')}`),
+    })
+    // Usage errors throw instead of exiting; main() turns them into status 125 as docker does.
+    .exitOverride();
+  for (const register of [registerLoad, registerImages, registerInspect, registerRmi, registerTag, registerSave, registerExport, registerRun]) {
+    register(program);
+  }
+  return program;
+}
+
+/** The image store the command should use: `--home`, else $WASMBOX_HOME, else the XDG data dir. */
+export async function storeFor(cmd: Command): Promise<LayoutStore> {
+  const { LayoutStore } = await import('../loader/store/layout-store.ts');
+  const home = cmd.optsWithGlobals<{ home?: string }>().home;
+  return LayoutStore.open(home ?? LayoutStore.defaultDir());
+}
+
+export function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}

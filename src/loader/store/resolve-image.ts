@@ -1,0 +1,47 @@
+import { SandboxError } from '../../errors.ts';
+import { openImage, type OpenImageLimits } from '../open-image.ts';
+import { parseRef } from '../ref.ts';
+import type { Image } from '../source.ts';
+import { openLocalImage } from '../sources/local.ts';
+import type { Platform } from '../types.ts';
+import type { LayoutStore, StoredImage } from './layout-store.ts';
+import { loadImage } from './load.ts';
+import { parseImageName } from './names.ts';
+import { storeRefText, storeSource } from './store-source.ts';
+
+export interface ResolveImageOptions {
+  store: LayoutStore;
+  platform?: Platform | string;
+  limits?: OpenImageLimits;
+  /** A bundled archive for a name the store lacks (the CLI's sample images), loaded on first use. */
+  fallback?: (name: string) => string | undefined;
+}
+
+/**
+ * An image by what a user typed: a local file or directory (`./app.tar`, `oci:DIR:TAG`, `hello.wasm`) is
+ * opened directly (not stored); a name (`hello` = `hello:latest`, `name@sha256:..`, an image ID prefix)
+ * comes from the store, loading a bundled sample image of that name first when the store lacks it.
+ */
+export async function resolveImage(nameOrRef: string, o: ResolveImageOptions): Promise<Image> {
+  const ref = parseRef(nameOrRef);
+  if (ref.transport === 'registry') {
+    throw new SandboxError('BACKEND_UNAVAILABLE', `pulling from a registry is not supported yet (${nameOrRef}); load an archive with 'wasmbox load -i FILE'`);
+  }
+  if (ref.transport !== 'store') return openLocalImage(ref, { platform: o.platform, limits: o.limits });
+  const text = storeRefText(ref);
+  await findOrLoad(text, o);
+  return openImage(storeSource(o.store), ref, { store: o.store, platform: o.platform, limits: o.limits });
+}
+
+/** The store entries for a name, loading the fallback archive for it when the store has none. */
+export async function findOrLoad(text: string, o: ResolveImageOptions): Promise<StoredImage[]> {
+  const hits = await o.store.lookup(text);
+  if (hits.length > 0) return hits;
+  const archive = o.fallback?.(text);
+  if (archive) {
+    const n = parseImageName(text);
+    await loadImage(o.store, archive, { names: [`${n.repository}:${n.tag}`], platform: o.platform, limits: o.limits });
+    return o.store.get(text);
+  }
+  throw new SandboxError('NOT_FOUND', `No such image: ${text} (load it first: wasmbox load -i FILE)`, { data: { image: text } });
+}
