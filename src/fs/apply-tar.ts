@@ -143,6 +143,8 @@ class EntryReader {
   }
 
   private onEntry(header: Header, stream: EntryStream, done: () => void): void {
+    // tar-stream destroys the entry stream with the parser's error; that error is handled on `ex`.
+    stream.on('error', () => undefined);
     const skip = (): void => {
       stream.on('end', done);
       stream.resume();
