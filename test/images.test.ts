@@ -323,6 +323,33 @@ describe('toolbox', () => {
     expect(r.code).toBe(9);
   });
 
+  it('runs compound commands, loops with break/continue, arithmetic and ${VAR#pat}', async () => {
+    const r = await sh([
+      'for i in 1 2 3; do echo "i=$i"; done',
+      'n=0; while [ $n -lt 3 ]; do n=$((n + 1)); done; echo "n=$n"',
+      'until test -e /tmp/flag; do touch /tmp/flag; echo made; done',
+      'if false; then echo no; elif [ -f /tmp/flag ]; then echo elif; else echo else; fi',
+      'if true; then',
+      '  echo multi-line',
+      'fi',
+      'for i in 1 2 3; do for j in a b; do [ $j = b ] && continue 2; [ $i = 3 ] && break 2; echo $i$j; done; done',
+      '{ echo g1; echo g2; } | wc -l',
+      '(cd /etc; pwd; exit 4); echo "sub=$? $(pwd)"',
+      'for w in $(seq 3); do echo $w; done > /tmp/loop; cat /tmp/loop | tail -n 1',
+      'echo $(( (2 + 3) * 4 % 7 )) $((10 / 3)) $((-5 + 2)) $((1 < 2 && 3 >= 3))',
+      'f=/a/b/c.tar.gz; echo ${f#*/} ${f##*/} ${f%.*} ${f%%.*}',
+      'while false; do :; done; echo "w=$?"',
+    ].join('\n'));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe([
+      'i=1', 'i=2', 'i=3', 'n=3', 'made', 'elif', 'multi-line', '1a', '2a', '2', '/etc', 'sub=4 /', '3',
+      '6 3 -3 1', 'a/b/c.tar.gz c.tar.gz /a/b/c.tar /a/b/c', 'w=0', '',
+    ].join('\n'));
+    const bad = await sh('if true; then echo x');
+    expect([bad.code, bad.stdout]).toEqual([2, '']);
+    expect(bad.stderr).toContain('syntax error');
+  });
+
   it('works on files: cd, mkdir -p, touch, cp -r, mv, ln -s, find, stat, rm -r, test', async () => {
     const r = await sh([
       'cd /tmp && mkdir -p work/a/b && cd work && pwd',

@@ -5,13 +5,16 @@
  * in-memory buffer between them; redirections `<`, `>`, `>>`, `N>`, `N>&M`, `N>&-`;
  * quoting '...', "...", backslash; expansions $VAR ${VAR} ${VAR:-w} ${#VAR} $? $# $0-$9 $@ $*
  * $(...) `...`; field splitting and pathname globbing of unquoted words; NAME=value prefixes.
- * Builtins: cd export unset exit read . source exec : plus every toolbox applet.
- * Not supported: if/for/while/case, functions, here-documents, background jobs.
+ * Compound commands: if/elif/else/fi, while/until ... do ... done, for NAME [in WORDS] do ... done,
+ * { LIST; }, ( LIST ) (a subshell for exit, cd and loops; the environment is shared).
+ * Builtins: cd export unset exit break continue read . source exec : plus every toolbox applet.
+ * Not supported: case, functions, here-documents, background jobs.
  */
 #include "toolbox.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +24,13 @@
 typedef struct {
   int status;   /* $? */
   int exiting;  /* `exit` ran: stop */
+  int loops;    /* loops being run, for break and continue */
+  int breaking, continuing; /* loop levels still to leave */
   int argc;     /* positional parameters, argv[0] is $0 */
   char **argv;
 } Shell;
 
-enum { T_EOF, T_WORD, T_SEMI, T_NEWLINE, T_AND, T_OR, T_PIPE, T_AMP, T_REDIR, T_ERROR };
+enum { T_EOF, T_WORD, T_SEMI, T_NEWLINE, T_AND, T_OR, T_PIPE, T_AMP, T_REDIR, T_LPAREN, T_RPAREN, T_ERROR };
 enum { R_IN, R_OUT, R_APPEND, R_DUP };
 
 typedef struct {
@@ -45,17 +50,33 @@ typedef struct {
   char *target; /* raw word */
 } Redir;
 
-typedef struct {
-  StrList words;
-  Redir *redirs;
+enum { N_SIMPLE, N_PIPELINE, N_ANDOR, N_LIST, N_IF, N_WHILE, N_FOR, N_GROUP, N_SUBSHELL };
+
+/* The syntax tree. Words stay raw (quotes kept) until the node runs. */
+typedef struct Node Node;
+struct Node {
+  int kind;
+  StrList words;  /* N_SIMPLE: the words; N_FOR: the words after `in` */
+  Redir *redirs;  /* N_SIMPLE and compound commands */
   int nredirs;
-} Command;
+  Node **kids;    /* N_PIPELINE stages; N_ANDOR pipelines; N_LIST items; N_IF cond, body, cond, body..., [else];
+                     N_WHILE cond, body; N_FOR, N_GROUP, N_SUBSHELL body */
+  int *ops;       /* N_ANDOR: T_AND or T_OR before each kid */
+  int nkids;
+  int negate;     /* N_PIPELINE: `!` */
+  int until;      /* N_WHILE: `until` */
+  int has_else;   /* N_IF */
+  int has_in;     /* N_FOR */
+  char *var;      /* N_FOR */
+};
 
 static int run_source(Shell *sh, const char *src, Io *io);
 
 /* ---- lexing ---- */
 
-static int is_meta(char c) { return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '<' || c == '>'; }
+static int is_meta(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '<' || c == '>' || c == '(' || c == ')';
+}
 
 /* Index just past the `)` closing a `$(` whose `(` is at s[i-1]; or -1. */
 static long skip_subst(const char *s, size_t i) {
@@ -152,6 +173,8 @@ static void next_token(Lexer *lx, Token *t) {
   }
   if (c == '\n') { t->type = T_NEWLINE; lx->pos++; return; }
   if (c == ';') { t->type = T_SEMI; lx->pos++; return; }
+  if (c == '(') { t->type = T_LPAREN; lx->pos++; return; }
+  if (c == ')') { t->type = T_RPAREN; lx->pos++; return; }
   if (c == '&') {
     if (s[p + 1] == '&') { t->type = T_AND; lx->pos += 2; } else { t->type = T_AMP; lx->pos++; }
     return;
@@ -206,6 +229,8 @@ static const char *token_name(const Token *t) {
     case T_OR: return "||";
     case T_PIPE: return "|";
     case T_AMP: return "&";
+    case T_LPAREN: return "(";
+    case T_RPAREN: return ")";
     case T_REDIR: return t->op == R_IN ? "<" : t->op == R_APPEND ? ">>" : t->op == R_DUP ? ">&" : ">";
     default: return t->text ? t->text : "?";
   }
@@ -296,6 +321,125 @@ static int is_name_start(char c) { return isalpha((unsigned char)c) || c == '_';
 static int is_name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
 static void expand_raw(Shell *sh, const char *raw, Io *io, Expander *e, int in_dquote);
+static char *expand_single(Shell *sh, const char *raw, Io *io);
+
+/* ${VAR#pat} ${VAR##pat} ${VAR%pat} ${VAR%%pat}: the value without the shortest/longest
+ * matching prefix or suffix. */
+static char *remove_affix(const char *value, const char *pattern, int prefix, int longest) {
+  size_t len = strlen(value);
+  for (size_t k = 0; k <= len; k++) {
+    size_t n = longest ? len - k : k; /* length of the part tried */
+    if (prefix) {
+      char *head = strndup(value, n);
+      int hit = fnmatch(pattern, head, 0) == 0;
+      free(head);
+      if (hit) return xstrdup(value + n);
+    } else if (fnmatch(pattern, value + len - n, 0) == 0) {
+      return strndup(value, len - n);
+    }
+  }
+  return xstrdup(value);
+}
+
+/* $(( )) arithmetic on long long: numbers, variables, ( ), unary - + ! ~, * / %, + -,
+ * < <= > >=, == !=, &&, ||. */
+typedef struct {
+  const char *s;
+  const char *error;
+} Arith;
+
+static long long arith_level(Arith *a, int level);
+
+static void arith_space(Arith *a) {
+  while (isspace((unsigned char)*a->s)) a->s++;
+}
+
+static long long arith_unary(Arith *a) {
+  arith_space(a);
+  char c = *a->s;
+  if (c == '-' || c == '+' || c == '!' || c == '~') {
+    a->s++;
+    long long v = arith_unary(a);
+    return c == '-' ? -v : c == '+' ? v : c == '!' ? !v : ~v;
+  }
+  if (c == '(') {
+    a->s++;
+    long long v = arith_level(a, 0);
+    arith_space(a);
+    if (*a->s == ')') a->s++;
+    else a->error = "missing )";
+    return v;
+  }
+  if (isdigit((unsigned char)c)) {
+    char *end;
+    long long v = strtoll(a->s, &end, 0);
+    a->s = end;
+    return v;
+  }
+  if (isalpha((unsigned char)c) || c == '_') {
+    const char *start = a->s;
+    while (isalnum((unsigned char)*a->s) || *a->s == '_') a->s++;
+    char *name = strndup(start, (size_t)(a->s - start));
+    const char *v = getenv(name);
+    free(name);
+    return v ? strtoll(v, NULL, 0) : 0;
+  }
+  a->error = c ? "unexpected character" : "missing operand";
+  return 0;
+}
+
+static long long arith_level(Arith *a, int level) {
+  static const char *ops[6][5] = {
+    {"||"}, {"&&"}, {"==", "!="}, {"<=", ">=", "<", ">"}, {"+", "-"}, {"*", "/", "%"},
+  };
+  if (level == 6) return arith_unary(a);
+  long long v = arith_level(a, level + 1);
+  while (!a->error) {
+    arith_space(a);
+    const char *op = NULL;
+    for (int k = 0; k < 5 && ops[level][k]; k++) {
+      if (strncmp(a->s, ops[level][k], strlen(ops[level][k])) == 0) {
+        op = ops[level][k];
+        break;
+      }
+    }
+    if (!op) break;
+    a->s += strlen(op);
+    long long w = arith_level(a, level + 1);
+    if ((op[0] == '/' || op[0] == '%') && w == 0) {
+      a->error = "division by zero";
+      return 0;
+    }
+    if (strcmp(op, "||") == 0) v = v || w;
+    else if (strcmp(op, "&&") == 0) v = v && w;
+    else if (strcmp(op, "==") == 0) v = v == w;
+    else if (strcmp(op, "!=") == 0) v = v != w;
+    else if (strcmp(op, "<=") == 0) v = v <= w;
+    else if (strcmp(op, ">=") == 0) v = v >= w;
+    else if (strcmp(op, "<") == 0) v = v < w;
+    else if (strcmp(op, ">") == 0) v = v > w;
+    else if (strcmp(op, "+") == 0) v = v + w;
+    else if (strcmp(op, "-") == 0) v = v - w;
+    else if (strcmp(op, "*") == 0) v = v * w;
+    else if (strcmp(op, "/") == 0) v = v / w;
+    else v = v % w;
+  }
+  return v;
+}
+
+static char *arith_expand(const char *expr, Io *io) {
+  Arith a = {expr, NULL};
+  long long v = arith_level(&a, 0);
+  arith_space(&a);
+  if (!a.error && *a.s) a.error = "unexpected character";
+  if (a.error) {
+    fprintf(io->err, "sh: arithmetic: %s in '%s'\n", a.error, expr);
+    v = 0;
+  }
+  char out[32];
+  snprintf(out, sizeof out, "%lld", v);
+  return xstrdup(out);
+}
 
 /* Expands the `$...` at raw[i] (raw[i] == '$'); returns the index after it. */
 static size_t expand_dollar(Shell *sh, const char *raw, size_t i, Io *io, Expander *e, int quoted) {
@@ -303,6 +447,16 @@ static size_t expand_dollar(Shell *sh, const char *raw, size_t i, Io *io, Expand
   if (*p == '(') {
     long end = skip_subst(raw, i + 2);
     if (end < 0) end = (long)strlen(raw);
+    if (p[1] == '(' && end >= (long)i + 5 && raw[end - 2] == ')') { /* $(( arithmetic )) */
+      char *inner = strndup(raw + i + 3, (size_t)end - i - 5);
+      char *expr = expand_single(sh, inner, io);
+      char *out = arith_expand(expr, io);
+      add_text(e, out, quoted);
+      free(inner);
+      free(expr);
+      free(out);
+      return (size_t)end;
+    }
     char *inner = strndup(raw + i + 2, (size_t)end - i - 3);
     char *out = command_subst(sh, inner, io);
     add_text(e, out, quoted);
@@ -347,6 +501,16 @@ static size_t expand_dollar(Shell *sh, const char *raw, size_t i, Io *io, Expand
           free(buf_take(&w.pat));
           if (kind == '=' && is_name_start(name[0])) setenv(name, value, 1);
         }
+      } else if (op[0] == '#' || op[0] == '%') {
+        int longest = op[1] == op[0];
+        Expander w = {.fields = &(StrList){0}, .split = 0};
+        expand_raw(sh, op + 1 + longest, io, &w, 0);
+        free(buf_take(&w.cur));
+        char *pattern = buf_take(&w.pat);
+        char *cut = remove_affix(value, pattern, op[0] == '#', longest);
+        free(value);
+        free(pattern);
+        value = cut;
       }
       free(name);
     }
@@ -540,6 +704,15 @@ static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
     sh->exiting = 1;
     return argc > 1 ? atoi(argv[1]) & 0xff : sh->status;
   }
+  if (strcmp(name, "break") == 0 || strcmp(name, "continue") == 0) {
+    int levels = argc > 1 ? atoi(argv[1]) : 1;
+    if (levels < 1) return fail(io, "sh", "%s: bad number", name), 2;
+    if (sh->loops == 0) return 0;
+    if (levels > sh->loops) levels = sh->loops;
+    if (name[0] == 'b') sh->breaking = levels;
+    else sh->continuing = levels;
+    return 0;
+  }
   if (strcmp(name, "exec") == 0) {
     if (argc == 1) return 0;
     int status = run_argv(sh, argc - 1, argv + 1, io);
@@ -577,14 +750,288 @@ static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
   return status;
 }
 
+/* ---- parsing ---- */
+
+typedef struct {
+  Lexer lx;
+  Token tok;    /* the lookahead */
+  int error;    /* a syntax error was found (and reported unless quiet) */
+  int at_eof;   /* ...at the end of the input: more input could complete it */
+  int quiet;
+  Io *io;
+} Parser;
+
+static Node *new_node(int kind) {
+  Node *n = xmalloc(sizeof *n);
+  memset(n, 0, sizeof *n);
+  n->kind = kind;
+  return n;
+}
+
+static void add_kid(Node *n, Node *kid, int op) {
+  n->kids = xrealloc(n->kids, sizeof(Node *) * (size_t)(n->nkids + 1));
+  n->ops = xrealloc(n->ops, sizeof(int) * (size_t)(n->nkids + 1));
+  n->kids[n->nkids] = kid;
+  n->ops[n->nkids++] = op;
+}
+
+static void free_node(Node *n) {
+  if (!n) return;
+  list_free(&n->words);
+  for (int i = 0; i < n->nredirs; i++) free(n->redirs[i].target);
+  free(n->redirs);
+  for (int i = 0; i < n->nkids; i++) free_node(n->kids[i]);
+  free(n->kids);
+  free(n->ops);
+  free(n->var);
+  free(n);
+}
+
+static void advance(Parser *p) {
+  free(p->tok.text);
+  next_token(&p->lx, &p->tok);
+}
+
+static int is_word(Parser *p, const char *word) {
+  return p->tok.type == T_WORD && strcmp(p->tok.text, word) == 0;
+}
+
+/* Words that end a list when they stand where a command would start. */
+static int at_list_end(Parser *p) {
+  static const char *ends[] = {"then", "else", "elif", "fi", "do", "done", "}", NULL};
+  if (p->tok.type == T_EOF || p->tok.type == T_RPAREN) return 1;
+  for (int i = 0; ends[i]; i++)
+    if (is_word(p, ends[i])) return 1;
+  return 0;
+}
+
+static void syntax_error(Parser *p) {
+  if (p->error) return;
+  p->error = 1;
+  p->at_eof = p->tok.type == T_EOF || p->tok.type == T_ERROR;
+  if (p->quiet) return;
+  if (p->tok.type == T_ERROR) fprintf(p->io->err, "sh: syntax error: %s\n", p->tok.text);
+  else fprintf(p->io->err, "sh: syntax error: unexpected %s\n", token_name(&p->tok));
+}
+
+static void expect_word(Parser *p, const char *word) {
+  if (p->error) return;
+  if (is_word(p, word)) advance(p);
+  else syntax_error(p);
+}
+
+static void skip_newlines(Parser *p) {
+  while (p->tok.type == T_NEWLINE) advance(p);
+}
+
+static Node *parse_list(Parser *p);
+
+static void parse_redirs(Parser *p, Node *n) {
+  while (!p->error && p->tok.type == T_REDIR) {
+    int fd = p->tok.fd, op = p->tok.op;
+    advance(p);
+    if (p->tok.type != T_WORD) {
+      syntax_error(p);
+      return;
+    }
+    n->redirs = xrealloc(n->redirs, sizeof(Redir) * (size_t)(n->nredirs + 1));
+    n->redirs[n->nredirs++] = (Redir){fd, op, p->tok.text};
+    p->tok.text = NULL;
+    advance(p);
+  }
+}
+
+static Node *parse_compound(Parser *p) {
+  Node *n;
+  if (p->tok.type == T_LPAREN) {
+    advance(p);
+    n = new_node(N_SUBSHELL);
+    add_kid(n, parse_list(p), 0);
+    if (!p->error && p->tok.type == T_RPAREN) advance(p);
+    else syntax_error(p);
+  } else if (is_word(p, "{")) {
+    advance(p);
+    n = new_node(N_GROUP);
+    add_kid(n, parse_list(p), 0);
+    expect_word(p, "}");
+  } else if (is_word(p, "if")) {
+    n = new_node(N_IF);
+    do { /* `if` and each `elif` */
+      advance(p);
+      add_kid(n, parse_list(p), 0);
+      expect_word(p, "then");
+      add_kid(n, parse_list(p), 0);
+    } while (!p->error && is_word(p, "elif"));
+    if (!p->error && is_word(p, "else")) {
+      advance(p);
+      add_kid(n, parse_list(p), 0);
+      n->has_else = 1;
+    }
+    expect_word(p, "fi");
+  } else if (is_word(p, "while") || is_word(p, "until")) {
+    n = new_node(N_WHILE);
+    n->until = is_word(p, "until");
+    advance(p);
+    add_kid(n, parse_list(p), 0);
+    expect_word(p, "do");
+    add_kid(n, parse_list(p), 0);
+    expect_word(p, "done");
+  } else { /* for */
+    n = new_node(N_FOR);
+    advance(p);
+    if (p->tok.type != T_WORD || !is_name_start(p->tok.text[0])) {
+      syntax_error(p);
+      return n;
+    }
+    n->var = p->tok.text;
+    p->tok.text = NULL;
+    advance(p);
+    skip_newlines(p);
+    if (is_word(p, "in")) {
+      n->has_in = 1;
+      advance(p);
+      while (p->tok.type == T_WORD) {
+        list_push(&n->words, p->tok.text);
+        p->tok.text = NULL;
+        advance(p);
+      }
+      if (p->tok.type == T_SEMI || p->tok.type == T_NEWLINE) advance(p);
+      else syntax_error(p);
+    } else if (p->tok.type == T_SEMI) {
+      advance(p);
+    }
+    skip_newlines(p);
+    expect_word(p, "do");
+    add_kid(n, parse_list(p), 0);
+    expect_word(p, "done");
+  }
+  parse_redirs(p, n);
+  return n;
+}
+
+static Node *parse_command(Parser *p) {
+  if (p->tok.type == T_LPAREN || is_word(p, "{") || is_word(p, "if") || is_word(p, "while") || is_word(p, "until") ||
+      is_word(p, "for")) {
+    return parse_compound(p);
+  }
+  Node *n = new_node(N_SIMPLE);
+  if (at_list_end(p)) {
+    syntax_error(p);
+    return n;
+  }
+  for (;;) {
+    if (p->tok.type == T_WORD) {
+      list_push(&n->words, p->tok.text);
+      p->tok.text = NULL;
+      advance(p);
+    } else if (p->tok.type == T_REDIR) {
+      parse_redirs(p, n);
+      if (p->error) return n;
+    } else {
+      break;
+    }
+  }
+  if (n->words.len == 0 && n->nredirs == 0) syntax_error(p);
+  return n;
+}
+
+static Node *parse_pipeline(Parser *p) {
+  Node *n = new_node(N_PIPELINE);
+  if (is_word(p, "!")) {
+    n->negate = 1;
+    advance(p);
+  }
+  add_kid(n, parse_command(p), 0);
+  while (!p->error && p->tok.type == T_PIPE) {
+    advance(p);
+    skip_newlines(p);
+    add_kid(n, parse_command(p), 0);
+  }
+  return n;
+}
+
+static Node *parse_and_or(Parser *p) {
+  Node *n = new_node(N_ANDOR);
+  add_kid(n, parse_pipeline(p), T_SEMI);
+  while (!p->error && (p->tok.type == T_AND || p->tok.type == T_OR)) {
+    int op = p->tok.type;
+    advance(p);
+    skip_newlines(p);
+    add_kid(n, parse_pipeline(p), op);
+  }
+  return n;
+}
+
+static Node *parse_list(Parser *p) {
+  Node *n = new_node(N_LIST);
+  for (;;) {
+    skip_newlines(p);
+    if (p->error || at_list_end(p)) break;
+    add_kid(n, parse_and_or(p), 0);
+    if (p->error) break;
+    if (p->tok.type == T_SEMI || p->tok.type == T_AMP || p->tok.type == T_NEWLINE) advance(p);
+    else break;
+  }
+  return n;
+}
+
 /* ---- execution ---- */
+
+static int run_node(Shell *sh, Node *n, Io *io);
 
 typedef struct {
   char *name;
   char *old; /* NULL when it was unset */
 } SavedVar;
 
-static int run_command(Shell *sh, Command *cmd, Io *io) {
+typedef struct {
+  Io io;
+  FILE *opened[16];
+  int nopened;
+} Redirected;
+
+/* Applies redirections in order on top of `io`; 0, or 1 after a message. */
+static int apply_redirs(Shell *sh, Redir *redirs, int n, Io *io, Redirected *out) {
+  out->io = *io;
+  out->nopened = 0;
+  for (int i = 0; i < n; i++) {
+    Redir *r = &redirs[i];
+    if (r->fd > 2) return fail(io, "sh", "%d: only file descriptors 0, 1 and 2 can be redirected", r->fd);
+    FILE **slot = r->fd == 0 ? &out->io.in : r->fd == 1 ? &out->io.out : &out->io.err;
+    char *target = expand_single(sh, r->target, io);
+    int status = 0;
+    if (r->op == R_DUP) {
+      if (strcmp(target, "-") == 0 && out->nopened < 16) {
+        FILE *f = r->fd == 0 ? open_reader(xstrdup(""), 0) : open_discard();
+        out->opened[out->nopened++] = f;
+        *slot = f;
+      } else if (strcmp(target, "0") == 0 || strcmp(target, "1") == 0 || strcmp(target, "2") == 0) {
+        *slot = target[0] == '0' ? out->io.in : target[0] == '1' ? out->io.out : out->io.err;
+      } else {
+        status = fail(io, "sh", "%s: bad file descriptor", target);
+      }
+    } else {
+      const char *mode = r->op == R_IN ? "r" : r->op == R_APPEND ? "a" : "w";
+      FILE *f = out->nopened < 16 ? fopen(target, mode) : NULL;
+      if (!f) {
+        status = fail(io, "sh", "%s: %s", target, out->nopened < 16 ? strerror(errno) : "too many redirections");
+      } else {
+        out->opened[out->nopened++] = f;
+        *slot = f;
+      }
+    }
+    free(target);
+    if (status) return status;
+  }
+  return 0;
+}
+
+static void close_redirs(Redirected *r) {
+  for (int i = 0; i < r->nopened; i++) fclose(r->opened[i]);
+  r->nopened = 0;
+}
+
+static int run_simple(Shell *sh, Node *cmd, Io *io) {
   int nassign = 0;
   while (nassign < cmd->words.len && is_assignment(cmd->words.items[nassign])) nassign++;
 
@@ -604,51 +1051,17 @@ static int run_command(Shell *sh, Command *cmd, Io *io) {
     free(value);
   }
 
-  Io local = *io;
-  FILE *opened[16];
-  int nopened = 0;
-  int status = 0;
-  for (int i = 0; i < cmd->nredirs; i++) {
-    Redir *r = &cmd->redirs[i];
-    if (r->fd > 2) {
-      status = fail(io, "sh", "%d: only file descriptors 0, 1 and 2 can be redirected", r->fd);
-      break;
-    }
-    FILE **slot = r->fd == 0 ? &local.in : r->fd == 1 ? &local.out : &local.err;
-    char *target = expand_single(sh, r->target, io);
-    if (r->op == R_DUP) {
-      if (strcmp(target, "-") == 0) {
-        FILE *f = r->fd == 0 ? open_reader(xstrdup(""), 0) : open_discard();
-        opened[nopened++] = f;
-        *slot = f;
-      } else if (strcmp(target, "0") == 0 || strcmp(target, "1") == 0 || strcmp(target, "2") == 0) {
-        *slot = target[0] == '0' ? local.in : target[0] == '1' ? local.out : local.err;
-      } else {
-        status = fail(io, "sh", "%s: bad file descriptor", target);
-      }
-    } else {
-      const char *mode = r->op == R_IN ? "r" : r->op == R_APPEND ? "a" : "w";
-      FILE *f = nopened < 16 ? fopen(target, mode) : NULL;
-      if (!f) {
-        status = fail(io, "sh", "%s: %s", target, nopened < 16 ? strerror(errno) : "too many redirections");
-      } else {
-        opened[nopened++] = f;
-        *slot = f;
-      }
-    }
-    free(target);
-    if (status) break;
-  }
-
+  Redirected r;
+  int status = apply_redirs(sh, cmd->redirs, cmd->nredirs, io, &r);
   if (status == 0 && argv.len > 0) {
-    status = run_argv(sh, argv.len, argv.items, &local);
-  } else if (status == 0 && argv.len == 0) {
-    status = sh->status; /* a bare assignment keeps the status of its $(...) */
-    if (nassign == 0 || cmd->words.len > nassign) status = 0;
+    status = run_argv(sh, argv.len, argv.items, &r.io);
+  } else if (status == 0) {
+    /* Assignments alone keep the status of their last $(...); a bare redirection is 0. */
+    status = nassign > 0 ? sh->status : 0;
   }
-  for (int i = 0; i < nopened; i++) fclose(opened[i]);
+  close_redirs(&r);
 
-  /* Prefix assignments last only for the command; alone they stay (shell variables are the env here). */
+  /* Prefix assignments last only for their command; alone they stay (shell variables are the env here). */
   if (argv.len > 0 || cmd->words.len > nassign) {
     for (int i = 0; i < nassign; i++) {
       if (saved[i].old) setenv(saved[i].name, saved[i].old, 1);
@@ -665,164 +1078,178 @@ static int run_command(Shell *sh, Command *cmd, Io *io) {
 }
 
 /* Runs the stages one after another; each stage's output is the next one's input. */
-static int run_pipeline(Shell *sh, Command *cmds, int n, Io *io) {
-  if (n == 1) return run_command(sh, &cmds[0], io);
-  char *data = NULL;
-  size_t len = 0;
+static int run_pipeline(Shell *sh, Node *n, Io *io) {
   int status = 0;
-  for (int i = 0; i < n; i++) {
-    Io stage = *io;
-    FILE *in = NULL, *out = NULL;
-    char *next = NULL;
-    size_t next_len = 0;
-    if (i > 0) stage.in = in = open_reader(data, len);
-    if (i < n - 1) stage.out = out = open_memstream(&next, &next_len);
-    status = run_command(sh, &cmds[i], &stage);
-    sh->exiting = 0; /* each stage is a subshell: `exit` ends only the stage */
-    if (in) fclose(in); /* frees data */
-    if (out) fclose(out);
-    data = next;
-    len = next_len;
-  }
-  return status;
-}
-
-static void free_commands(Command *cmds, int n) {
-  for (int i = 0; i < n; i++) {
-    list_free(&cmds[i].words);
-    for (int j = 0; j < cmds[i].nredirs; j++) free(cmds[i].redirs[j].target);
-    free(cmds[i].redirs);
-  }
-  free(cmds);
-}
-
-/* Parses one pipeline; *end gets the token that ended it. Returns -1 on a syntax error. */
-static int parse_pipeline(Lexer *lx, Command **out, int *count, Token *end, Io *io) {
-  Command *cmds = xmalloc(sizeof(Command));
-  int n = 1;
-  memset(&cmds[0], 0, sizeof(Command));
-  Token t;
-  for (;;) {
-    next_token(lx, &t);
-    Command *c = &cmds[n - 1];
-    if (t.type == T_WORD) {
-      list_push(&c->words, t.text);
-    } else if (t.type == T_REDIR) {
-      Token target;
-      next_token(lx, &target);
-      if (target.type != T_WORD) {
-        fprintf(io->err, "sh: syntax error: unexpected %s after redirection\n", token_name(&target));
-        free(target.text);
-        free_commands(cmds, n);
-        return -1;
-      }
-      c->redirs = xrealloc(c->redirs, sizeof(Redir) * (size_t)(c->nredirs + 1));
-      c->redirs[c->nredirs++] = (Redir){t.fd, t.op, target.text};
-    } else if (t.type == T_PIPE) {
-      if (c->words.len == 0 && c->nredirs == 0) break;
-      cmds = xrealloc(cmds, sizeof(Command) * (size_t)(n + 1));
-      memset(&cmds[n++], 0, sizeof(Command));
-      size_t save;
-      do { /* a newline may follow | */
-        save = lx->pos;
-        next_token(lx, &t);
-      } while (t.type == T_NEWLINE);
-      lx->pos = save;
-      free(t.text);
-    } else {
-      break;
+  if (n->nkids == 1) {
+    status = run_node(sh, n->kids[0], io);
+  } else {
+    char *data = NULL;
+    size_t len = 0;
+    for (int i = 0; i < n->nkids; i++) {
+      Io stage = *io;
+      FILE *in = NULL, *out = NULL;
+      char *next = NULL;
+      size_t next_len = 0;
+      if (i > 0) stage.in = in = open_reader(data, len);
+      if (i < n->nkids - 1) stage.out = out = open_memstream(&next, &next_len);
+      Shell saved = *sh;
+      status = run_node(sh, n->kids[i], &stage);
+      /* Each stage is a subshell: exit, break and continue end only the stage. */
+      sh->exiting = saved.exiting;
+      sh->breaking = saved.breaking;
+      sh->continuing = saved.continuing;
+      if (in) fclose(in); /* frees data */
+      if (out) fclose(out);
+      data = next;
+      len = next_len;
     }
   }
-  if (t.type == T_ERROR) {
-    fprintf(io->err, "sh: syntax error: %s\n", t.text);
-    free(t.text);
-    free_commands(cmds, n);
-    return -1;
+  return n->negate ? !status : status;
+}
+
+static int interrupted(Shell *sh) { return sh->exiting || sh->breaking || sh->continuing; }
+
+/* Runs a loop body; returns 1 when the loop must stop (break, exit). */
+static int loop_body(Shell *sh, Node *body, Io *io) {
+  sh->status = run_node(sh, body, io);
+  if (sh->exiting) return 1;
+  if (sh->breaking) {
+    sh->breaking--;
+    return 1;
   }
-  Command *last = &cmds[n - 1];
-  int empty = last->words.len == 0 && last->nredirs == 0;
-  if (empty && (n > 1 || t.type == T_AND || t.type == T_OR || t.type == T_PIPE)) {
-    fprintf(io->err, "sh: syntax error: unexpected %s\n", token_name(&t));
-    free_commands(cmds, n);
-    return -1;
+  if (sh->continuing) {
+    if (--sh->continuing > 0) return 1; /* continue N: go on with an outer loop */
   }
-  if (empty) n = 0;
-  *out = cmds;
-  *count = n;
-  *end = t;
   return 0;
 }
 
-/* Parses and runs a list command by command, so that each expansion sees the effects of the
- * commands before it. */
-static int run_source(Shell *sh, const char *src, Io *io) {
-  Lexer lx = {src, 0};
-  int connector = T_SEMI;
-  while (!sh->exiting) {
-    Command *cmds;
-    int n;
-    Token end;
-    if (parse_pipeline(&lx, &cmds, &n, &end, io) < 0) {
-      sh->status = 2;
+static int run_node(Shell *sh, Node *n, Io *io) {
+  Redirected r;
+  int status = 0;
+  switch (n->kind) {
+    case N_SIMPLE:
+      return run_simple(sh, n, io);
+    case N_PIPELINE:
+      return run_pipeline(sh, n, io);
+    case N_ANDOR:
+      for (int i = 0; i < n->nkids && !interrupted(sh); i++) {
+        if (n->ops[i] == T_AND && sh->status != 0) continue;
+        if (n->ops[i] == T_OR && sh->status == 0) continue;
+        sh->status = run_node(sh, n->kids[i], io);
+      }
+      return sh->status;
+    case N_LIST:
+      for (int i = 0; i < n->nkids && !interrupted(sh); i++) sh->status = run_node(sh, n->kids[i], io);
+      return n->nkids ? sh->status : 0;
+  }
+  if (apply_redirs(sh, n->redirs, n->nredirs, io, &r) != 0) {
+    close_redirs(&r);
+    return 1;
+  }
+  io = &r.io;
+  switch (n->kind) {
+    case N_GROUP:
+      status = run_node(sh, n->kids[0], io);
+      break;
+    case N_SUBSHELL: {
+      Shell sub = *sh;
+      sub.loops = sub.breaking = sub.continuing = sub.exiting = 0;
+      char cwd[4096];
+      int have_cwd = getcwd(cwd, sizeof cwd) != NULL;
+      status = run_node(&sub, n->kids[0], io);
+      if (have_cwd && chdir(cwd) != 0) fail(io, "sh", "cannot return to %s", cwd);
       break;
     }
-    if (n == 0 && connector != T_SEMI) {
-      fprintf(io->err, "sh: syntax error: unexpected %s after %s\n", token_name(&end), connector == T_AND ? "&&" : "||");
-      free_commands(cmds, 1);
-      sh->status = 2;
+    case N_IF: {
+      int i = 0;
+      for (; i + 1 < n->nkids; i += 2) {
+        if (run_node(sh, n->kids[i], io) == 0 && !interrupted(sh)) {
+          status = run_node(sh, n->kids[i + 1], io);
+          break;
+        }
+        if (interrupted(sh)) break;
+      }
+      if (i + 1 >= n->nkids && n->has_else && !interrupted(sh)) status = run_node(sh, n->kids[n->nkids - 1], io);
       break;
     }
-    if (n > 0) {
-      int negate = cmds[0].words.len > 0 && strcmp(cmds[0].words.items[0], "!") == 0;
-      if (negate) {
-        free(cmds[0].words.items[0]);
-        memmove(cmds[0].words.items, cmds[0].words.items + 1, sizeof(char *) * (size_t)cmds[0].words.len);
-        cmds[0].words.len--;
+    case N_WHILE:
+      sh->loops++;
+      for (;;) {
+        int cond = run_node(sh, n->kids[0], io);
+        if (interrupted(sh) || (cond == 0) == n->until) break;
+        int stop = loop_body(sh, n->kids[1], io);
+        status = sh->status;
+        if (stop) break;
       }
-      int run = connector == T_SEMI || (connector == T_AND && sh->status == 0) || (connector == T_OR && sh->status != 0);
-      if (run) {
-        int status = run_pipeline(sh, cmds, n, io);
-        sh->status = negate ? !status : status;
+      sh->loops--;
+      break;
+    case N_FOR: {
+      StrList items = {0};
+      if (n->has_in) {
+        expand_words(sh, n->words.items, n->words.len, io, &items);
+      } else {
+        for (int i = 1; i < sh->argc; i++) list_push(&items, xstrdup(sh->argv[i]));
       }
-    }
-    free_commands(cmds, n > 0 ? n : 1);
-    if (end.type == T_EOF) break;
-    if (end.type == T_AND || end.type == T_OR) {
-      connector = end.type;
-      size_t save;
-      Token t;
-      do { /* a newline may follow && and || */
-        save = lx.pos;
-        next_token(&lx, &t);
-        free(t.text);
-      } while (t.type == T_NEWLINE);
-      lx.pos = save;
-    } else {
-      connector = T_SEMI;
+      sh->loops++;
+      for (int i = 0; i < items.len; i++) {
+        setenv(n->var, items.items[i], 1);
+        int stop = loop_body(sh, n->kids[0], io);
+        status = sh->status;
+        if (stop) break;
+      }
+      sh->loops--;
+      list_free(&items);
+      break;
     }
   }
+  fflush(io->out);
+  fflush(io->err);
+  close_redirs(&r);
+  return status;
+}
+
+static int ends_command(int type) { return type == T_SEMI || type == T_AMP || type == T_NEWLINE || type == T_EOF; }
+
+/* Parses and runs one complete command at a time, as sh does, so that a syntax error further on
+ * does not stop what comes before it. */
+static int run_source(Shell *sh, const char *src, Io *io) {
+  Parser p = {.lx = {src, 0}, .io = io};
+  next_token(&p.lx, &p.tok);
+  while (!sh->exiting) {
+    while (p.tok.type == T_NEWLINE || p.tok.type == T_SEMI) advance(&p);
+    if (p.tok.type == T_EOF) break;
+    Node *n = parse_and_or(&p);
+    if (!p.error && !ends_command(p.tok.type)) syntax_error(&p);
+    if (p.error) {
+      free_node(n);
+      sh->status = 2;
+      break;
+    }
+    if (p.tok.type != T_EOF) advance(&p);
+    sh->status = run_node(sh, n, io);
+    free_node(n);
+  }
+  free(p.tok.text);
   fflush(io->out);
   return sh->status;
 }
 
-/* True while the text so far cannot end a command (open quote, trailing operator). */
+/* True while the text so far cannot end a command (open quote, trailing operator, open `if`). */
 static int needs_more(const char *src) {
-  const char *err = NULL;
-  size_t i = 0, len = strlen(src);
-  while (i < len) {
-    if (src[i] == '#' && (i == 0 || is_meta(src[i - 1]))) {
-      while (i < len && src[i] != '\n') i++;
-      continue;
-    }
-    if (is_meta(src[i])) { i++; continue; }
-    long end = scan_word(src, i, &err);
-    if (end < 0) return 1;
-    i = (size_t)end;
-  }
+  size_t len = strlen(src);
   while (len > 0 && (src[len - 1] == '\n' || src[len - 1] == ' ' || src[len - 1] == '\t')) len--;
-  if (len >= 1 && (src[len - 1] == '|' || src[len - 1] == '\\')) return 1;
-  if (len >= 2 && src[len - 1] == '&' && src[len - 2] == '&') return 1;
-  return 0;
+  if (len >= 1 && src[len - 1] == '\\') return 1;
+  Parser p = {.lx = {src, 0}, .quiet = 1};
+  next_token(&p.lx, &p.tok);
+  while (!p.error) {
+    while (p.tok.type == T_NEWLINE || p.tok.type == T_SEMI) advance(&p);
+    if (p.tok.type == T_EOF) break;
+    free_node(parse_and_or(&p));
+    if (!p.error && !ends_command(p.tok.type)) syntax_error(&p);
+    if (!p.error && p.tok.type != T_EOF) advance(&p);
+  }
+  free(p.tok.text);
+  return p.error && p.at_eof;
 }
 
 int sh_main(int argc, char **argv, Io *io) {
