@@ -6,7 +6,7 @@ import { packedVfs } from '../fs/packed-vfs.ts';
 import { treeVfs } from '../fs/tree-vfs.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { Image } from '../loader/source.ts';
-import type { RootfsProvider } from '../sandbox/backend.ts';
+import type { RootfsProvider, WasiBackendOptions } from '../sandbox/backend.ts';
 
 /**
  * A runtime's image trees: one LayerCache (layer trees by chainID) and one cache of packed trees
@@ -14,6 +14,13 @@ import type { RootfsProvider } from '../sandbox/backend.ts';
  */
 export interface ImageTrees extends RootfsProvider {
   readonly layerCache: LayerCache;
+}
+
+/** What the host's default backends are built from (`#host/backends`). */
+export interface HostBackendContext extends WasiBackendOptions {
+  provider: ImageTrees;
+  /** The runtime's home directory (Linux backend state), when it has one. */
+  home?: string;
 }
 
 export function createImageTrees(): ImageTrees {

@@ -67,6 +67,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     ? Promise.resolve(opts.backends)
     : defaultBackends({
       provider: trees,
+      ...(opts.home !== undefined ? { home: opts.home } : {}),
       ...(opts.workerUrl !== undefined ? { workerUrl: opts.workerUrl } : {}),
       ...(opts.keepWarm !== undefined ? { keepWarm: opts.keepWarm } : {}),
     }));

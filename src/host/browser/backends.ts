@@ -1,7 +1,8 @@
+import type { HostBackendContext } from '../../runtime/image-trees.ts';
 import type { Backend } from '../../runtime/types.ts';
-import { createWasiBackend, type WasiBackendOptions } from '../../sandbox/backend.ts';
+import { createWasiBackend } from '../../sandbox/backend.ts';
 
 /** Browsers: WASI in Web Workers only. */
-export async function defaultBackends(ctx: WasiBackendOptions): Promise<Backend[]> {
+export async function defaultBackends(ctx: HostBackendContext): Promise<Backend[]> {
   return [createWasiBackend(ctx)];
 }

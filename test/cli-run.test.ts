@@ -1,0 +1,154 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileWasi, hasWasiClang } from './helpers/compile-wasi.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'bin/wasmbox.mjs');
+let tmp: string;
+let home: string;
+
+interface Result { code: number | null; stdout: string; stderr: string }
+
+/** Runs the built CLI (dist/cli.js, built by `npm test`) with its own store. */
+function wasmbox(args: string[], o: { input?: string; env?: Record<string, string> } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { ...process.env, WASMBOX_HOME: home, ...o.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    if (o.input !== undefined) child.stdin.end(o.input);
+    else child.stdin.end();
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(join(root, 'dist/cli.js')) || !existsSync(join(root, 'dist/sandbox-worker.js'))) {
+    execFileSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
+  }
+  tmp = mkdtempSync(join(tmpdir(), 'wasmbox-cli-run-'));
+  home = join(tmp, 'home');
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('wasmbox run', () => {
+  it('runs the bundled hello image by name on an empty store, args replacing Cmd', async () => {
+    const r = await wasmbox(['run', 'hello', 'a', 'b c']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^hello from wasmbox\n/);
+    expect(r.stdout).toContain('argv[0]: /hello.wasm\nargv[1]: a\nargv[2]: b c\n');
+    const again = await wasmbox(['run', '--rm', 'hello']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('argc: 1\n');
+  });
+
+  it('-e, a bare -e from the host env, --env-file, -w; options stop at the image name', async () => {
+    const envFile = join(tmp, 'env.list');
+    writeFileSync(envFile, '# comment\nFROM_FILE=yes\nGREETING=from file\n');
+    const r = await wasmbox(
+      ['run', '-e', 'GREETING=hi there', '--env-file', envFile, '-e', 'HOSTVAR', '-w', '/work/dir', 'hello', '-e', 'X=1'],
+      { env: { HOSTVAR: 'host value' } },
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^hi there\n/); // -e comes after --env-file
+    expect(r.stdout).toContain('env: FROM_FILE=yes\n');
+    expect(r.stdout).toContain('env: HOSTVAR=host value\n');
+    expect(r.stdout).toContain('cwd: /work/dir\n');
+    expect(r.stdout).toContain('argv[1]: -e\nargv[2]: X=1\n');
+  });
+
+  it('passes the guest exit status and stderr through; -i feeds stdin', async () => {
+    const r = await wasmbox(['run', '-i', 'hello', '--stdin', '--stderr', 'to stderr', '--exit', '42'], { input: 'from stdin\n' });
+    expect(r.code).toBe(42);
+    expect(r.stderr).toBe('to stderr\n');
+    expect(r.stdout).toMatch(/from stdin\n$/);
+    const closed = await wasmbox(['run', 'hello', '--stdin'], { input: 'not given without -i\n' });
+    expect(closed.code).toBe(0);
+    expect(closed.stdout).not.toContain('not given');
+  });
+
+  it('exit statuses: 127 not found, 126 not runnable, 125 for wasmbox failures', async () => {
+    const notFound = await wasmbox(['run', '--entrypoint', 'nope', 'toolbox']);
+    expect(notFound.code).toBe(127);
+    expect(notFound.stderr).toMatch(/nope.*not found/);
+    const dir = await wasmbox(['run', '--entrypoint', '/bin', 'toolbox']);
+    expect(dir.code).toBe(126);
+    expect((await wasmbox(['run', '--no-such-flag', 'hello'])).code).toBe(125);
+    const noImage = await wasmbox(['run', 'no-such-image']);
+    expect(noImage.code).toBe(125);
+    expect(noImage.stderr).toMatch(/no-such-image/);
+    expect((await wasmbox(['run', '-m', 'lots', 'hello'])).code).toBe(125);
+    const tiny = await wasmbox(['run', '-m', '64k', 'toolbox', 'true']);
+    expect(tiny.code).toBe(125);
+    expect(tiny.stderr).toMatch(/memory limit/);
+  });
+
+  it('toolbox script with --entrypoint and a pipeline; --read-only refuses writes', async () => {
+    const r = await wasmbox(['run', 'toolbox', 'sh', '-c', 'ls -l /; echo hi > /tmp/x; cat /tmp/x']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/tmp/);
+    expect(r.stdout).toMatch(/hi\n$/);
+    const ro = await wasmbox(['run', '--read-only', 'toolbox', 'sh', '-c', 'echo hi > /tmp/x']);
+    expect(ro.code).not.toBe(0);
+    expect(ro.stderr).toMatch(/read-only/i);
+  });
+
+  it('-v HOST:GUEST read-write and :ro', async () => {
+    const host = join(tmp, 'share');
+    mkdirSync(host);
+    writeFileSync(join(host, 'in'), 'host file\n');
+    const rw = await wasmbox(['run', '-v', `${host}:/share`, 'toolbox', 'sh', '-c', 'cat /share/in; echo out > /share/out']);
+    expect(rw.code).toBe(0);
+    expect(rw.stdout).toBe('host file\n');
+    expect(readFileSync(join(host, 'out'), 'utf8')).toBe('out\n');
+    const ro = await wasmbox(['run', '-v', `${host}:/share:ro`, 'toolbox', 'sh', '-c', 'echo no > /share/ro']);
+    expect(ro.code).not.toBe(0);
+    expect(ro.stderr).toMatch(/read-only/i);
+    expect(existsSync(join(host, 'ro'))).toBe(false);
+    expect((await wasmbox(['run', '-v', `${host}:/share:rx`, 'toolbox', 'true'])).code).toBe(125);
+    expect((await wasmbox(['run', '-v', `${join(tmp, 'missing')}:/m`, 'toolbox', 'true'])).code).toBe(125);
+  });
+});
+
+describe.skipIf(!hasWasiClang())('wasmbox run FILE.wasm with limits', () => {
+  it('--timeout ends an infinite loop with 124', async () => {
+    const loop = join(tmp, 'loop.wasm');
+    writeFileSync(loop, await compileWasi('int main(void) { volatile unsigned n = 0; for (;;) n++; }'));
+    const r = await wasmbox(['run', '--timeout', '300ms', loop]);
+    expect(r.code).toBe(124);
+  });
+
+  it('--output-limit kills a flood with 137 after exactly that many bytes', async () => {
+    const flood = join(tmp, 'flood.wasm');
+    writeFileSync(flood, await compileWasi('#include <stdio.h>\nint main(void) { for (;;) puts("yes"); }'));
+    const r = await wasmbox(['run', '--output-limit', '10k', flood]);
+    expect(r.code).toBe(137);
+    expect(r.stdout.length).toBe(10 * 1024);
+  });
+
+  it('-m caps memory: allocation fails in the guest', async () => {
+    const bomb = join(tmp, 'bomb.wasm');
+    writeFileSync(bomb, await compileWasi(`
+      #include <stdio.h>
+      #include <stdlib.h>
+      int main(void) {
+        int n = 0; void **head = 0;
+        for (;;) { void **p = malloc(1 << 20); if (!p) break; *p = head; head = p; if (++n > 3000) break; }
+        printf("%d\\n", n);
+        return head ? 0 : 1;
+      }`));
+    const r = await wasmbox(['run', '-m', '8m', bomb]);
+    expect(r.code).toBe(0);
+    expect(Number(r.stdout.trim())).toBeLessThan(8);
+  });
+});
