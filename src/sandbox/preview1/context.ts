@@ -15,6 +15,8 @@ export class Context {
   readonly fds = new FdTable();
   readonly clock: Preview1Clock;
   readonly startMonotonic: bigint;
+  /** Set by proc_exit. */
+  exitCode: number | undefined;
 
   constructor(readonly opts: Preview1Options) {
     this.clock = opts.clock ?? defaultClock();

@@ -35,8 +35,9 @@ export class Preview1 {
       ...procSockImports(this.#ctx),
     };
     const onUnexpected = o.onUnexpectedError;
+    const ctx = this.#ctx;
     const imports: WebAssembly.ModuleImports = {};
-    for (const [name, fn] of Object.entries(raw)) imports[name] = guard(fn as (...a: unknown[]) => number, onUnexpected);
+    for (const [name, fn] of Object.entries(raw)) imports[name] = guard(ctx, fn as (...a: unknown[]) => number, onUnexpected);
     this.imports = imports;
   }
 
@@ -52,11 +53,11 @@ export class Preview1 {
     if (typeof start !== 'function') throw new SandboxError('NOT_RUNNABLE', 'the module does not export _start (not a WASI command)');
     try {
       (start as () => void)();
-      return 0;
     } catch (e) {
       if (e instanceof ProcExit) return e.code;
       throw e;
     }
+    return this.#ctx.exitCode ?? 0;
   }
 
   /** Prepares a reactor: calls `_initialize` when the module exports it. */
@@ -67,20 +68,26 @@ export class Preview1 {
     if (typeof init === 'function') (init as () => void)();
   }
 
+  /** Binds the exported `memory`; a module that imports its memory instead needs bindMemory() first. */
   #bind(instance: WebAssembly.Instance): void {
     const memory = instance.exports.memory;
-    if (!(memory instanceof WebAssembly.Memory)) throw new SandboxError('NOT_RUNNABLE', 'the module does not export its memory as "memory"');
-    this.#ctx.mem.bind(memory);
+    if (memory instanceof WebAssembly.Memory) this.#ctx.mem.bind(memory);
+    else if (!this.#ctx.mem.bound) throw new SandboxError('NOT_RUNNABLE', 'the module neither exports its memory as "memory" nor was one bound with bindMemory()');
   }
 }
 
 /** Every import returns an errno: anything thrown but proc_exit becomes one, in one place. */
-function guard(fn: (...a: unknown[]) => number, onUnexpected: ((e: unknown) => void) | undefined): (...a: unknown[]) => number {
+function guard(ctx: Context, fn: (...a: unknown[]) => number, onUnexpected: ((e: unknown) => void) | undefined): (...a: unknown[]) => number {
   return function guarded(...args: unknown[]): number {
+    // After proc_exit nothing runs on, even if the guest caught the unwinding (wasm exception handling).
+    if (ctx.exitCode !== undefined) throw new ProcExit(ctx.exitCode);
     try {
       return fn(...args);
     } catch (e) {
-      if (e instanceof ProcExit) throw e;
+      if (e instanceof ProcExit) {
+        ctx.exitCode = e.code;
+        throw e;
+      }
       return errnoOf(e, onUnexpected);
     }
   };
