@@ -71,7 +71,8 @@ async function loadTargets(core: SourceCore, ref: ImageRef, o: LoadOptions, path
   const stem = nameStem(path);
   if (o.names && o.names.length > 0) return [{ target: ref, names: o.names.map(asName) }];
   const hasTag = 'tag' in ref && ref.tag !== undefined;
-  const listed = core.list ? await core.list() : [];
+  // A bare module carries no names of its own: it is named after its file.
+  const listed = core.list && ref.transport !== 'wasm' ? await core.list() : [];
   const named = listed.filter((l) => l.names.length > 0);
   if (!hasTag && named.length > 1 && named.length === listed.length && new Set(named.map((l) => l.descriptor.digest)).size > 1) {
     return named.map((l) => ({ target: l.descriptor, names: namesFor(l.names, stem) }));

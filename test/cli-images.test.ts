@@ -1,0 +1,337 @@
+// End to end through the built CLI (node bin/wasmbox.mjs), each test with its own --home store.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { extract } from 'tar-stream';
+import { Layout, OCI, dockerSaveFiles, enc, filesToTar, hex, sha, tagged, type Desc } from './helpers/image-fixtures.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const bin = join(root, 'bin/wasmbox.mjs');
+
+/** Builds dist/ unless it is newer than every source file (npm test builds first anyway). */
+function ensureBuilt(): void {
+  const cli = join(root, 'dist/cli.js');
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'src'))) {
+    execFileSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
+  }
+}
+
+interface Run { status: number | null; stdout: string; stderr: string }
+
+let tmp: string;
+let home: string;
+const wasmbox = (...args: string[]): Run => {
+  const r = spawnSync(process.execPath, [bin, '--home', home, ...args], { encoding: 'utf8', cwd: tmp });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const ok = (...args: string[]): string => {
+  const r = wasmbox(...args);
+  if (r.status !== 0) throw new Error(`wasmbox ${args.join(' ')} -> ${r.status}\n${r.stderr}`);
+  return r.stdout;
+};
+
+/** Every file of the store with its hash: what "nothing written" is checked against. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string, rel: string): void => {
+    for (const name of readdirSync(p).sort()) {
+      const full = join(p, name);
+      const r = rel ? `${rel}/${name}` : name;
+      if (statSync(full).isDirectory()) {
+        out.push(`${r}/`);
+        walk(full, r);
+      } else out.push(`${r} ${sha(readFileSync(full))}`);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+async function tarMembers(bytes: Uint8Array): Promise<Map<string, { type: string; data: Uint8Array }>> {
+  const out = new Map<string, { type: string; data: Uint8Array }>();
+  const ex = extract();
+  const done = new Promise<void>((res, rej) => {
+    ex.on('entry', (h, stream, next) => {
+      const chunks: Uint8Array[] = [];
+      stream.on('data', (c: Uint8Array) => chunks.push(c));
+      stream.on('end', () => {
+        out.set(h.name.replace(/^\.\//, ''), { type: h.type, data: Buffer.concat(chunks) });
+        next();
+      });
+    });
+    ex.on('finish', () => res());
+    ex.on('error', rej);
+  });
+  ex.end(Buffer.from(bytes));
+  await done;
+  return out;
+}
+
+/** A two-layer linux image: the upper layer deletes a file and makes a directory opaque. */
+async function appImage(tag = 'app:1.0', extra = '') {
+  const layout = new Layout();
+  const img = await layout.image({
+    layers: [
+      {
+        entries: [
+          { path: 'etc/', type: 'directory' },
+          { path: 'etc/keep', data: 'kept' + extra },
+          { path: 'etc/gone', data: 'deleted by a whiteout' },
+          { path: 'var/', type: 'directory' },
+          { path: 'var/old', data: 'hidden by the opaque marker' },
+        ],
+        compression: 'gzip',
+      },
+      {
+        entries: [
+          { path: 'etc/.wh.gone', data: '' },
+          { path: 'var/', type: 'directory' },
+          { path: 'var/.wh..wh..opq', data: '' },
+          { path: 'var/new', data: 'upper' + extra },
+        ],
+        compression: 'none',
+      },
+    ],
+  });
+  layout.finish([tagged(img.manifest, tag)]);
+  return { layout, img };
+}
+
+beforeAll(() => {
+  ensureBuilt();
+  tmp = mkdtempSync(join(tmpdir(), 'wasmbox-cli-'));
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+beforeEach(() => {
+  home = mkdtempSync(join(tmp, 'home-'));
+});
+
+describe('wasmbox image commands', () => {
+  it('load -> images -> inspect -> save (both formats) -> rmi -> load the saved archives -> export', async () => {
+    const { layout, img } = await appImage();
+    const archive = join(tmp, 'app.tar');
+    writeFileSync(archive, await layout.toTar());
+
+    const loaded = ok('load', '-i', archive);
+    expect(loaded).toContain('Loaded image: app:1.0');
+    expect(loaded).toContain(img.manifest.digest);
+
+    const table = ok('images').trim().split('\n');
+    expect(table[0]).toMatch(/^REPOSITORY\s+TAG\s+IMAGE ID\s+PLATFORM\s+SIZE\s+CREATED$/);
+    expect(table[1]).toMatch(new RegExp(`^app\\s+1\\.0\\s+${hex(img.config.digest).slice(0, 12)}\\s+linux/amd64\\s+\\S+B\\s+`));
+    const json = JSON.parse(ok('images', '--format', 'json').trim());
+    expect(json).toMatchObject({ Repository: 'app', Tag: '1.0', ID: hex(img.config.digest).slice(0, 12), Digest: img.manifest.digest });
+    expect(ok('images', '-q').trim()).toBe(hex(img.config.digest).slice(0, 12));
+
+    const [inspected] = JSON.parse(ok('inspect', 'app:1.0'));
+    expect(inspected.Id).toBe(img.config.digest);
+    expect(inspected.RepoTags).toEqual(['app:1.0']);
+    expect(inspected.RepoDigests).toEqual([`app@${img.manifest.digest}`]);
+    expect(inspected.Os).toBe('linux');
+    expect(inspected.Architecture).toBe('amd64');
+    expect(inspected.RootFS.Layers).toEqual(img.layers.map((l) => l.diffId));
+    // by image ID prefix too
+    expect(JSON.parse(ok('inspect', hex(img.config.digest).slice(0, 8)))[0].Id).toBe(img.config.digest);
+
+    const oci = join(tmp, 'saved.oci.tar');
+    const docker = join(tmp, 'saved.docker.tar');
+    ok('save', 'app:1.0', '-o', oci);
+    ok('save', 'app:1.0', '-o', docker, '--format', 'docker-archive');
+    const ociMembers = await tarMembers(readFileSync(oci));
+    const ociIndex = JSON.parse(Buffer.from(ociMembers.get('index.json')!.data).toString());
+    expect(ociIndex.manifests).toHaveLength(1);
+    expect(ociIndex.manifests[0].digest).toBe(img.manifest.digest);
+    expect(ociIndex.manifests[0].annotations['org.opencontainers.image.ref.name']).toBe('app:1.0');
+    for (const l of layout.layers) expect(sha(ociMembers.get(`blobs/sha256/${hex(sha(l.blob))}`)!.data)).toBe(sha(l.blob));
+
+    const dockerMembers = await tarMembers(readFileSync(docker));
+    const manifestJson = JSON.parse(Buffer.from(dockerMembers.get('manifest.json')!.data).toString());
+    expect(manifestJson).toHaveLength(1);
+    expect(manifestJson[0].RepoTags).toEqual(['app:1.0']);
+    expect(manifestJson[0].Config).toBe(`blobs/sha256/${hex(img.config.digest)}`);
+    // docker-archive layers are the uncompressed tars, named by diffID
+    expect(manifestJson[0].Layers).toEqual(img.layers.map((l) => `blobs/sha256/${hex(l.diffId)}`));
+    for (const l of img.layers) expect(sha(dockerMembers.get(`blobs/sha256/${hex(l.diffId)}`)!.data)).toBe(l.diffId);
+    expect(JSON.parse(Buffer.from(dockerMembers.get('repositories')!.data).toString())).toEqual({ app: { '1.0': hex(img.layers[1]!.diffId) } });
+
+    const rmi = ok('rmi', 'app:1.0');
+    expect(rmi).toContain('Untagged: app:1.0');
+    expect(rmi).toContain(`Deleted: ${img.manifest.digest}`);
+    expect(readdirSync(join(home, 'blobs/sha256'))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(home, 'index.json'), 'utf8')).manifests).toEqual([]);
+
+    expect(ok('load', '-i', oci)).toContain(`Loaded image: app:1.0\nDigest: ${img.manifest.digest}`);
+    ok('rmi', 'app:1.0');
+    expect(ok('load', '-i', docker)).toContain('Loaded image: app:1.0');
+    expect(JSON.parse(ok('inspect', 'app:1.0'))[0].Id).toBe(img.config.digest);
+    expect(JSON.parse(ok('inspect', 'app:1.0'))[0].RootFS.Layers).toEqual(img.layers.map((l) => l.diffId));
+
+    const rootfs = join(tmp, 'rootfs.tar');
+    ok('export', 'app:1.0', '-o', rootfs);
+    const files = await tarMembers(readFileSync(rootfs));
+    expect(Buffer.from(files.get('etc/keep')!.data).toString()).toBe('kept');
+    expect(Buffer.from(files.get('var/new')!.data).toString()).toBe('upper');
+    expect(files.get('var/')?.type ?? files.get('var')?.type).toBe('directory');
+    expect(files.has('etc/gone')).toBe(false);
+    expect(files.has('var/old')).toBe(false);
+    expect([...files.keys()].some((n) => n.includes('.wh.'))).toBe(false);
+  });
+
+  it('tag adds a name; rmi by name keeps the image until its last name goes; rmi by ID needs -f with several names', async () => {
+    const { layout, img } = await appImage('base:1');
+    const archive = join(tmp, 'tag.tar');
+    writeFileSync(archive, await layout.toTar());
+    ok('load', '-i', archive);
+    ok('tag', 'base:1', 'other/name:v2');
+    ok('tag', 'base:1', 'plain');
+    const rows = ok('images').trim().split('\n').slice(1).map((r) => r.split(/\s+/).slice(0, 2).join(':'));
+    expect(rows.sort()).toEqual(['base:1', 'other/name:v2', 'plain:latest']);
+    expect(JSON.parse(ok('inspect', 'plain'))[0].RepoTags.sort()).toEqual(['base:1', 'other/name:v2', 'plain:latest']);
+    const id = hex(img.config.digest).slice(0, 12);
+    const forced = wasmbox('rmi', id);
+    expect(forced.status).toBe(125);
+    expect(forced.stderr).toMatch(/^wasmbox: .*must be forced/);
+    expect(ok('rmi', 'base:1')).not.toContain('Deleted:');
+    expect(readdirSync(join(home, 'blobs/sha256')).length).toBeGreaterThan(0);
+    const r = ok('rmi', '-f', id);
+    expect(r).toContain('Untagged: other/name:v2');
+    expect(r).toContain('Untagged: plain:latest');
+    expect(readdirSync(join(home, 'blobs/sha256'))).toEqual([]);
+  });
+
+  it('names images from the archive: RepoTags of a docker save, ref.name tags under the file name, --tag', async () => {
+    const files = await dockerSaveFiles([{ repoTags: ['one:a'] }, { repoTags: ['two:b', 'two:c'], spec: { cmd: ['/x'] } }], 'legacy');
+    const multi = join(tmp, 'multi.tar');
+    writeFileSync(multi, await filesToTar(files));
+    const out = ok('load', '-i', multi);
+    expect(out).toContain('Loaded image: one:a');
+    expect(out).toContain('Loaded image: two:b');
+    expect(out).toContain('Loaded image: two:c');
+
+    const { layout } = await appImage('v7');
+    const bare = join(tmp, 'My_Image.tar');
+    writeFileSync(bare, await layout.toTar());
+    expect(ok('load', '-i', bare)).toContain('Loaded image: my_image:v7');
+    expect(ok('load', '-i', bare, '--tag', 'renamed:x')).toContain('Loaded image: renamed:x');
+    const dir = await layout.writeDir(join(tmp, 'layoutdir'));
+    expect(ok('load', '-i', dir)).toContain('Loaded image: layoutdir:v7');
+  });
+
+  it('loads a bare .wasm module as a wasi/wasm image', () => {
+    const wasm = join(tmp, 'tiny.wasm');
+    writeFileSync(wasm, new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+    expect(ok('load', '-i', wasm)).toContain('Loaded image: tiny:latest');
+    expect(ok('images')).toMatch(/tiny\s+latest\s+[0-9a-f]{12}\s+wasi\/wasm/);
+  });
+
+  it('usage errors exit 125 like docker', () => {
+    for (const args of [['--bogus'], ['load'], ['images', '--nope'], ['rmi'], ['save', 'x'], ['images', '--format', 'yaml']]) {
+      const r = wasmbox(...args);
+      expect(r.status, args.join(' ')).toBe(125);
+      expect(r.stderr, args.join(' ')).toMatch(/^wasmbox: /m);
+    }
+    expect(wasmbox('--help').status).toBe(0);
+    expect(wasmbox('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('unknown images are NOT_FOUND, status 125, with the name in the message', () => {
+    for (const cmd of [['inspect', 'ghost'], ['rmi', 'ghost:1'], ['save', 'ghost', '-o', join(tmp, 'g.tar')], ['tag', 'ghost', 'x'], ['export', 'ghost', '-o', join(tmp, 'g2.tar')]]) {
+      const r = wasmbox(...cmd);
+      expect(r.status, cmd.join(' ')).toBe(125);
+      expect(r.stderr, cmd.join(' ')).toMatch(/^wasmbox: No such image: ghost/m);
+    }
+    expect(existsSync(join(tmp, 'g.tar'))).toBe(false);
+  });
+});
+
+describe('bad input: status 125, a clear message, nothing written to the store', () => {
+  let before: string[];
+  beforeEach(async () => {
+    // A store that already holds an image, so "unchanged" is a real check.
+    const { layout } = await appImage('present:1', 'x');
+    const p = join(home, '..', `present-${Math.random().toString(16).slice(2)}.tar`);
+    writeFileSync(p, await layout.toTar());
+    ok('load', '-i', p);
+    before = listing(home);
+  });
+
+  const expectRejected = (file: string, message: RegExp): void => {
+    const r = wasmbox('load', '-i', file);
+    expect(r.status, r.stderr).toBe(125);
+    expect(r.stderr).toMatch(/^wasmbox: /);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).not.toContain('Loaded image');
+    expect(listing(home)).toEqual(before);
+  };
+
+  it('a truncated archive', async () => {
+    const { layout } = await appImage();
+    const bytes = await layout.toTar();
+    const file = join(tmp, 'truncated.tar');
+    writeFileSync(file, bytes.subarray(0, Math.floor(bytes.byteLength * 0.6)));
+    expectRejected(file, /truncat|missing|not found|unexpected end|no such/i);
+  });
+
+  it('garbage JSON in index.json and in the manifest', async () => {
+    const { layout } = await appImage();
+    layout.files.set('index.json', enc('{"schemaVersion": 2, "manifests": [ this is not json'));
+    const file = join(tmp, 'garbage.tar');
+    writeFileSync(file, await layout.toTar());
+    expectRejected(file, /json/i);
+
+    const l2 = new Layout();
+    const bad = l2.blob(OCI.manifest, enc('{{{{ definitely not a manifest'));
+    l2.finish([tagged(bad, 'x')]);
+    const file2 = join(tmp, 'garbage-manifest.tar');
+    writeFileSync(file2, await l2.toTar());
+    expectRejected(file2, /json/i);
+  });
+
+  it('a digest mismatch in the last layer', async () => {
+    const { layout, img } = await appImage();
+    const lastLayer: Desc = JSON.parse(Buffer.from(layout.files.get(`blobs/sha256/${hex(img.manifest.digest)}`)!).toString()).layers[1];
+    const path = `blobs/sha256/${hex(lastLayer.digest)}`;
+    const tampered = new Uint8Array(layout.files.get(path)!);
+    tampered[2048] ^= 0xff; // the first byte of var/new's data in the uncompressed layer: same size, other digest
+    layout.files.set(path, tampered);
+    const file = join(tmp, 'mismatch.tar');
+    writeFileSync(file, await layout.toTar());
+    expectRejected(file, /digest/i);
+  });
+
+  it('a layer whose diff_id does not match its content', async () => {
+    const { layout } = await appImage('d:1');
+    const l2 = new Layout();
+    const img = await l2.image({
+      layers: [{ entries: [{ path: 'f', data: 'x' }], compression: 'gzip' }],
+      configOverride: (c) => ({ ...c, rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } }),
+    });
+    l2.finish([tagged(img.manifest, 'd:1')]);
+    void layout;
+    const file = join(tmp, 'diffid.tar');
+    writeFileSync(file, await l2.toTar());
+    expectRejected(file, /diff_id|digest/i);
+  });
+
+  it('an unknown layer media type', async () => {
+    const l = new Layout();
+    const img = await l.image({ layers: [{ entries: [{ path: 'f', data: 'x' }], compression: 'none', mediaType: 'application/x-mystery' }] });
+    l.finish([tagged(img.manifest, 'u:1')]);
+    const file = join(tmp, 'mediatype.tar');
+    writeFileSync(file, await l.toTar());
+    expectRejected(file, /media type.*application\/x-mystery/i);
+  });
+
+  it('a missing file, and a file that is no image', () => {
+    expectRejected(join(tmp, 'does-not-exist.tar'), /does-not-exist\.tar/);
+    const junk = join(tmp, 'junk.tar');
+    writeFileSync(junk, 'this is not a tar archive at all, just text'.repeat(20));
+    expectRejected(junk, /junk\.tar/);
+  });
+});
