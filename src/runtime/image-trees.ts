@@ -1,3 +1,4 @@
+import { SHARE_PACKED_TREES } from '#host/worker';
 import { LayerCache } from '../fs/layer-cache.ts';
 import { Overlay } from '../fs/overlay.ts';
 import { buildRootfs } from '../fs/rootfs.ts';
@@ -37,7 +38,7 @@ export function createImageTrees(): ImageTrees {
           const tree = await buildRootfs(image, layerCache);
           // An image without tar layers (a raw wasm layer) gets an empty root directory.
           const vfs = (tree ? treeVfs(tree) : Overlay.view(Overlay.prepare())) as Vfs;
-          return { vfs, packed: packTree(vfs, { shared: true }) };
+          return { vfs, packed: packTree(vfs, { shared: SHARE_PACKED_TREES }) };
         })();
         packed.set(image.digest, p);
         p.catch(() => packed.delete(image.digest));

@@ -3,7 +3,7 @@
  * module's `_start`, and posts the exit (with the container's final filesystem). One guest per Worker;
  * the main thread terminates the Worker for a timeout, a kill or an output cap.
  */
-import { parentChannel } from '#host/worker';
+import { parentChannel, SHARE_PACKED_TREES } from '#host/worker';
 import { hostDirVfs } from '#host/host-vfs';
 import { toSandboxError } from '../errors.ts';
 import { Overlay } from '../fs/overlay.ts';
@@ -137,10 +137,10 @@ function run(msg: StartMessage): void {
 
   function exit(code: number, reason: 'exit' | 'trap', detail?: string): void {
     const root = vfsByMount.find(({ mount }) => mount.guestPath === '/' && mount.source.kind !== 'host');
-    const rootfs = msg.returnFs && root ? packTree(root.vfs, { shared: true }) : undefined;
+    const rootfs = msg.returnFs && root ? packTree(root.vfs, { shared: SHARE_PACKED_TREES }) : undefined;
     const volumes = vfsByMount
       .filter(({ mount }) => mount.volume !== undefined && !mount.readOnly)
-      .map(({ mount, vfs }) => ({ name: mount.volume!, packed: packTree(vfs, { shared: true }) }));
+      .map(({ mount, vfs }) => ({ name: mount.volume!, packed: packTree(vfs, { shared: SHARE_PACKED_TREES }) }));
     post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}), rootfs, volumes });
   }
 }

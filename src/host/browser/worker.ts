@@ -14,6 +14,12 @@ export interface WorkerChannel {
   onMessage(cb: (message: unknown) => void): void;
 }
 
+/**
+ * Browsers refuse TextDecoder.decode on views of a SharedArrayBuffer, which the packed tree reader
+ * does for names; until it copies first, browsers get packed trees in plain ArrayBuffers (cloned per Worker).
+ */
+export const SHARE_PACKED_TREES = false;
+
 /** The worker bundle (dist/browser-worker.js) next to the bundle that imports this module. */
 export function spawnWorker(script?: string | URL): HostWorker {
   const url = script ?? new URL('./browser-worker.js', import.meta.url);

@@ -19,6 +19,9 @@ export interface WorkerChannel {
   onMessage(cb: (message: unknown) => void): void;
 }
 
+/** Image trees are packed into SharedArrayBuffers and shared with Workers, not copied. */
+export const SHARE_PACKED_TREES = true;
+
 let resolvedScript: string | undefined;
 
 /**
