@@ -350,6 +350,21 @@ describe('toolbox', () => {
     expect(bad.stderr).toContain('syntax error');
   });
 
+  it('has text tools: cut, tr, xargs, date, uname, hostname, which, command -v', async () => {
+    const r = await sh([
+      'echo "a:b:c:d" | cut -d: -f2,4; echo abcdef | cut -c 2-4',
+      'echo Hello World | tr a-z A-Z; echo hello | tr -d l; echo "a   b" | tr -s " "',
+      'printf "1 2 3 4 5" | xargs -n 2 echo',
+      'date -d @86400 +%Y-%m-%dT%H:%M:%S; uname -s; HOSTNAME=box hostname; hostname',
+      'which ls nothere; echo "which=$?"; command -v cd cat; type sh',
+    ].join('\n'));
+    expect(r.stdout).toBe([
+      'b:d', 'bcd', 'HELLO WORLD', 'heo', 'a b', '1 2', '3 4', '5',
+      '1970-01-02T00:00:00', 'WASI', 'box', 'toolbox',
+      '/bin/ls', 'which=1', 'cd', '/bin/cat', '/bin/sh', '',
+    ].join('\n'));
+  });
+
   it('works on files: cd, mkdir -p, touch, cp -r, mv, ln -s, find, stat, rm -r, test', async () => {
     const r = await sh([
       'cd /tmp && mkdir -p work/a/b && cd work && pwd',
@@ -442,7 +457,7 @@ describe('bench programs', () => {
       const wasm = await runWasi(readFileSync(join(root, 'bench-cpu.wasm')), root, ['bench-cpu', '2'], {});
       expect(wasm.stdout).toBe(native);
       const tools = join(root, 'toolbox');
-      const srcs = ['toolbox.c', 'shell.c', 'fs-tools.c', 'text-tools.c'].map((f) => join(imagesDir, 'src/toolbox', f));
+      const srcs = ['toolbox.c', 'shell.c', 'fs-tools.c', 'text-tools.c', 'misc-tools.c'].map((f) => join(imagesDir, 'src/toolbox', f));
       execFileSync('gcc', ['-O2', '-Wall', '-o', tools, ...srcs]);
       expect(execFileSync(tools, ['sh', '-c', 'seq 3 | sort -r | head -n 2 | wc -l'], { encoding: 'utf8' })).toBe('2\n');
     } finally {

@@ -7,7 +7,7 @@
  * $(...) `...`; field splitting and pathname globbing of unquoted words; NAME=value prefixes.
  * Compound commands: if/elif/else/fi, while/until ... do ... done, for NAME [in WORDS] do ... done,
  * { LIST; }, ( LIST ) (a subshell for exit, cd and loops; the environment is shared).
- * Builtins: cd export unset exit break continue read . source exec : plus every toolbox applet.
+ * Builtins: cd export unset exit break continue read . source exec command type : plus every toolbox applet.
  * Not supported: case, functions, here-documents, background jobs.
  */
 #include "toolbox.h"
@@ -689,6 +689,14 @@ static int builtin_read(Shell *sh, int argc, char **argv, Io *io) {
   return 0;
 }
 
+static int is_shell_builtin(const char *name) {
+  static const char *names[] = {"cd", "export", "read", ":", "unset", "exit", "break", "continue", "command", "type",
+                                "exec", ".", "source", NULL};
+  for (int i = 0; names[i]; i++)
+    if (strcmp(names[i], name) == 0) return 1;
+  return 0;
+}
+
 /* Runs a command by name: shell builtins, then applets; 127 when nothing has the name. */
 static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
   const char *name = argv[0];
@@ -712,6 +720,18 @@ static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
     if (name[0] == 'b') sh->breaking = levels;
     else sh->continuing = levels;
     return 0;
+  }
+  if (strcmp(name, "command") == 0 || strcmp(name, "type") == 0) {
+    int lookup = name[0] == 't' || (argc > 1 && (strcmp(argv[1], "-v") == 0 || strcmp(argv[1], "-V") == 0));
+    int first = name[0] == 't' ? 1 : argc > 1 && argv[1][0] == '-' ? 2 : 1;
+    if (!lookup) return argc > 1 ? run_argv(sh, argc - 1, argv + 1, io) : 0;
+    int status = 0;
+    for (int i = first; i < argc; i++) {
+      if (is_shell_builtin(argv[i])) fprintf(io->out, "%s\n", argv[i]);
+      else if (find_applet(argv[i])) fprintf(io->out, "/bin/%s\n", argv[i]);
+      else status = 1;
+    }
+    return status;
   }
   if (strcmp(name, "exec") == 0) {
     if (argc == 1) return 0;

@@ -17,14 +17,16 @@ typedef struct {
 
 /* Sorted by name; images/build.mjs links each one to /bin/NAME. */
 static const Applet APPLETS[] = {
-  {"[", test_main},         {"basename", basename_main}, {"cat", cat_main},     {"cp", cp_main},
-  {"dirname", dirname_main}, {"echo", echo_main},        {"env", env_main},     {"false", false_main},
-  {"find", find_main},       {"grep", grep_main},        {"head", head_main},   {"ln", ln_main},
-  {"ls", ls_main},           {"mkdir", mkdir_main},      {"mv", mv_main},       {"printf", printf_main},
-  {"pwd", pwd_main},         {"rm", rm_main},            {"rmdir", rmdir_main}, {"seq", seq_main},
-  {"sh", sh_main},           {"sleep", sleep_main},      {"sort", sort_main},   {"stat", stat_main},
-  {"tail", tail_main},       {"tee", tee_main},          {"test", test_main},   {"touch", touch_main},
-  {"true", true_main},       {"uniq", uniq_main},        {"wc", wc_main},
+  {"[", test_main}, {"basename", basename_main}, {"cat", cat_main}, {"cp", cp_main},
+  {"cut", cut_main}, {"date", date_main}, {"dirname", dirname_main}, {"echo", echo_main},
+  {"env", env_main}, {"false", false_main}, {"find", find_main}, {"grep", grep_main},
+  {"head", head_main}, {"hostname", hostname_main}, {"id", id_main}, {"ln", ln_main},
+  {"ls", ls_main}, {"mkdir", mkdir_main}, {"mv", mv_main}, {"printf", printf_main},
+  {"pwd", pwd_main}, {"rm", rm_main}, {"rmdir", rmdir_main}, {"seq", seq_main},
+  {"sh", sh_main}, {"sleep", sleep_main}, {"sort", sort_main}, {"stat", stat_main},
+  {"tail", tail_main}, {"tee", tee_main}, {"test", test_main}, {"touch", touch_main},
+  {"tr", tr_main}, {"true", true_main}, {"uname", uname_main}, {"uniq", uniq_main},
+  {"wc", wc_main}, {"which", which_main}, {"whoami", whoami_main}, {"xargs", xargs_main},
 };
 #define APPLET_COUNT (sizeof APPLETS / sizeof APPLETS[0])
 

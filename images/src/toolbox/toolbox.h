@@ -104,4 +104,15 @@ int false_main(int, char **, Io *);
 int sleep_main(int, char **, Io *);
 int test_main(int, char **, Io *);
 
+/* More tools (misc-tools.c). */
+int cut_main(int, char **, Io *);
+int tr_main(int, char **, Io *);
+int date_main(int, char **, Io *);
+int uname_main(int, char **, Io *);
+int hostname_main(int, char **, Io *);
+int id_main(int, char **, Io *);
+int whoami_main(int, char **, Io *);
+int which_main(int, char **, Io *);
+int xargs_main(int, char **, Io *);
+
 #endif
