@@ -93,4 +93,33 @@ describe('openImage over an OCI layout', () => {
     const image = await openImage(await ociLayoutSource(memoryTree(layout.files)), { transport: 'oci', path: 'x' });
     expect(image.kind).toBe('wasm-module');
   });
+
+  it('reads docker media types: a manifest list, v2 manifests, docker configs and gzip layers', async () => {
+    const layout = new Layout();
+    const D = {
+      list: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: 'application/vnd.docker.container.image.v1+json',
+      layer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+    };
+    const mk = async (architecture: string) => layout.image({
+      architecture,
+      configMediaType: D.config,
+      layers: [{ entries: [{ path: `arch-${architecture}`, data: architecture }], mediaType: D.layer }],
+      manifestOverride: (m) => ({ ...m, mediaType: D.manifest }),
+    });
+    const amd = await mk('amd64');
+    const arm = await mk('arm64');
+    const fix = (d: typeof amd.manifest, arch: string) => withPlatform({ ...d, mediaType: D.manifest }, 'linux', arch);
+    const list = layout.index([fix(amd.manifest, 'amd64'), fix(arm.manifest, 'arm64')], D.list);
+    layout.finish([tagged(list, 'latest')]);
+    const core = await ociLayoutSource(memoryTree(layout.files));
+    const image = await openImage(core, { transport: 'oci', path: 'x', tag: 'latest' }, { platform: 'linux/arm64' });
+    expect(image.digest).toBe(arm.manifest.digest);
+    expect(image.manifestDescriptor.mediaType).toBe(D.manifest);
+    expect(new TextDecoder().decode(await collect(await image.layers[0]!.open()))).toContain('arch-arm64');
+    // the default on this host is linux/<host arch> when the list has no wasi entry
+    const host = process.arch === 'arm64' ? arm : amd;
+    expect((await openImage(core, { transport: 'oci', path: 'x', tag: 'latest' })).digest).toBe(host.manifest.digest);
+  });
 });
