@@ -57,7 +57,7 @@ async function tarMembers(bytes: Uint8Array): Promise<Map<string, { type: string
   const done = new Promise<void>((res, rej) => {
     ex.on('entry', (h, stream, next) => {
       const chunks: Uint8Array[] = [];
-      stream.on('data', (c: Uint8Array) => chunks.push(c));
+      stream.on('data', (c: unknown) => chunks.push(c as Uint8Array));
       stream.on('end', () => {
         out.set(h.name.replace(/^\.\//, ''), { type: h.type, data: Buffer.concat(chunks) });
         next();
