@@ -283,6 +283,9 @@ describe('path helpers over an overlay', () => {
     expect(errnoOf(() => paths.writeFile(o, '/a/b', 'x'))).toBe('EISDIR');
     expect(errnoOf(() => paths.mkdirp(o, '/a/b/c/f.txt/x'))).toBe('ENOTDIR');
     expect(errnoOf(() => paths.readFile(o, '/missing'))).toBe('ENOENT');
+    expect(errnoOf(() => paths.stat(o, '/a/' + 'x'.repeat(256)))).toBe('ENAMETOOLONG');
+    expect(errnoOf(() => paths.stat(o, '/a/' + '\u20ac'.repeat(86)))).toBe('ENAMETOOLONG');
+    expect(errnoOf(() => paths.stat(o, '/a/' + '\u20ac'.repeat(85)))).toBe('ENOENT');
   });
 
   it('follows symlinks for stat but not lstat, and clamps escapes to the root', () => {

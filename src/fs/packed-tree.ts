@@ -211,6 +211,17 @@ function readInto<H>(vfs: Vfs<H>, h: H, into: Uint8Array): void {
   }
 }
 
+/** UTF-8 bytes of `s`, without a call into the encoder for ASCII (most names). */
+function utf8(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(s);
+    out[i] = c;
+  }
+  return out;
+}
+
 class StringTable {
   #index = new Map<string, [number, number, Uint8Array]>();
   #chunks: Uint8Array[] = [];
@@ -224,7 +235,7 @@ class StringTable {
   internWithBytes(s: string): [number, number, Uint8Array] {
     let hit = this.#index.get(s);
     if (hit === undefined) {
-      const bytes = encoder.encode(s);
+      const bytes = utf8(s);
       hit = [this.#length, bytes.length, bytes];
       this.#chunks.push(bytes);
       this.#length += bytes.length;

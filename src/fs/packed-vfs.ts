@@ -63,8 +63,18 @@ class PackedVfs implements Vfs<number> {
     let lo = u32[5 * n + dir]!;
     let hi = lo + u32[6 * n + dir]! - 1;
     const scratch = this.#scratch;
-    const { read, written } = encoder.encodeInto(name, scratch);
-    if (read < name.length) return undefined; // longer than any valid name
+    let written = name.length;
+    if (written > scratch.length) return undefined; // longer than any valid name
+    for (let i = 0; i < written; i++) {
+      const c = name.charCodeAt(i);
+      if (c > 0x7f) {
+        const r = encoder.encodeInto(name, scratch);
+        if (r.read < name.length) return undefined;
+        written = r.written;
+        break;
+      }
+      scratch[i] = c;
+    }
     const entries = this.#entries;
     const strings = this.#strings;
     const base = this.#sortedBase;

@@ -3,6 +3,8 @@ import { FsError, type Vfs } from './vfs.ts';
 export const MAX_SYMLINK_FOLLOWS = 40;
 export const MAX_NAME_BYTES = 255;
 
+const utf8 = new TextEncoder();
+
 export interface ResolveOptions {
   /** Follow a symlink in the last component (O_NOFOLLOW / AT_SYMLINK_NOFOLLOW when false). */
   followFinal: boolean;
@@ -67,7 +69,10 @@ export function resolvePath<H>(vfs: Vfs<H>, start: H, path: string, opts: Resolv
       }
       continue;
     }
-    if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) throw new FsError('ENAMETOOLONG', name);
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only long names need encoding (an encoder per call cost ~2 µs).
+    if (name.length * 3 > MAX_NAME_BYTES && utf8.encode(name).length > MAX_NAME_BYTES) {
+      throw new FsError('ENAMETOOLONG', name);
+    }
     if (vfs.stat(dir).kind !== 'dir') throw new FsError('ENOTDIR', path);
     const node = vfs.lookup(dir, name);
     if (node === undefined) {
