@@ -40,3 +40,4 @@ export { createRuntime, type Runtime, type RuntimeOptions, type RunIo, type RunR
 export { resolveSpec, parseSize, parseDuration, parseEnvFile, DEFAULT_PATH, type RunOptions } from './runtime/spec.ts';
 export { createWasiBackend, TRAP_EXIT_CODE, TIMEOUT_EXIT_CODE, type WasiBackend, type WasiBackendOptions, type RootfsProvider } from './sandbox/backend.ts';
 export { limitMemory, readMemories, WASM_PAGE_BYTES, type MemoryInfo, type LimitedModule } from './sandbox/memory-limit.ts';
+export * from './fs/overlay-diff.ts';

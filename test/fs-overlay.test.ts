@@ -235,6 +235,21 @@ describe('Overlay copy-up', () => {
     expect(stacked.stat(stacked.createFile(stacked.root(), 'm', 0o644)).ino).toBe(o.nextIno);
   });
 
+  it('refuses new entries in a removed directory reached through an old handle (ENOENT)', () => {
+    const { o } = lowerOverlay();
+    const lib = at(o, 'usr/lib');
+    const fresh = o.mkdir(o.root(), 'fresh', 0o755);
+    o.rmdir(at(o, 'usr'), 'lib');
+    o.rmdir(o.root(), 'fresh');
+    for (const d of [lib, fresh]) {
+      expect(o.stat(d).nlink).toBe(0);
+      expect(errnoOf(() => o.createFile(d, 'x', 0o644))).toBe('ENOENT');
+      expect(errnoOf(() => o.mkdir(d, 'x', 0o755))).toBe('ENOENT');
+      expect(errnoOf(() => o.rename(at(o, 'etc'), 'hosts', d, 'x'))).toBe('ENOENT');
+    }
+    expect(at(o, 'etc/hosts')).toBeDefined();
+  });
+
   it('uses the injected clock for every change', () => {
     let t = 1000n;
     const o = Overlay.prepare(undefined, { clock: () => (t += 7n) });
@@ -475,6 +490,12 @@ describe('Overlay.diff', () => {
     expect(names).toEqual(['bin', 'bin/.wh.ls', 'ls => usr/bin/busybox']);
     const applied = await applyTar(lowerTree, o.diff(), { chainId: digestOf(905), diffId: digestOf(906) });
     expect(sameTree(o, treeVfs(applied))).toEqual([]);
+  });
+
+  it('fails, instead of writing a whiteout by accident, for a name with the .wh. prefix', async () => {
+    const o = Overlay.prepare();
+    paths.writeFile(o, '/.wh.sneaky', 'x');
+    await expect(tarNames(o.diff())).rejects.toThrow(/\.wh\./);
   });
 
   it('exports an overlay over nothing as a plain tar of everything', async () => {

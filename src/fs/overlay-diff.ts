@@ -1,3 +1,4 @@
+import { SandboxError } from '../errors.ts';
 import type { Overlay, OverlayHandle } from './overlay.ts';
 import { nodeEntry, writeTar, type TarEntry } from './tar-writer.ts';
 
@@ -24,7 +25,8 @@ interface LinkGroup {
  * (new, copied up, moved), `.wh.NAME` for lower entries that are gone, and `.wh..wh..opq` in a
  * directory that replaced a lower directory. Hard links stay links: a node with several names is
  * written once and linked from its other names (or linked to a name where the lower already has it).
- * Deterministic: children in name order. The root directory's own metadata is not written.
+ * Deterministic: children in name order. The root directory's own metadata is not written. A name
+ * starting with `.wh.` cannot be carried by a layer: the stream fails with INVALID_STATE.
  * Read the stream before changing the overlay again.
  */
 export function overlayDiff<L>(overlay: Overlay<L>): ReadableStream<Uint8Array> {
@@ -87,6 +89,11 @@ function collect<L>(o: Overlay<L>): Record<OverlayHandle<L>>[] {
       for (const n of gone) records.push({ path: join(path, WHITEOUT + n), kind: 'whiteout' });
     }
     for (const name of names) {
+      if (name.startsWith(WHITEOUT)) {
+        throw new SandboxError('INVALID_STATE', `${join(path, name)}: a name starting with ${WHITEOUT} cannot be carried by an OCI layer (the prefix marks whiteouts)`, {
+          data: { path: join(path, name) },
+        });
+      }
       const child = o.lookup(m, name);
       if (child === undefined) continue;
       const lowerChild = lowerDir !== undefined ? lower!.lookup(lowerDir, name) : undefined;
