@@ -30,11 +30,11 @@ const TOOLBOX_LDFLAGS = ['-Wl,-z,stack-size=1048576'];
 /** Names linked to /bin/toolbox; `toolbox --list` prints the same set (checked by test/images.test.ts). */
 export const TOOLBOX_APPLETS = [
   '[', 'basename', 'cat', 'cp', 'cut', 'date', 'dirname', 'echo', 'env', 'false', 'find', 'grep', 'head',
-  'hostname', 'id', 'ln', 'ls', 'mkdir', 'mv', 'printf', 'pwd', 'rm', 'rmdir', 'seq', 'sh', 'sleep', 'sort',
+  'hostname', 'id', 'ln', 'ls', 'mkdir', 'mv', 'printf', 'pwd', 'rm', 'rmdir', 'sed', 'seq', 'sh', 'sleep', 'sort',
   'stat', 'tail', 'tee', 'test', 'touch', 'tr', 'true', 'uname', 'uniq', 'wc', 'which', 'whoami', 'xargs',
 ];
 
-const TOOLBOX_SOURCES = ['toolbox/toolbox.c', 'toolbox/shell.c', 'toolbox/fs-tools.c', 'toolbox/text-tools.c', 'toolbox/misc-tools.c'];
+const TOOLBOX_SOURCES = ['toolbox/toolbox.c', 'toolbox/shell.c', 'toolbox/fs-tools.c', 'toolbox/text-tools.c', 'toolbox/misc-tools.c', 'toolbox/sed.c'];
 
 const DIR = 0o755;
 const EXEC = 0o755;

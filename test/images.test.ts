@@ -365,6 +365,20 @@ describe('toolbox', () => {
     ].join('\n'));
   });
 
+  it('has sed: s///g with groups and &, addresses, ranges, d, p, q, y, -n, -e, -i', async () => {
+    const r = await sh([
+      'echo hello world | sed "s/o/0/g"; echo hello world | sed -E "s/(h)(e)/\\2\\1/"; echo aaa | sed s/a/b/2',
+      'echo abc | sed "s/x*/-/g"; seq 5 | sed -n 2,4p; seq 5 | sed "/2/,/4/d"; seq 5 | sed -n "\\$p"',
+      'seq 3 | sed -e s/1/one/ -e 2q; echo "a/b" | sed "s|/|_|"; echo hello | sed y/hel/HEL/',
+      'seq 3 > /tmp/sed.txt; sed -i "s/2/TWO/; 3d" /tmp/sed.txt; cat /tmp/sed.txt; echo "x y" | sed "s/x/[&]/"',
+    ].join('\n'));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe([
+      'hell0 w0rld', 'ehllo world', 'aba', '-a-b-c-', '2', '3', '4', '1', '5', '5',
+      'one', '2', 'a_b', 'HELLo', '1', 'TWO', '[x] y', '',
+    ].join('\n'));
+  });
+
   it('works on files: cd, mkdir -p, touch, cp -r, mv, ln -s, find, stat, rm -r, test', async () => {
     const r = await sh([
       'cd /tmp && mkdir -p work/a/b && cd work && pwd',
@@ -457,7 +471,7 @@ describe('bench programs', () => {
       const wasm = await runWasi(readFileSync(join(root, 'bench-cpu.wasm')), root, ['bench-cpu', '2'], {});
       expect(wasm.stdout).toBe(native);
       const tools = join(root, 'toolbox');
-      const srcs = ['toolbox.c', 'shell.c', 'fs-tools.c', 'text-tools.c', 'misc-tools.c'].map((f) => join(imagesDir, 'src/toolbox', f));
+      const srcs = ['toolbox.c', 'shell.c', 'fs-tools.c', 'text-tools.c', 'misc-tools.c', 'sed.c'].map((f) => join(imagesDir, 'src/toolbox', f));
       execFileSync('gcc', ['-O2', '-Wall', '-o', tools, ...srcs]);
       expect(execFileSync(tools, ['sh', '-c', 'seq 3 | sort -r | head -n 2 | wc -l'], { encoding: 'utf8' })).toBe('2\n');
     } finally {

@@ -23,7 +23,7 @@ static const Applet APPLETS[] = {
   {"head", head_main}, {"hostname", hostname_main}, {"id", id_main}, {"ln", ln_main},
   {"ls", ls_main}, {"mkdir", mkdir_main}, {"mv", mv_main}, {"printf", printf_main},
   {"pwd", pwd_main}, {"rm", rm_main}, {"rmdir", rmdir_main}, {"seq", seq_main},
-  {"sh", sh_main}, {"sleep", sleep_main}, {"sort", sort_main}, {"stat", stat_main},
+  {"sed", sed_main}, {"sh", sh_main}, {"sleep", sleep_main}, {"sort", sort_main}, {"stat", stat_main},
   {"tail", tail_main}, {"tee", tee_main}, {"test", test_main}, {"touch", touch_main},
   {"tr", tr_main}, {"true", true_main}, {"uname", uname_main}, {"uniq", uniq_main},
   {"wc", wc_main}, {"which", which_main}, {"whoami", whoami_main}, {"xargs", xargs_main},

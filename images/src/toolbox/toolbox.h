@@ -115,4 +115,7 @@ int whoami_main(int, char **, Io *);
 int which_main(int, char **, Io *);
 int xargs_main(int, char **, Io *);
 
+/* sed.c */
+int sed_main(int, char **, Io *);
+
 #endif
