@@ -2,7 +2,7 @@ import type { Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import { ADVICE_MAX, Fdflags, FDFLAGS_ALL, Filetype, PREOPENTYPE_DIR, Rights, Whence } from './constants.ts';
 import { filetypeOf, writeFilestat, type Context } from './context.ts';
-import type { FdEntry } from './fd-table.ts';
+import type { DirListing, FdEntry } from './fd-table.ts';
 import { iovecs, offsetOf } from './io.ts';
 import { need, needWritable, rightsOf } from './rights.ts';
 import { timesFrom } from './times.ts';
@@ -84,6 +84,19 @@ function writeFrom(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, p
   }
   if (position === undefined) f.position = pos;
   return done;
+}
+
+/** '.', '..' and the directory's entries, in the Vfs's stable order. */
+function listDir(e: FileEntry): DirListing {
+  const names = [encoder.encode('.'), encoder.encode('..')];
+  const inos = [e.vfs.stat(e.handle).ino, e.vfs.stat(e.parent).ino];
+  const types: number[] = [Filetype.DIRECTORY, Filetype.DIRECTORY];
+  for (const d of e.vfs.readdir(e.handle)) {
+    names.push(encoder.encode(d.name));
+    inos.push(d.ino);
+    types.push(filetypeOf(d.kind));
+  }
+  return { names, inos, types };
 }
 
 export function fdImports(ctx: Context) {
@@ -257,24 +270,19 @@ export function fdImports(ctx: Context) {
       const cap = bufLen >>> 0;
       const start = mem.check(buf, cap);
       mem.check(bufusedPtr, 4);
-      const vfs = e.vfs;
-      const entries: { name: string; ino: number; type: number }[] = [
-        { name: '.', ino: vfs.stat(e.handle).ino, type: Filetype.DIRECTORY },
-        { name: '..', ino: vfs.stat(e.parent).ino, type: Filetype.DIRECTORY },
-      ];
-      for (const d of vfs.readdir(e.handle)) entries.push({ name: d.name, ino: d.ino, type: filetypeOf(d.kind) });
       const c = BigInt.asUintN(64, cookie);
+      if (c === 0n || e.listing === undefined) e.listing = listDir(e as FileEntry);
+      const { names, inos, types } = e.listing;
       let used = 0;
       const header = new Uint8Array(DIRENT_BYTES);
       const hv = new DataView(header.buffer);
-      for (let i = c > BigInt(entries.length) ? entries.length : Number(c); i < entries.length && used < cap; i++) {
-        const d = entries[i]!;
-        const name = encoder.encode(d.name);
+      const u8 = mem.u8;
+      for (let i = c > BigInt(names.length) ? names.length : Number(c); i < names.length && used < cap; i++) {
+        const name = names[i]!;
         hv.setBigUint64(0, BigInt(i + 1), true);
-        hv.setBigUint64(8, BigInt(d.ino), true);
+        hv.setBigUint64(8, BigInt(inos[i]!), true);
         hv.setUint32(16, name.length, true);
-        hv.setUint32(20, d.type, true);
-        const u8 = mem.u8;
+        hv.setUint32(20, types[i]!, true);
         // A last entry that does not fit is truncated so that the buffer is exactly full.
         const h = Math.min(DIRENT_BYTES, cap - used);
         u8.set(header.subarray(0, h), start + used);

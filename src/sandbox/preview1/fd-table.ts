@@ -21,6 +21,14 @@ export interface FdEntry {
   readOnly: boolean;
   /** The guest path a preopen was granted as (UTF-8); undefined for other descriptors. */
   preopenName: Uint8Array | undefined;
+  /** fd_readdir's listing, taken at cookie 0 and read on by later cookies (so cookies stay stable). */
+  listing?: DirListing | undefined;
+}
+
+export interface DirListing {
+  names: Uint8Array[];
+  inos: number[];
+  types: number[];
 }
 
 /** The descriptor table: numbers from 0 up, the lowest free number first, never two entries on one number. */

@@ -7,7 +7,7 @@ import {
 } from './constants.ts';
 import { filetypeOf, writeFilestat, type Context } from './context.ts';
 import type { FdEntry } from './fd-table.ts';
-import { need, needWritable, rightsOf } from './rights.ts';
+import { knownRights, need, needWritable } from './rights.ts';
 import { timesFrom } from './times.ts';
 
 type DirEntryFd = FdEntry & { vfs: Vfs<unknown> };
@@ -44,8 +44,8 @@ export function pathImports(ctx: Context) {
       mem.check(fdPtr, 4);
       // A descriptor opened through `dir` gets at most what `dir` may hand down (rights asked for
       // beyond that are left out, as wasmtime does; using them later is ENOTCAPABLE).
-      const wantBase = rightsOf(base).rights & dir.rightsInheriting;
-      const wantInheriting = rightsOf(inheriting).rights & dir.rightsInheriting;
+      const wantBase = knownRights(base) & dir.rightsInheriting;
+      const wantInheriting = knownRights(inheriting) & dir.rightsInheriting;
       if (of & Oflags.CREAT) need(dir, Rights.PATH_CREATE_FILE);
       if (of & Oflags.TRUNC) need(dir, Rights.PATH_FILESTAT_SET_SIZE);
       if ((of & Oflags.CREAT) && (of & Oflags.DIRECTORY)) throw new WasiError(WasiErrno.INVAL, 'O_CREAT with O_DIRECTORY');

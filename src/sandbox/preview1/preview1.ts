@@ -78,17 +78,18 @@ export class Preview1 {
 
 /** Every import returns an errno: anything thrown but proc_exit becomes one, in one place. */
 function guard(ctx: Context, fn: (...a: unknown[]) => number, onUnexpected: ((e: unknown) => void) | undefined): (...a: unknown[]) => number {
-  return function guarded(...args: unknown[]): number {
+  // Fixed parameters (no rest array): the longest import (path_open) takes 9.
+  return function guarded(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown, g?: unknown, h?: unknown, i?: unknown): number {
     // After proc_exit nothing runs on, even if the guest caught the unwinding (wasm exception handling).
     if (ctx.exitCode !== undefined) throw new ProcExit(ctx.exitCode);
     try {
-      return fn(...args);
-    } catch (e) {
-      if (e instanceof ProcExit) {
-        ctx.exitCode = e.code;
-        throw e;
+      return fn(a, b, c, d, e, f, g, h, i);
+    } catch (err) {
+      if (err instanceof ProcExit) {
+        ctx.exitCode = err.code;
+        throw err;
       }
-      return errnoOf(e, onUnexpected);
+      return errnoOf(err, onUnexpected);
     }
   };
 }

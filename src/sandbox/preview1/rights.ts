@@ -12,9 +12,14 @@ export function needWritable(entry: FdEntry): void {
   if (entry.readOnly || entry.vfs?.readOnly) throw new WasiError(WasiErrno.ROFS, 'read-only mount');
 }
 
+const KNOWN = BigInt(RIGHTS_ALL);
+
 /** Guest rights (u64) as the 30 known bits; unknown bits are reported separately. */
 export function rightsOf(v: bigint): { rights: number; unknown: boolean } {
-  const u = BigInt.asUintN(64, v);
-  const rights = Number(u & BigInt(RIGHTS_ALL));
-  return { rights, unknown: (u & ~BigInt(RIGHTS_ALL)) !== 0n };
+  return { rights: Number(v & KNOWN), unknown: (BigInt.asUintN(64, v) & ~KNOWN) !== 0n };
+}
+
+/** Guest rights (u64) as the 30 known bits, the rest dropped. */
+export function knownRights(v: bigint): number {
+  return Number(v & KNOWN);
 }
