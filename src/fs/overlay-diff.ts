@@ -54,6 +54,8 @@ function byName(a: string, b: string): number {
 function collect<L>(o: Overlay<L>): Record<OverlayHandle<L>>[] {
   const lower = o.lower;
   const records: Record<OverlayHandle<L>>[] = [];
+  // Nothing copied up: the root is still the lower's, so nothing changed anywhere.
+  if (lower !== undefined && o.copiedUp === 0) return records;
   const groups = new Map<number, LinkGroup>();
   const join = (dir: string, name: string): string => (dir === '' ? name : `${dir}/${name}`);
 
