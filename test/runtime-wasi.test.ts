@@ -135,6 +135,25 @@ describe('runtime.run on the sample images', () => {
     expect(text(r.stdout)).toBe('kept\n');
   });
 
+  it('inline mode runs a guest with no limits on this thread, output going to the sinks; with a timeout it uses a Worker', async () => {
+    const out: string[] = [];
+    const inline = createRuntime({
+      home: join(tmp, 'home'),
+      inline: { stdout: (b) => out.push('1:' + text(b)), stderr: (b) => out.push('2:' + text(b)) },
+    });
+    const r = await inline.run(toolbox, { args: ['sh', '-c', 'echo to-out; echo to-err >&2; echo x > /tmp/f; cat /tmp/f'] });
+    expect(r).toMatchObject({ code: 0, reason: 'exit' });
+    const stream = (n: string) => out.filter((c) => c.startsWith(n)).map((c) => c.slice(2)).join('');
+    expect(stream('1:')).toBe('to-out\nx\n');
+    expect(stream('2:')).toBe('to-err\n');
+    expect(r.stdout.length).toBe(0);
+    await expect(r.container.fs()).rejects.toThrow(/no filesystem/);
+    out.length = 0;
+    const bounded = await inline.run(toolbox, { args: ['sh', '-c', 'echo worker'], limits: { timeoutMs: 10_000 } });
+    expect(text(bounded.stdout)).toBe('worker\n');
+    expect(out).toEqual([]);
+  });
+
   it('a linux image gets BACKEND_UNAVAILABLE with a clear message', async () => {
     const img = await runtime.image(hello);
     const linux = { ...img, kind: 'linux' as const, platform: { os: 'linux', architecture: 'amd64' } };

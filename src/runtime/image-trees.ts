@@ -26,7 +26,7 @@ export interface HostBackendContext extends WasiBackendOptions {
 
 export function createImageTrees(): ImageTrees {
   const layerCache = new LayerCache();
-  const packed = new Map<string, Promise<{ vfs: Vfs; packed: unknown }>>();
+  const packed = new Map<string, Promise<{ vfs: Vfs; packed(): unknown }>>();
   const wasmLayers = new Map<string, Promise<Uint8Array | undefined>>();
   return {
     layerCache,
@@ -38,7 +38,8 @@ export function createImageTrees(): ImageTrees {
           const tree = await buildRootfs(image, layerCache);
           // An image without tar layers (a raw wasm layer) gets an empty root directory.
           const vfs = (tree ? treeVfs(tree) : Overlay.view(Overlay.prepare())) as Vfs;
-          return { vfs, packed: packTree(vfs, { shared: SHARE_PACKED_TREES }) };
+          let packedTree: unknown;
+          return { vfs, packed: () => (packedTree ??= packTree(vfs, { shared: SHARE_PACKED_TREES })) };
         })();
         packed.set(image.digest, p);
         p.catch(() => packed.delete(image.digest));

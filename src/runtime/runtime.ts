@@ -20,6 +20,8 @@ export interface RuntimeOptions {
   workerUrl?: string | URL;
   /** Keep a sandbox Worker booted ahead of the next container (faster starts, one idle thread). */
   keepWarm?: boolean;
+  /** Run WASI guests that need no Worker on the calling thread (see WasiBackendOptions.inline). */
+  inline?: { stdout(b: Uint8Array): void; stderr(b: Uint8Array): void };
   /** An image archive to load for a name the store lacks (the CLI's bundled sample images). */
   fallback?: (name: string) => string | undefined;
 }
@@ -70,6 +72,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       ...(opts.home !== undefined ? { home: opts.home } : {}),
       ...(opts.workerUrl !== undefined ? { workerUrl: opts.workerUrl } : {}),
       ...(opts.keepWarm !== undefined ? { keepWarm: opts.keepWarm } : {}),
+      ...(opts.inline !== undefined ? { inline: opts.inline } : {}),
     }));
   let storePromise: Promise<LayoutStore> | undefined;
 

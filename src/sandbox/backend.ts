@@ -1,5 +1,6 @@
 import { spawnWorker, type HostWorker } from '#host/worker';
 import { SandboxError, toSandboxError } from '../errors.ts';
+import { Overlay } from '../fs/overlay.ts';
 import { readFile } from '../fs/paths.ts';
 import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type Vfs } from '../fs/vfs.ts';
@@ -14,8 +15,8 @@ import type { FromWorker, StartMessage, StdinSetup, WorkerMount } from './worker
 
 /** Where the WASI backend gets image trees from; one per runtime (the runtime owns the caches). */
 export interface RootfsProvider {
-  /** The image's root filesystem: a Vfs to read here, and its packed form to hand to Workers. */
-  rootfs(image: Image): Promise<{ vfs: Vfs; packed: unknown }>;
+  /** The image's root filesystem: a Vfs to read here, and its packed form (made once, on demand) for Workers. */
+  rootfs(image: Image): Promise<{ vfs: Vfs; packed(): unknown }>;
   /** A raw wasm layer's module bytes, when the image carries its module as a layer (not in a tar). */
   wasmLayer(image: Image): Promise<Uint8Array | undefined>;
   /** A read-only Vfs over a tree a Worker packed and posted back. */
@@ -30,6 +31,12 @@ export interface WasiBackendOptions {
   workerUrl?: string | URL;
   /** Keep one Worker booted ahead, so a container's start does not wait for a Worker to boot. */
   keepWarm?: boolean;
+  /**
+   * Run a guest that needs no Worker (no timeout, no output cap, no interactive stdin) on the calling
+   * thread, its output going straight to these sinks: no Worker to boot, but the thread is blocked
+   * until the guest exits and only the process's own signals stop it. For one-shot CLIs.
+   */
+  inline?: { stdout(b: Uint8Array): void; stderr(b: Uint8Array): void };
 }
 
 export interface WasiBackend extends Backend {
@@ -90,10 +97,11 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
       return { ok: false, reason: `the image is for ${image.platform.os}/${image.platform.architecture}, not wasi/wasm` };
     },
     async create(image: Image, spec: ContainerSpec): Promise<Container> {
-      const { vfs, packed } = await opts.provider.rootfs(image);
+      const rootfs = await opts.provider.rootfs(image);
+      const { vfs } = rootfs;
       const program = await locateProgram(image, spec, vfs, opts.provider);
       const compiled = await compile(image, program.path, program.bytes, spec.limits.memoryBytes);
-      return new WasiContainer(randomId(), spec, compiled, packed, opts, pool);
+      return new WasiContainer(randomId(), spec, compiled, rootfs, opts, pool);
     },
   };
 }
@@ -227,7 +235,8 @@ class WasiContainer implements Container {
 
   readonly #spec: ContainerSpec;
   readonly #compiled: CompiledModule;
-  readonly #rootPacked: unknown;
+  readonly #rootfs: { vfs: Vfs; packed(): unknown };
+  readonly #inline: WasiBackendOptions['inline'];
   readonly #opts: WasiBackendOptions;
   #state: State = 'created';
   #worker: HostWorker | undefined;
@@ -253,12 +262,14 @@ class WasiContainer implements Container {
   readonly #pool: WorkerPool;
   readonly #unsubscribe: Array<() => void> = [];
 
-  constructor(id: string, spec: ContainerSpec, compiled: CompiledModule, rootPacked: unknown, opts: WasiBackendOptions, pool: WorkerPool) {
+  constructor(id: string, spec: ContainerSpec, compiled: CompiledModule, rootfs: { vfs: Vfs; packed(): unknown }, opts: WasiBackendOptions, pool: WorkerPool) {
     this.id = id;
     this.#pool = pool;
     this.#spec = spec;
     this.#compiled = compiled;
-    this.#rootPacked = rootPacked;
+    this.#rootfs = rootfs;
+    const l = spec.limits;
+    this.#inline = l.timeoutMs === undefined && l.outputBytes === undefined && !spec.stdin ? opts.inline : undefined;
     this.#opts = opts;
     this.#done = new Promise((resolve, reject) => { this.#resolveDone = resolve; this.#rejectDone = reject; });
     this.#done.catch(() => {});
@@ -330,8 +341,15 @@ class WasiContainer implements Container {
       stdin,
       ...(this.#flow ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
       ...(this.#spec.limits.outputBytes !== undefined ? { outputLimit: this.#spec.limits.outputBytes } : {}),
-      returnFs: true,
+      returnFs: !this.#inline,
     };
+    if (this.#inline) {
+      // Same thread: runGuest reports through #onMessage synchronously, exit included.
+      const { runGuest } = await import('./worker-entry.ts');
+      runGuest(message, (m) => this.#onMessage(m));
+      await started;
+      return;
+    }
     let worker: HostWorker;
     try {
       worker = this.#pool.take();
@@ -357,7 +375,13 @@ class WasiContainer implements Container {
   #mounts(): WorkerMount[] {
     const mounts: WorkerMount[] = [];
     const root = this.#spec.mounts.find((m) => m.guest === '/');
-    if (!root) mounts.push({ guestPath: '/', source: { kind: 'packed', packed: this.#rootPacked }, readOnly: this.#spec.readOnlyRoot });
+    if (!root) {
+      mounts.push({
+        guestPath: '/',
+        source: this.#inline ? { kind: 'vfs', vfs: this.#rootfs.vfs } : { kind: 'packed', packed: this.#rootfs.packed() },
+        readOnly: this.#spec.readOnlyRoot,
+      });
+    }
     const ordered = [...this.#spec.mounts].sort((a, b) => (a.guest === '/' ? -1 : b.guest === '/' ? 1 : 0));
     for (const m of ordered) {
       const readOnly = m.mode === 'ro' || (m.guest === '/' && this.#spec.readOnlyRoot);
@@ -412,6 +436,11 @@ class WasiContainer implements Container {
     let chunk = data;
     if (limit !== undefined && this.#outputTotal + chunk.length > limit) chunk = chunk.subarray(0, Math.max(0, limit - this.#outputTotal));
     this.#outputTotal += chunk.length;
+    if (this.#inline) {
+      if (index === 0) this.#inline.stdout(chunk);
+      else this.#inline.stderr(chunk);
+      return;
+    }
     const c = this.#outputs[index]!;
     if (chunk.length > 0) c.enqueue(chunk);
     this.#unacked[index]! += data.length;
@@ -487,7 +516,7 @@ class WasiContainer implements Container {
   }
 
   async fs(): Promise<Vfs> {
-    if (this.#state === 'created') return this.#opts.provider.openPacked(this.#rootPacked);
+    if (this.#state === 'created') return Overlay.view(this.#rootfs.vfs);
     if (this.#state !== 'exited') throw new SandboxError('INVALID_STATE', `container ${this.id.slice(0, 12)} is still running`);
     if (this.#failure) throw this.#failure;
     if (this.#finalRoot === undefined) {

@@ -1,7 +1,8 @@
 /**
- * The sandbox Worker: receives one StartMessage, builds the guest's filesystems and stdio, runs the
- * module's `_start`, and posts the exit (with the container's final filesystem). One guest per Worker;
- * the main thread terminates the Worker for a timeout, a kill or an output cap.
+ * The sandbox Worker: for each StartMessage, builds the guest's filesystems and stdio, runs the
+ * module's `_start`, and posts the exit (with the container's final filesystem). One guest at a time;
+ * the main thread terminates the Worker for a timeout, a kill or an output cap. `runGuest` is also
+ * what the backend's inline mode calls on the calling thread.
  */
 import { parentChannel, SHARE_PACKED_TREES } from '#host/worker';
 import { hostDirVfs } from '#host/host-vfs';
@@ -15,26 +16,34 @@ import { Preview1, PREVIEW1_MODULE } from './preview1/preview1.ts';
 import { outputPosted, parkForever, StdinBytes, StdinRingReader } from './stdio.ts';
 import type { FromWorker, StartMessage, WorkerMount } from './worker-protocol.ts';
 
-const channel = parentChannel();
-const post = (m: FromWorker, transfer?: Transferable[]) => channel.post(m, transfer);
+export type Post = (m: FromWorker, transfer?: Transferable[]) => void;
 
-channel.onMessage((m) => {
-  const msg = m as StartMessage;
-  if (msg?.type !== 'start') return;
+const channel = parentChannel();
+if (channel) {
+  const post: Post = (m, transfer) => channel.post(m, transfer);
+  channel.onMessage((m) => {
+    const msg = m as StartMessage;
+    if (msg?.type === 'start') runGuest(msg, post);
+  });
+}
+
+/** Runs one guest to its end on this thread, reporting through `post`. Never throws. */
+export function runGuest(msg: StartMessage, post: Post): void {
   try {
-    run(msg);
+    run(msg, post);
   } catch (e) {
     const err = toSandboxError(e);
     post({ type: 'failed', code: err.code, message: err.message });
   }
-});
+}
 
 function mountVfs(m: WorkerMount, cwd: string): Vfs {
   switch (m.source.kind) {
     case 'host':
       return hostDirVfs(m.source.path, { readOnly: m.readOnly }) as Vfs;
-    case 'packed': {
-      const lower = packedVfs(m.source.packed as never) as Vfs;
+    case 'packed':
+    case 'vfs': {
+      const lower = m.source.kind === 'vfs' ? m.source.vfs : packedVfs(m.source.packed as never) as Vfs;
       if (m.guestPath === '/' && !exists(lower, cwd)) {
         // docker creates a missing working directory; a read-only root stays read-only for the guest
         // through the preopen's readOnly flag.
@@ -49,7 +58,7 @@ function mountVfs(m: WorkerMount, cwd: string): Vfs {
   }
 }
 
-function run(msg: StartMessage): void {
+function run(msg: StartMessage, post: Post): void {
   const vfsByMount = msg.mounts.map((m) => ({ mount: m, vfs: mountVfs(m, msg.cwd) }));
   const flow = msg.outputFlow ? new Int32Array(msg.outputFlow) : undefined;
   const limit = msg.outputLimit;
@@ -137,7 +146,11 @@ function run(msg: StartMessage): void {
 
   function exit(code: number, reason: 'exit' | 'trap', detail?: string): void {
     const root = vfsByMount.find(({ mount }) => mount.guestPath === '/' && mount.source.kind !== 'host');
-    const rootfs = msg.returnFs && root ? packTree(root.vfs, { shared: SHARE_PACKED_TREES }) : undefined;
+    if (!msg.returnFs) {
+      post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}) });
+      return;
+    }
+    const rootfs = root ? packTree(root.vfs, { shared: SHARE_PACKED_TREES }) : undefined;
     const volumes = vfsByMount
       .filter(({ mount }) => mount.volume !== undefined && !mount.readOnly)
       .map(({ mount, vfs }) => ({ name: mount.volume!, packed: packTree(vfs, { shared: SHARE_PACKED_TREES }) }));

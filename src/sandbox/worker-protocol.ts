@@ -1,3 +1,4 @@
+import type { Vfs } from '../fs/vfs.ts';
 import type { MemoryInfo } from './memory-limit.ts';
 
 /**
@@ -9,6 +10,8 @@ import type { MemoryInfo } from './memory-limit.ts';
 /** A filesystem the Worker mounts: an image tree (packed), or a host directory (Node only). */
 export type FsSource =
   | { kind: 'packed'; packed: unknown }
+  /** Inline mode only (same thread): the image's Vfs itself, not packed. */
+  | { kind: 'vfs'; vfs: Vfs }
   | { kind: 'host'; path: string }
   | { kind: 'empty' };
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import * as fs from 'node:fs';
 import { SandboxError } from '../../errors.ts';
 import type { Mount } from '../../runtime/types.ts';
 import { exitCodeForStatus, reportError } from '../exit-codes.ts';
@@ -55,17 +56,26 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
       import('../../runtime/runtime.ts'), import('node:path'), import('../sample-images.ts'),
     ]);
     const home = cmd.optsWithGlobals<{ home?: string }>().home;
-    const runtime = createRuntime({ ...(home ? { home } : {}), fallback: sampleImagePath });
-    // Boot the sandbox Worker while the image is opened and compiled on this thread.
-    void runtime.prewarm();
+    // A guest with no timeout, output cap or interactive stdin runs on this thread (no Worker to
+    // boot); Ctrl-C then ends the whole process, as it would a native program.
+    const inline = flags.timeout === undefined && flags.outputLimit === undefined && !flags.interactive;
+    const runtime = createRuntime({
+      ...(home ? { home } : {}),
+      fallback: sampleImagePath,
+      ...(inline ? { inline: { stdout: (b: Uint8Array) => writeAllSync(1, b), stderr: (b: Uint8Array) => writeAllSync(2, b) } } : {}),
+    });
+    // Otherwise boot the sandbox Worker while the image is opened and compiled on this thread.
+    if (!inline) void runtime.prewarm();
     const container = await runtime.create(
       resolveLocalPath(image, resolve),
       { ...options, ...(flags.platform ? { platform: flags.platform } : {}) },
     );
     const pumps = [pipeOut(container.stdout, process.stdout), pipeOut(container.stderr, process.stderr)];
     const onSignal = (signal: NodeJS.Signals) => { void container.kill(signal); };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    if (!inline) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
     try {
       await container.start();
       if (flags.interactive) void pipeIn(container.stdin);
@@ -151,6 +161,21 @@ async function parseVolume(spec: string): Promise<Mount> {
   if (!st.isDirectory()) throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${spec}: ${path} is not a directory`);
   return { guest, source: { type: 'host', path }, mode };
 }
+
+/** Writes all of `b` to a file descriptor from a blocked thread (retrying a non-blocking pipe that is full). */
+function writeAllSync(fd: number, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) {
+    try {
+      off += fs.writeSync(fd, b, off, b.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') Atomics.wait(pause, 0, 0, 1);
+      else if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
+      else throw e;
+    }
+  }
+}
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 async function pipeOut(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream): Promise<void> {
   const reader = stream.getReader();

@@ -20,10 +20,12 @@ export interface WorkerChannel {
  */
 export const SHARE_PACKED_TREES = false;
 
+const WORKER_NAME = 'wasmbox-sandbox';
+
 /** The worker bundle (dist/browser-worker.js) next to the bundle that imports this module. */
 export function spawnWorker(script?: string | URL): HostWorker {
   const url = script ?? new URL('./browser-worker.js', import.meta.url);
-  const w = new Worker(url, { type: 'module' });
+  const w = new Worker(url, { type: 'module', name: WORKER_NAME });
   return {
     post: (m, t) => w.postMessage(m, t ?? []),
     onMessage: (cb) => {
@@ -41,7 +43,12 @@ export function spawnWorker(script?: string | URL): HostWorker {
   };
 }
 
-export function parentChannel(): WorkerChannel {
+/** Inside a Worker: the channel to the page (undefined on the page's main thread). */
+export function parentChannel(): WorkerChannel | undefined {
+  const g = globalThis as { WorkerGlobalScope?: new () => unknown };
+  if (typeof g.WorkerGlobalScope !== 'function' || !(globalThis instanceof g.WorkerGlobalScope)) return undefined;
+  // Only in a Worker this module spawned: the library may itself be loaded in someone else's Worker.
+  if ((globalThis as { name?: string }).name !== WORKER_NAME) return undefined;
   const scope = globalThis as unknown as {
     postMessage(m: unknown, t?: Transferable[]): void;
     addEventListener(type: 'message', cb: (e: MessageEvent) => void): void;

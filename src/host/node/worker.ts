@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker, parentPort } from 'node:worker_threads';
+import { Worker, parentPort, workerData } from 'node:worker_threads';
 
 /** The host's Worker, as the sandbox runtime sees it (Node: worker_threads). */
 export interface HostWorker {
@@ -42,7 +42,7 @@ function workerScript(): string {
 }
 
 export function spawnWorker(script?: string | URL): HostWorker {
-  const w = new Worker(script ?? workerScript(), { env: {}, stdin: false, execArgv: [] });
+  const w = new Worker(script ?? workerScript(), { env: {}, stdin: false, execArgv: [], workerData: { wasmboxSandbox: true } });
   return {
     post: (m, t) => w.postMessage(m, t as never),
     onMessage: (cb) => { w.on('message', cb); return () => { w.off('message', cb); }; },
@@ -52,10 +52,11 @@ export function spawnWorker(script?: string | URL): HostWorker {
   };
 }
 
-/** Inside the Worker: the channel to the main thread. */
-export function parentChannel(): WorkerChannel {
+/** Inside a Worker: the channel to the main thread (undefined on the main thread). */
+export function parentChannel(): WorkerChannel | undefined {
   const port = parentPort;
-  if (!port) throw new Error('not running in a worker');
+  // Only in a Worker this module spawned: the library may itself be loaded in someone else's Worker.
+  if (!port || (workerData as { wasmboxSandbox?: boolean } | null)?.wasmboxSandbox !== true) return undefined;
   return {
     post: (m, t) => port.postMessage(m, t as never),
     onMessage: (cb) => { port.on('message', cb); },
