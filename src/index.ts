@@ -9,7 +9,7 @@ export * from './fs/packed-tree.ts';
 export * from './fs/packed-vfs.ts';
 export * from './sandbox/errno.ts';
 export * from './sandbox/preview1/preview1.ts';
-export { hostDirVfs } from './host/node/host-vfs.ts';
+export { hostDirVfs, type HostHandle } from './host/node/host-vfs.ts';
 export * from './loader/source.ts';
 export * from './loader/ref.ts';
 export * from './loader/byte-source.ts';

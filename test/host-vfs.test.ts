@@ -127,3 +127,26 @@ describe('hostDirVfs confinement', () => {
     expect(isSandboxError(caught, 'CAPABILITY_DENIED')).toBe(true);
   });
 });
+
+describe('hostDirVfs removed files', () => {
+  it('keeps a removed file readable through an earlier handle, within a bounded number of host fds', () => {
+    const dir = tempDir();
+    try {
+      const vfs = hostDirVfs(dir, { readOnly: false });
+      const handles: HostHandle[] = [];
+      for (let i = 0; i < 300; i++) {
+        const h = vfs.createFile(vfs.root(), `f${i}`, 0o644);
+        vfs.write(h, new TextEncoder().encode(`n${i}`), 0);
+        handles.push(h);
+        vfs.unlink(vfs.root(), `f${i}`);
+      }
+      const buf = new Uint8Array(8);
+      expect(new TextDecoder().decode(buf.subarray(0, vfs.read(handles[299]!, buf, 0)))).toBe('n299');
+      expect(vfs.stat(handles[299]!).nlink).toBe(0);
+      // The oldest ones were given up rather than holding 300 host descriptors.
+      expect(errno(() => vfs.read(handles[0]!, buf, 0))).toBe('ENOENT');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

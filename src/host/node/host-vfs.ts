@@ -13,6 +13,9 @@ import { FsError, type DirEntry, type Errno, type NodeKind, type Stat, type Vfs 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 const NOFOLLOW = O_NOFOLLOW ?? 0;
 
+/** Host descriptors kept open for removed files at most (per Vfs). */
+const MAX_KEPT_FDS = 64;
+
 const KNOWN: ReadonlySet<string> = new Set<Errno>([
   'ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ELOOP', 'EACCES', 'EPERM', 'EROFS', 'EINVAL', 'EXDEV',
   'ENAMETOOLONG', 'EBADF', 'EFBIG', 'ENOSPC', 'EIO', 'EBUSY', 'EMLINK', 'ENOTSUP', 'ENXIO', 'ESPIPE',
@@ -65,9 +68,14 @@ class HostDirVfs implements Vfs<HostHandle> {
   readonly #times = new Map<string, TimesNote>();
   readonly #handles = new Map<string, WeakRef<HostHandle>>();
   readonly #orphans = new FinalizationRegistry<FdBox>((box) => {
-    if (box.fd !== undefined) fs.closeSync(box.fd);
+    if (box.fd === undefined) return;
+    const fd = box.fd;
+    box.fd = undefined;
+    fs.closeSync(fd);
   });
   readonly #rootHandle: HostHandle;
+  /** Host descriptors kept for removed files, oldest first; bounded so that removals cannot exhaust host fds. */
+  readonly #kept: FdBox[] = [];
 
   constructor(root: string, readonly readOnly: boolean) {
     this.#root = root;
@@ -101,7 +109,7 @@ class HostDirVfs implements Vfs<HostHandle> {
       try {
         const fd = fs.openSync(abs, flags | NOFOLLOW);
         if (fs.fstatSync(fd).isFile()) {
-          h.box.fd = fd;
+          this.#keep(h.box, fd);
           return;
         }
         fs.closeSync(fd);
@@ -382,9 +390,23 @@ class HostDirVfs implements Vfs<HostHandle> {
     return () => {
       this.#handles.delete(path);
       h.path = undefined;
-      if (h.box.fd === undefined) h.box.fd = fd;
+      if (h.box.fd === undefined && fd !== undefined) this.#keep(h.box, fd);
       else if (fd !== undefined) fs.closeSync(fd);
     };
+  }
+
+  #keep(box: FdBox, fd: number): void {
+    box.fd = fd;
+    this.#kept.push(box);
+    // A removed file stays readable through handles taken before; the oldest such descriptors are
+    // given up first (their handles then report ENOENT), so the host never runs out of descriptors.
+    while (this.#kept.length > MAX_KEPT_FDS) {
+      const old = this.#kept.shift()!;
+      if (old.fd !== undefined) {
+        fs.closeSync(old.fd);
+        old.fd = undefined;
+      }
+    }
   }
 
   /** Handles at `from` and below it now live at `to`. */
