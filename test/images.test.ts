@@ -350,6 +350,43 @@ describe('toolbox', () => {
     expect(bad.stderr).toContain('syntax error');
   });
 
+  it('has here-documents, case, set -e/-u/-x/-o pipefail, set -- and shift', async () => {
+    writeFileSync(join(root, 'tmp/features.sh'), [
+      'X=world',
+      'cat <<EOF',
+      'hello $X',
+      '  $(echo sub) \\$HOME',
+      'EOF',
+      "cat <<'EOF' | wc -l",
+      'raw $X',
+      'EOF',
+      'cat <<-EOF',
+      '\ttabbed $X',
+      '\tEOF',
+      'for f in a.txt b.sh c; do',
+      '  case $f in',
+      '    *.txt) echo "$f text";;',
+      '    *.sh|*.bash) echo "$f script" ;;',
+      '    *) echo "$f other";;',
+      '  esac',
+      'done',
+      'set -- p q r; echo "$# $1 $3"; shift; echo "$# $1"',
+      'set -o pipefail; false | true; echo "pf=$?"; set +o pipefail; false | true; echo "nopf=$?"',
+      "sh -c 'set -e; echo before; false; echo after'; echo \"e=$?\"",
+      "sh -c 'set -e; if false; then :; fi; false || true; ! false; echo survived'",
+      "sh -c 'set -u; echo ${UNSETVAR:-dflt}; echo $UNSETVAR; echo notreached'; echo \"u=$?\"",
+      "sh -c 'set -x; echo traced'",
+      '',
+    ].join('\n'));
+    const r = await runWasi(wasm, root, ['sh', '/tmp/features.sh'], env);
+    expect(r.stdout).toBe([
+      'hello world', '  sub $HOME', '1', 'tabbed world', 'a.txt text', 'b.sh script', 'c other',
+      '3 p r', '2 q', 'pf=1', 'nopf=0', 'before', 'e=1', 'survived', 'dflt', 'u=2', 'traced', '',
+    ].join('\n'));
+    expect(r.stderr).toBe('sh: UNSETVAR: parameter not set\n+ echo traced\n');
+    expect(r.code).toBe(0);
+  });
+
   it('has text tools: cut, tr, xargs, date, uname, hostname, which, command -v', async () => {
     const r = await sh([
       'echo "a:b:c:d" | cut -d: -f2,4; echo abcdef | cut -c 2-4',

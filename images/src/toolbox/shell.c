@@ -6,9 +6,11 @@
  * quoting '...', "...", backslash; expansions $VAR ${VAR} ${VAR:-w} ${#VAR} $? $# $0-$9 $@ $*
  * $(...) `...`; field splitting and pathname globbing of unquoted words; NAME=value prefixes.
  * Compound commands: if/elif/else/fi, while/until ... do ... done, for NAME [in WORDS] do ... done,
- * { LIST; }, ( LIST ) (a subshell for exit, cd and loops; the environment is shared).
- * Builtins: cd export unset exit break continue read . source exec command type : plus every toolbox applet.
- * Not supported: case, functions, here-documents, background jobs.
+ * case WORD in PATTERN|PATTERN) LIST ;; ... esac, { LIST; }, ( LIST ) (a subshell for exit, cd and
+ * loops; the environment is shared). Here-documents: <<WORD, <<-WORD, <<'WORD'.
+ * Builtins: cd export unset exit break continue read . source exec command type set shift :
+ * plus every toolbox applet. set -e -u -x -o pipefail, set -- ARGS.
+ * Not supported: functions, background jobs (& runs in the foreground), $(( )) assignments.
  */
 #include "toolbox.h"
 
@@ -28,14 +30,17 @@ typedef struct {
   int breaking, continuing; /* loop levels still to leave */
   int argc;     /* positional parameters, argv[0] is $0 */
   char **argv;
+  int errexit, xtrace, pipefail, nounset; /* set -e, -x, -o pipefail, -u */
+  int conditions;   /* > 0 while running an if/while condition or the left of && || (no errexit) */
+  int expand_error; /* an unset variable was used under set -u */
 } Shell;
 
-enum { T_EOF, T_WORD, T_SEMI, T_NEWLINE, T_AND, T_OR, T_PIPE, T_AMP, T_REDIR, T_LPAREN, T_RPAREN, T_ERROR };
-enum { R_IN, R_OUT, R_APPEND, R_DUP };
+enum { T_EOF, T_WORD, T_SEMI, T_DSEMI, T_NEWLINE, T_AND, T_OR, T_PIPE, T_AMP, T_REDIR, T_LPAREN, T_RPAREN, T_ERROR };
+enum { R_IN, R_OUT, R_APPEND, R_DUP, R_HEREDOC, R_HEREDOC_RAW };
 
 typedef struct {
   int type;
-  char *text; /* T_WORD: the raw word, quotes kept; T_ERROR: the message */
+  char *text; /* T_WORD: the raw word, quotes kept; T_ERROR: the message; here-document: its body */
   int fd;     /* T_REDIR: the fd redirected */
   int op;     /* T_REDIR: R_* */
 } Token;
@@ -43,25 +48,26 @@ typedef struct {
 typedef struct {
   const char *s;
   size_t pos;
+  size_t heredoc_end; /* where the current line's here-document bodies end (0: none) */
 } Lexer;
 
 typedef struct {
   int fd, op;
-  char *target; /* raw word */
+  char *target; /* raw word; here-documents: the body */
 } Redir;
 
-enum { N_SIMPLE, N_PIPELINE, N_ANDOR, N_LIST, N_IF, N_WHILE, N_FOR, N_GROUP, N_SUBSHELL };
+enum { N_SIMPLE, N_PIPELINE, N_ANDOR, N_LIST, N_IF, N_WHILE, N_FOR, N_CASE, N_GROUP, N_SUBSHELL };
 
 /* The syntax tree. Words stay raw (quotes kept) until the node runs. */
 typedef struct Node Node;
 struct Node {
   int kind;
-  StrList words;  /* N_SIMPLE: the words; N_FOR: the words after `in` */
+  StrList words;  /* N_SIMPLE: the words; N_FOR: the words after `in`; N_CASE: the subject, then patterns */
   Redir *redirs;  /* N_SIMPLE and compound commands */
   int nredirs;
   Node **kids;    /* N_PIPELINE stages; N_ANDOR pipelines; N_LIST items; N_IF cond, body, cond, body..., [else];
-                     N_WHILE cond, body; N_FOR, N_GROUP, N_SUBSHELL body */
-  int *ops;       /* N_ANDOR: T_AND or T_OR before each kid */
+                     N_WHILE cond, body; N_CASE one body per item; N_FOR, N_GROUP, N_SUBSHELL body */
+  int *ops;       /* N_ANDOR: T_AND or T_OR before each kid; N_CASE: how many patterns each item has */
   int nkids;
   int negate;     /* N_PIPELINE: `!` */
   int until;      /* N_WHILE: `until` */
@@ -151,6 +157,61 @@ static long scan_word(const char *s, size_t i, const char **err) {
   return (long)i;
 }
 
+/* `<<[-]WORD`: reads the body from the line after this one (after earlier bodies of this line),
+ * up to a line holding only WORD. A quoted WORD gives a body without expansions. */
+static void read_heredoc(Lexer *lx, Token *t) {
+  const char *s = lx->s;
+  int strip_tabs = s[lx->pos] == '-';
+  if (strip_tabs) lx->pos++;
+  while (s[lx->pos] == ' ' || s[lx->pos] == '\t') lx->pos++;
+  const char *err = NULL;
+  long end = scan_word(s, lx->pos, &err);
+  if (end <= (long)lx->pos) {
+    t->type = T_ERROR;
+    t->text = xstrdup(end < 0 ? err : "missing here-document delimiter");
+    lx->pos = strlen(s);
+    return;
+  }
+  Buf delim = {0};
+  int quoted = 0;
+  for (size_t i = lx->pos; i < (size_t)end; i++) {
+    if (s[i] == '\'' || s[i] == '"' || s[i] == '\\') quoted = 1;
+    else buf_putc(&delim, s[i]);
+  }
+  if (!delim.data) buf_puts(&delim, "");
+  lx->pos = (size_t)end;
+  size_t line = lx->heredoc_end;
+  if (!line) {
+    const char *nl = strchr(s + lx->pos, '\n');
+    line = nl ? (size_t)(nl - s) + 1 : strlen(s);
+  }
+  Buf body = {0};
+  for (;;) {
+    if (!s[line]) {
+      t->type = T_ERROR;
+      t->text = xstrdup("unterminated here-document");
+      free(delim.data);
+      free(body.data);
+      lx->pos = strlen(s);
+      return;
+    }
+    const char *nl = strchr(s + line, '\n');
+    size_t next = nl ? (size_t)(nl - s) + 1 : strlen(s);
+    size_t start = line;
+    if (strip_tabs) while (s[start] == '\t') start++;
+    size_t len = (nl ? (size_t)(nl - s) : next) - start;
+    line = next;
+    if (len == delim.len && strncmp(s + start, delim.data, len) == 0) break;
+    buf_putn(&body, s + start, len);
+    buf_putc(&body, '\n');
+  }
+  free(delim.data);
+  lx->heredoc_end = line;
+  t->type = T_REDIR;
+  t->op = quoted ? R_HEREDOC_RAW : R_HEREDOC;
+  t->text = buf_take(&body);
+}
+
 static void next_token(Lexer *lx, Token *t) {
   const char *s = lx->s;
   memset(t, 0, sizeof *t);
@@ -171,8 +232,17 @@ static void next_token(Lexer *lx, Token *t) {
     t->type = T_EOF;
     return;
   }
-  if (c == '\n') { t->type = T_NEWLINE; lx->pos++; return; }
-  if (c == ';') { t->type = T_SEMI; lx->pos++; return; }
+  if (c == '\n') {
+    t->type = T_NEWLINE;
+    lx->pos++;
+    if (lx->heredoc_end > lx->pos) lx->pos = lx->heredoc_end; /* skip the bodies read at `<<` */
+    lx->heredoc_end = 0;
+    return;
+  }
+  if (c == ';') {
+    if (s[p + 1] == ';') { t->type = T_DSEMI; lx->pos += 2; } else { t->type = T_SEMI; lx->pos++; }
+    return;
+  }
   if (c == '(') { t->type = T_LPAREN; lx->pos++; return; }
   if (c == ')') { t->type = T_RPAREN; lx->pos++; return; }
   if (c == '&') {
@@ -191,6 +261,12 @@ static void next_token(Lexer *lx, Token *t) {
     fd = atoi(s + p);
     p = q;
     c = s[p];
+  }
+  if (c == '<' && s[p + 1] == '<') {
+    t->fd = fd < 0 ? 0 : fd;
+    lx->pos = p + 2;
+    read_heredoc(lx, t);
+    return;
   }
   if (c == '<' || c == '>') {
     t->type = T_REDIR;
@@ -224,6 +300,7 @@ static const char *token_name(const Token *t) {
   switch (t->type) {
     case T_EOF: return "end of input";
     case T_SEMI: return ";";
+    case T_DSEMI: return ";;";
     case T_NEWLINE: return "newline";
     case T_AND: return "&&";
     case T_OR: return "||";
@@ -231,7 +308,7 @@ static const char *token_name(const Token *t) {
     case T_AMP: return "&";
     case T_LPAREN: return "(";
     case T_RPAREN: return ")";
-    case T_REDIR: return t->op == R_IN ? "<" : t->op == R_APPEND ? ">>" : t->op == R_DUP ? ">&" : ">";
+    case T_REDIR: return t->op == R_IN ? "<" : t->op == R_APPEND ? ">>" : t->op == R_DUP ? ">&" : t->op >= R_HEREDOC ? "<<" : ">";
     default: return t->text ? t->text : "?";
   }
 }
@@ -319,6 +396,13 @@ static char *var_value(Shell *sh, const char *name) {
 
 static int is_name_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
 static int is_name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* set -u: using an unset variable is an error (the command does not run). */
+static void check_set(Shell *sh, const char *name, Io *io) {
+  if (!sh->nounset || !is_name_start(name[0]) || getenv(name)) return;
+  if (!sh->expand_error) fprintf(io->err, "sh: %s: parameter not set\n", name);
+  sh->expand_error = 1;
+}
 
 static void expand_raw(Shell *sh, const char *raw, Io *io, Expander *e, int in_dquote);
 static char *expand_single(Shell *sh, const char *raw, Io *io);
@@ -488,6 +572,7 @@ static size_t expand_dollar(Shell *sh, const char *raw, size_t i, Io *io, Expand
       }
       char *name = strndup(body, n);
       const char *op = body + n;
+      if (!strchr("-=+", op[op[0] == ':'])) check_set(sh, name, io);
       value = var_value(sh, name);
       int set = strcmp(name, "?") == 0 || isdigit((unsigned char)name[0]) ? value[0] != '\0' : getenv(name) != NULL;
       if ((op[0] == ':' && (op[1] == '-' || op[1] == '=')) || op[0] == '-' || op[0] == '=') {
@@ -532,6 +617,7 @@ static size_t expand_dollar(Shell *sh, const char *raw, size_t i, Io *io, Expand
     return i + 1;
   }
   char *name = strndup(p, n);
+  check_set(sh, name, io);
   char *value = var_value(sh, name);
   add_text(e, value, quoted);
   free(name);
@@ -689,9 +775,50 @@ static int builtin_read(Shell *sh, int argc, char **argv, Io *io) {
   return 0;
 }
 
+static int builtin_set(Shell *sh, int argc, char **argv, Io *io) {
+  extern char **environ;
+  if (argc == 1) {
+    for (char **e = environ; *e; e++) fprintf(io->out, "%s\n", *e);
+    return 0;
+  }
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if ((a[0] != '-' && a[0] != '+') || !a[1]) break;
+    int on = a[0] == '-';
+    for (const char *f = a + 1; *f; f++) {
+      const char *opt = NULL;
+      if (*f == 'o') {
+        if (i + 1 >= argc) return fail(io, "sh: set", "-o needs an option name"), 2;
+        opt = argv[++i];
+      }
+      if (*f == 'e' || (opt && strcmp(opt, "errexit") == 0)) sh->errexit = on;
+      else if (*f == 'x' || (opt && strcmp(opt, "xtrace") == 0)) sh->xtrace = on;
+      else if (*f == 'u' || (opt && strcmp(opt, "nounset") == 0)) sh->nounset = on;
+      else if (opt && strcmp(opt, "pipefail") == 0) sh->pipefail = on;
+      else return fail(io, "sh: set", "unsupported option %c%s", a[0], opt ? opt : (char[]){*f, 0}), 2;
+      if (opt) break;
+    }
+  }
+  if (i < argc || (i == argc && strcmp(argv[i - 1], "--") == 0)) {
+    char **params = xmalloc(sizeof(char *) * (size_t)(argc - i + 2));
+    params[0] = sh->argv ? sh->argv[0] : "sh";
+    int n = 1;
+    for (; i < argc; i++) params[n++] = xstrdup(argv[i]);
+    params[n] = NULL;
+    sh->argc = n;
+    sh->argv = params;
+  }
+  return 0;
+}
+
 static int is_shell_builtin(const char *name) {
   static const char *names[] = {"cd", "export", "read", ":", "unset", "exit", "break", "continue", "command", "type",
-                                "exec", ".", "source", NULL};
+                                "exec", ".", "source", "set", "shift", NULL};
   for (int i = 0; names[i]; i++)
     if (strcmp(names[i], name) == 0) return 1;
   return 0;
@@ -732,6 +859,18 @@ static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
       else status = 1;
     }
     return status;
+  }
+  if (strcmp(name, "set") == 0) return builtin_set(sh, argc, argv, io);
+  if (strcmp(name, "shift") == 0) {
+    int n = argc > 1 ? atoi(argv[1]) : 1;
+    if (n < 0 || n > sh->argc - 1) return fail(io, "sh: shift", "can't shift that many"), 1;
+    char **rest = xmalloc(sizeof(char *) * (size_t)(sh->argc - n + 1));
+    rest[0] = sh->argv[0];
+    for (int i = 1 + n; i < sh->argc; i++) rest[i - n] = sh->argv[i];
+    sh->argc -= n;
+    rest[sh->argc] = NULL;
+    sh->argv = rest;
+    return 0;
   }
   if (strcmp(name, "exec") == 0) {
     if (argc == 1) return 0;
@@ -818,8 +957,8 @@ static int is_word(Parser *p, const char *word) {
 
 /* Words that end a list when they stand where a command would start. */
 static int at_list_end(Parser *p) {
-  static const char *ends[] = {"then", "else", "elif", "fi", "do", "done", "}", NULL};
-  if (p->tok.type == T_EOF || p->tok.type == T_RPAREN) return 1;
+  static const char *ends[] = {"then", "else", "elif", "fi", "do", "done", "}", "esac", NULL};
+  if (p->tok.type == T_EOF || p->tok.type == T_RPAREN || p->tok.type == T_DSEMI) return 1;
   for (int i = 0; ends[i]; i++)
     if (is_word(p, ends[i])) return 1;
   return 0;
@@ -849,6 +988,13 @@ static Node *parse_list(Parser *p);
 static void parse_redirs(Parser *p, Node *n) {
   while (!p->error && p->tok.type == T_REDIR) {
     int fd = p->tok.fd, op = p->tok.op;
+    if (op == R_HEREDOC || op == R_HEREDOC_RAW) {
+      n->redirs = xrealloc(n->redirs, sizeof(Redir) * (size_t)(n->nredirs + 1));
+      n->redirs[n->nredirs++] = (Redir){fd, op, p->tok.text};
+      p->tok.text = NULL;
+      advance(p);
+      continue;
+    }
     advance(p);
     if (p->tok.type != T_WORD) {
       syntax_error(p);
@@ -896,6 +1042,49 @@ static Node *parse_compound(Parser *p) {
     expect_word(p, "do");
     add_kid(n, parse_list(p), 0);
     expect_word(p, "done");
+  } else if (is_word(p, "case")) {
+    n = new_node(N_CASE);
+    advance(p);
+    if (p->tok.type != T_WORD) {
+      syntax_error(p);
+      return n;
+    }
+    list_push(&n->words, p->tok.text);
+    p->tok.text = NULL;
+    advance(p);
+    skip_newlines(p);
+    expect_word(p, "in");
+    skip_newlines(p);
+    while (!p->error && !is_word(p, "esac")) {
+      if (p->tok.type == T_LPAREN) advance(p);
+      int patterns = 0;
+      for (;;) {
+        if (p->tok.type != T_WORD) {
+          syntax_error(p);
+          return n;
+        }
+        list_push(&n->words, p->tok.text);
+        p->tok.text = NULL;
+        patterns++;
+        advance(p);
+        if (p->tok.type != T_PIPE) break;
+        advance(p);
+      }
+      if (p->tok.type != T_RPAREN) {
+        syntax_error(p);
+        return n;
+      }
+      advance(p);
+      add_kid(n, parse_list(p), patterns);
+      if (p->error) return n;
+      if (p->tok.type == T_DSEMI) {
+        advance(p);
+        skip_newlines(p);
+      } else if (!is_word(p, "esac")) {
+        syntax_error(p);
+      }
+    }
+    expect_word(p, "esac");
   } else { /* for */
     n = new_node(N_FOR);
     advance(p);
@@ -931,7 +1120,7 @@ static Node *parse_compound(Parser *p) {
 
 static Node *parse_command(Parser *p) {
   if (p->tok.type == T_LPAREN || is_word(p, "{") || is_word(p, "if") || is_word(p, "while") || is_word(p, "until") ||
-      is_word(p, "for")) {
+      is_word(p, "for") || is_word(p, "case")) {
     return parse_compound(p);
   }
   Node *n = new_node(N_SIMPLE);
@@ -1018,6 +1207,22 @@ static int apply_redirs(Shell *sh, Redir *redirs, int n, Io *io, Redirected *out
     Redir *r = &redirs[i];
     if (r->fd > 2) return fail(io, "sh", "%d: only file descriptors 0, 1 and 2 can be redirected", r->fd);
     FILE **slot = r->fd == 0 ? &out->io.in : r->fd == 1 ? &out->io.out : &out->io.err;
+    if (r->op == R_HEREDOC || r->op == R_HEREDOC_RAW) {
+      if (out->nopened >= 16) return fail(io, "sh", "too many redirections");
+      char *body;
+      if (r->op == R_HEREDOC_RAW) {
+        body = xstrdup(r->target);
+      } else {
+        Expander e = {.fields = &(StrList){0}, .split = 0};
+        expand_raw(sh, r->target, io, &e, 1);
+        free(buf_take(&e.pat));
+        body = buf_take(&e.cur);
+      }
+      FILE *f = open_reader(body, strlen(body));
+      out->opened[out->nopened++] = f;
+      *slot = f;
+      continue;
+    }
     char *target = expand_single(sh, r->target, io);
     int status = 0;
     if (r->op == R_DUP) {
@@ -1072,7 +1277,20 @@ static int run_simple(Shell *sh, Node *cmd, Io *io) {
   }
 
   Redirected r;
-  int status = apply_redirs(sh, cmd->redirs, cmd->nredirs, io, &r);
+  int status;
+  if (sh->expand_error) {
+    sh->expand_error = 0;
+    sh->exiting = 1;
+    status = 2;
+    r.nopened = 0;
+  } else {
+    status = apply_redirs(sh, cmd->redirs, cmd->nredirs, io, &r);
+  }
+  if (status == 0 && sh->xtrace && argv.len > 0) {
+    fputc('+', io->err);
+    for (int i = 0; i < argv.len; i++) fprintf(io->err, " %s", argv.items[i]);
+    fputc('\n', io->err);
+  }
   if (status == 0 && argv.len > 0) {
     status = run_argv(sh, argv.len, argv.items, &r.io);
   } else if (status == 0) {
@@ -1105,6 +1323,7 @@ static int run_pipeline(Shell *sh, Node *n, Io *io) {
   } else {
     char *data = NULL;
     size_t len = 0;
+    int failed = 0;
     for (int i = 0; i < n->nkids; i++) {
       Io stage = *io;
       FILE *in = NULL, *out = NULL;
@@ -1114,6 +1333,7 @@ static int run_pipeline(Shell *sh, Node *n, Io *io) {
       if (i < n->nkids - 1) stage.out = out = open_memstream(&next, &next_len);
       Shell saved = *sh;
       status = run_node(sh, n->kids[i], &stage);
+      if (status != 0) failed = status;
       /* Each stage is a subshell: exit, break and continue end only the stage. */
       sh->exiting = saved.exiting;
       sh->breaking = saved.breaking;
@@ -1123,6 +1343,7 @@ static int run_pipeline(Shell *sh, Node *n, Io *io) {
       data = next;
       len = next_len;
     }
+    if (sh->pipefail && failed) status = failed;
   }
   return n->negate ? !status : status;
 }
@@ -1151,13 +1372,21 @@ static int run_node(Shell *sh, Node *n, Io *io) {
       return run_simple(sh, n, io);
     case N_PIPELINE:
       return run_pipeline(sh, n, io);
-    case N_ANDOR:
+    case N_ANDOR: {
+      int last_ran = 0;
       for (int i = 0; i < n->nkids && !interrupted(sh); i++) {
         if (n->ops[i] == T_AND && sh->status != 0) continue;
         if (n->ops[i] == T_OR && sh->status == 0) continue;
+        int left = i < n->nkids - 1;
+        sh->conditions += left;
         sh->status = run_node(sh, n->kids[i], io);
+        sh->conditions -= left;
+        last_ran = !left;
       }
+      /* set -e: a failing command ends the shell, unless it was tested (if, while, && ||, !). */
+      if (sh->errexit && sh->status != 0 && last_ran && !sh->conditions && !n->kids[n->nkids - 1]->negate) sh->exiting = 1;
       return sh->status;
+    }
     case N_LIST:
       for (int i = 0; i < n->nkids && !interrupted(sh); i++) sh->status = run_node(sh, n->kids[i], io);
       return n->nkids ? sh->status : 0;
@@ -1183,7 +1412,10 @@ static int run_node(Shell *sh, Node *n, Io *io) {
     case N_IF: {
       int i = 0;
       for (; i + 1 < n->nkids; i += 2) {
-        if (run_node(sh, n->kids[i], io) == 0 && !interrupted(sh)) {
+        sh->conditions++;
+        int cond = run_node(sh, n->kids[i], io);
+        sh->conditions--;
+        if (cond == 0 && !interrupted(sh)) {
           status = run_node(sh, n->kids[i + 1], io);
           break;
         }
@@ -1195,7 +1427,9 @@ static int run_node(Shell *sh, Node *n, Io *io) {
     case N_WHILE:
       sh->loops++;
       for (;;) {
+        sh->conditions++;
         int cond = run_node(sh, n->kids[0], io);
+        sh->conditions--;
         if (interrupted(sh) || (cond == 0) == n->until) break;
         int stop = loop_body(sh, n->kids[1], io);
         status = sh->status;
@@ -1203,6 +1437,28 @@ static int run_node(Shell *sh, Node *n, Io *io) {
       }
       sh->loops--;
       break;
+    case N_CASE: {
+      char *subject = expand_single(sh, n->words.items[0], io);
+      int w = 1;
+      for (int k = 0; k < n->nkids; k++) {
+        int hit = 0;
+        for (int j = 0; j < n->ops[k]; j++) {
+          Expander e = {.fields = &(StrList){0}, .split = 0};
+          expand_raw(sh, n->words.items[w + j], io, &e, 0);
+          free(buf_take(&e.cur));
+          char *pattern = buf_take(&e.pat);
+          hit = hit || fnmatch(pattern, subject, 0) == 0;
+          free(pattern);
+        }
+        w += n->ops[k];
+        if (hit) {
+          status = run_node(sh, n->kids[k], io);
+          break;
+        }
+      }
+      free(subject);
+      break;
+    }
     case N_FOR: {
       StrList items = {0};
       if (n->has_in) {
