@@ -44,6 +44,14 @@ describe('Overlay basics', () => {
     const o = Overlay.prepare();
     expect(() => o.rmdir(o.root(), 'x')).toThrow(FsError);
   });
+  it('refuses handles of another overlay with EBADF', () => {
+    const a = Overlay.prepare();
+    const b = Overlay.prepare();
+    const f = a.createFile(a.root(), 'f', 0o644);
+    expect(() => b.stat(f)).toThrow(expect.objectContaining({ errno: 'EBADF' }));
+    expect(() => b.write(f, new Uint8Array(1), 0)).toThrow(expect.objectContaining({ errno: 'EBADF' }));
+    expect(() => b.lookup({}, 'x')).toThrow(expect.objectContaining({ errno: 'EBADF' }));
+  });
 });
 
 // ---- copy-up over an immutable layer tree

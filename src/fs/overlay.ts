@@ -153,6 +153,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   /** The node `h` stands for now: its upper copy if it was copied up. */
   current(h: OverlayHandle<L>): OverlayHandle<L> {
     if (this.isUpper(h)) return h;
+    if (this.#lower === undefined) throw new FsError('EBADF', 'not a handle of this overlay');
     return this.#copies.get(h as L) ?? h;
   }
 
