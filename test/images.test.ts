@@ -301,6 +301,12 @@ describe('toolbox', () => {
     expect(r.code).toBe(0);
   });
 
+  it('redirects to /dev/null even when the runtime provides no /dev', async () => {
+    const r = await sh('echo hidden > /dev/null; ls /nope 2>/dev/null || echo quiet; wc -c < /dev/null');
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'quiet\n0\n', '']);
+    expect(existsSync(join(root, 'dev'))).toBe(false);
+  });
+
   it('expands variables, quotes and command substitutions, and keeps exit statuses', async () => {
     const r = await sh([
       'false && echo no || echo "yes $?"',
