@@ -41,3 +41,10 @@ export { resolveSpec, parseSize, parseDuration, parseEnvFile, DEFAULT_PATH, type
 export { createWasiBackend, TRAP_EXIT_CODE, TIMEOUT_EXIT_CODE, type WasiBackend, type WasiBackendOptions, type RootfsProvider } from './sandbox/backend.ts';
 export { limitMemory, readMemories, WASM_PAGE_BYTES, type MemoryInfo, type LimitedModule } from './sandbox/memory-limit.ts';
 export * from './fs/overlay-diff.ts';
+export { LayoutStore, Annotation as StoreAnnotation, type StoredImage, type RemoveResult } from './loader/store/layout-store.ts';
+export { LoadTransaction } from './loader/store/transaction.ts';
+export { loadImage, type LoadOptions } from './loader/store/load.ts';
+export { resolveImage, type ResolveImageOptions } from './loader/store/resolve-image.ts';
+export { storeSource } from './loader/store/store-source.ts';
+export { parseImageName, formatImageName, type ImageName } from './loader/store/names.ts';
+export { saveImage, type SaveFormat, type SaveOptions } from './loader/save.ts';
