@@ -214,7 +214,9 @@ class WorkerPool {
   #park(worker: HostWorker): void {
     worker.keepAlive(false);
     const entry = { worker, failed: false, unsubscribe: () => {} };
-    entry.unsubscribe = worker.onError(() => { entry.failed = true; });
+    const offError = worker.onError(() => { entry.failed = true; });
+    const offExit = worker.onExit(() => { entry.failed = true; });
+    entry.unsubscribe = () => { offError(); offExit(); };
     this.#idle.push(entry);
   }
 }
@@ -361,6 +363,7 @@ class WasiContainer implements Container {
     this.#unsubscribe.push(
       worker.onMessage((m) => this.#onMessage(m as FromWorker)),
       worker.onError((e) => this.#fail(toSandboxError(e))),
+      worker.onExit(() => this.#fail(new SandboxError('INTERNAL', 'the sandbox Worker ended unexpectedly'))),
     );
     const timeoutMs = this.#spec.limits.timeoutMs;
     if (timeoutMs !== undefined) {

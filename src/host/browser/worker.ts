@@ -4,6 +4,8 @@ export interface HostWorker {
   /** Returns a function that removes the listener. */
   onMessage(cb: (message: unknown) => void): () => void;
   onError(cb: (error: unknown) => void): () => void;
+  /** Web Workers report no exit; only terminate() ends them. */
+  onExit(cb: () => void): () => void;
   terminate(): Promise<void>;
   /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
   keepAlive(on: boolean): void;
@@ -38,6 +40,7 @@ export function spawnWorker(script?: string | URL): HostWorker {
       w.addEventListener('error', listener);
       return () => w.removeEventListener('error', listener);
     },
+    onExit: () => () => {},
     terminate: async () => { w.terminate(); },
     keepAlive: () => {},
   };

@@ -9,6 +9,8 @@ export interface HostWorker {
   onMessage(cb: (message: unknown) => void): () => void;
   /** An uncaught error in the Worker (its code failed, not the guest). */
   onError(cb: (error: unknown) => void): () => void;
+  /** The Worker's thread ended (after terminate(), or on its own: out of memory, a crash). */
+  onExit(cb: () => void): () => void;
   terminate(): Promise<void>;
   /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
   keepAlive(on: boolean): void;
@@ -47,6 +49,7 @@ export function spawnWorker(script?: string | URL): HostWorker {
     post: (m, t) => w.postMessage(m, t as never),
     onMessage: (cb) => { w.on('message', cb); return () => { w.off('message', cb); }; },
     onError: (cb) => { w.on('error', cb); return () => { w.off('error', cb); }; },
+    onExit: (cb) => { w.on('exit', cb); return () => { w.off('exit', cb); }; },
     terminate: async () => { await w.terminate(); },
     keepAlive: (on) => { if (on) w.ref(); else w.unref(); },
   };
