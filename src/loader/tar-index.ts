@@ -115,7 +115,6 @@ async function walkTar(
     const raw = parseHeaderBlock(block, `${where} at offset ${offset}`);
     const dataOffset = offset + BLOCK;
     let dataSize = raw.size;
-    if (raw.flag === 'x' && pax.size !== undefined) throw new SandboxError('MALFORMED', `${where}: two pax headers in a row`);
     if (size !== undefined && dataOffset + raw.size > size) {
       throw new SandboxError('MALFORMED', `${where}: truncated tar (member ${JSON.stringify(raw.name)} needs ${raw.size} bytes at ${dataOffset}, archive is ${size})`);
     }

@@ -1,8 +1,7 @@
 import { SandboxError } from '../../errors.ts';
-import { toByteSource, type ByteSource, type FileTree } from '../byte-source.ts';
+import { readAll, toByteSource, type ByteSource, type FileTree } from '../byte-source.ts';
 import type { SourceCore } from '../source.ts';
 import { indexTar, tarTree } from '../tar-index.ts';
-import { readAll } from '../byte-source.ts';
 import { wasmImageSource, wasmKind } from '../wasm-image.ts';
 import { dockerArchiveSource } from './docker-archive.ts';
 import { ociLayoutSource } from './oci-layout.ts';
@@ -48,6 +47,5 @@ export async function sourceFromBytes(data: ByteSource | Blob | ArrayBuffer | Ui
   const src = toByteSource(data, name);
   const head = await src.read(0, 8);
   if (wasmKind(head)) return wasmSource(src);
-  const tree = tarTree(src, await indexTar(src));
-  return treeSource(tree);
+  return treeSource(tarTree(src, await indexTar(src)));
 }

@@ -1,6 +1,6 @@
 import { SandboxError } from '../../errors.ts';
 import { digestHex, sha256, type Digest } from '../digest.ts';
-import { readAll, type ByteSource, type FileTree } from '../byte-source.ts';
+import { bytesSource, readAll, type ByteSource, type FileTree } from '../byte-source.ts';
 import { INDEX_TYPES, MediaType } from '../media-types.ts';
 import type { ImageRef, SourceCore } from '../source.ts';
 import type { Descriptor, ImageIndex } from '../types.ts';
@@ -82,7 +82,7 @@ export async function ociLayoutSource(tree: FileTree): Promise<SourceCore> {
       throw new SandboxError('NOT_FOUND', `${tree.name} holds ${index.manifests.length} images; name one with :TAG${allNames().length ? ` (${allNames().join(', ')})` : ''}`);
     },
     async fetch(d) {
-      if (d.digest === indexDesc.digest) return new Blob([indexBytes as BlobPart]).stream() as ReadableStream<Uint8Array>;
+      if (d.digest === indexDesc.digest) return bytesSource(indexBytes).stream();
       return (await openBlob(d)).stream();
     },
     async list() {
