@@ -279,8 +279,9 @@ export function fdImports(ctx: Context) {
       const u8 = mem.u8;
       for (let i = c > BigInt(names.length) ? names.length : Number(c); i < names.length && used < cap; i++) {
         const name = names[i]!;
-        hv.setBigUint64(0, BigInt(i + 1), true);
-        hv.setBigUint64(8, BigInt(inos[i]!), true);
+        hv.setUint32(0, i + 1, true);
+        hv.setUint32(8, inos[i]! >>> 0, true);
+        hv.setUint32(12, Math.floor(inos[i]! / 0x100000000), true);
         hv.setUint32(16, name.length, true);
         hv.setUint32(20, types[i]!, true);
         // A last entry that does not fit is truncated so that the buffer is exactly full.

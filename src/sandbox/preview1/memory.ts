@@ -17,24 +17,18 @@ export class GuestMemory {
   bind(memory: WebAssembly.Memory): void {
     this.#memory = memory;
     this.#buffer = undefined;
+    this.refresh();
   }
 
   get bound(): boolean {
     return this.#memory !== undefined;
   }
 
-  /** The current bytes of memory (after any growth). */
-  get u8(): Uint8Array {
-    this.#refresh();
-    return this.#u8;
-  }
-
-  get view(): DataView {
-    this.#refresh();
-    return this.#dv;
-  }
-
-  #refresh(): void {
+  /**
+   * Re-fetches the views when memory grew (its buffer was replaced). Called on entry to every import:
+   * nothing an import does grows guest memory, so the views stay current for the rest of the call.
+   */
+  refresh(): void {
     const m = this.#memory;
     if (m === undefined) throw new SandboxError('INVALID_STATE', 'preview1: no guest memory bound (start/initialize not called)');
     const buf = m.buffer;
@@ -45,11 +39,20 @@ export class GuestMemory {
     }
   }
 
+  /** The bytes of memory as of the last refresh(). */
+  get u8(): Uint8Array {
+    return this.#u8;
+  }
+
+  get view(): DataView {
+    return this.#dv;
+  }
+
   /** Throws EFAULT unless [ptr, ptr+len) lies inside memory; returns ptr as u32. */
   check(ptr: number, len: number): number {
     const p = ptr >>> 0;
     const n = len >>> 0;
-    if (p + n > this.u8.length) throw new WasiError(WasiErrno.FAULT, `guest range ${p}+${n} out of bounds`);
+    if (p + n > this.#u8.length) throw new WasiError(WasiErrno.FAULT, `guest range ${p}+${n} out of bounds`);
     return p;
   }
 
@@ -95,6 +98,12 @@ export class GuestMemory {
   string(ptr: number, len: number, maxBytes: number): string {
     if (len >>> 0 > maxBytes) throw new WasiError(WasiErrno.NAMETOOLONG);
     const bytes = this.bytes(ptr, len);
+    if (bytes.length <= 64) {
+      // Short ASCII (most paths): no decoder call.
+      let ascii = true;
+      for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) { ascii = false; break; }
+      if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+    }
     try {
       // TextDecoder refuses views of shared memory: copy those first.
       return decoder.decode(bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice());

@@ -83,6 +83,7 @@ function guard(ctx: Context, fn: (...a: unknown[]) => number, onUnexpected: ((e:
     // After proc_exit nothing runs on, even if the guest caught the unwinding (wasm exception handling).
     if (ctx.exitCode !== undefined) throw new ProcExit(ctx.exitCode);
     try {
+      ctx.mem.refresh();
       return fn(a, b, c, d, e, f, g, h, i);
     } catch (err) {
       if (err instanceof ProcExit) {
