@@ -269,6 +269,19 @@ describe('linux backend', () => {
     expect(s.code).toBe(137);
   });
 
+  it('kill() right after start() leaves no process behind (streams end, wait resolves)', async (ctx) => {
+    if (skipReason) return ctx.skip();
+    for (let i = 0; i < 5; i++) {
+      const c = await backend.create(busybox, sh('sleep 30'));
+      await c.start();
+      await c.kill();
+      const [out, status] = await Promise.all([new Response(c.stdout).text(), c.wait()]);
+      expect(out).toBe('');
+      expect(status.reason).toBe('killed');
+    }
+    expect(fs.readdirSync(path.join(home, 'linux', 'containers'))).toEqual([]);
+  });
+
   it('reports a non-linux or foreign-architecture image in probe', async (ctx) => {
     if (skipReason) return ctx.skip();
     const foreign = { ...busybox, platform: { os: 'linux', architecture: 'riscv64' } } as Image;

@@ -125,7 +125,7 @@ describe('validatePlan', () => {
 });
 
 describe('bwrap invocation', () => {
-  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount' };
+  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount', umount: '/bin/umount' };
 
   it('turns the plan into bwrap options in order', () => {
     const p = plan({ mounts: [{ guest: '/data', source: { type: 'host', path: '/h/a' }, mode: 'ro' }], env: ['PATH=/bin', 'X=a=b'], cwd: '/data', hostname: 'box' });
@@ -153,17 +153,20 @@ describe('bwrap invocation', () => {
     expect(inv.seccomp.length % 8).toBe(0);
   });
 
-  it('a writable root mounts an overlay in a private mount namespace first (a user namespace too when not root)', () => {
+  it('a writable root is an overlay: mounted by root before bwrap and unmounted after, or in a user namespace prelude', () => {
     const p = plan();
+    const overlay = 'lowerdir=/var/lib/wb/linux/layers/aa,upperdir=/var/lib/wb/linux/containers/c1/upper,workdir=/var/lib/wb/linux/containers/c1/work';
     const root = buildInvocation(p, tools, { privileged: true, cgroupProcs: [] });
-    expect(root.command).toBe('/usr/bin/unshare');
-    expect(root.args.slice(0, 3)).toEqual(['--mount', '--propagation', 'private']);
-    const script = root.args[root.args.indexOf('-c') + 1]!;
-    expect(script).toContain("-t overlay -o 'lowerdir=/var/lib/wb/linux/layers/aa,upperdir=/var/lib/wb/linux/containers/c1/upper,workdir=/var/lib/wb/linux/containers/c1/work' wasmbox '/var/lib/wb/linux/containers/c1/merged'");
-    expect(script).toMatch(/exec '\/usr\/bin\/bwrap' "\$@"$/);
+    expect(root.command).toBe('/usr/bin/bwrap');
+    expect(root.before).toEqual({ command: '/bin/mount', args: ['-n', '--make-private', '-t', 'overlay', '-o', overlay, 'wasmbox', '/var/lib/wb/linux/containers/c1/merged'] });
+    expect(root.after).toEqual({ command: '/bin/umount', args: ['-n', '-l', '/var/lib/wb/linux/containers/c1/merged'] });
     const user = buildInvocation(p, tools, { privileged: false, cgroupProcs: [] });
-    expect(user.args.slice(0, 3)).toEqual(['--user', '--map-root-user', '--mount']);
-    expect(user.args[user.args.indexOf('-c') + 1]).toContain(',userxattr');
+    expect(user.command).toBe('/usr/bin/unshare');
+    expect(user.before).toBeUndefined();
+    expect(user.args.slice(0, 5)).toEqual(['--user', '--map-root-user', '--mount', '--propagation', 'private']);
+    const script = user.args[user.args.indexOf('-c') + 1]!;
+    expect(script).toBe(`'/bin/mount' -t overlay -o '${overlay},userxattr' wasmbox '/var/lib/wb/linux/containers/c1/merged' && exec '/usr/bin/bwrap' "$@"`);
+    expect(user.args.slice(user.args.indexOf('-c') + 2, user.args.indexOf('-c') + 4)).toEqual(['wasmbox', '--unshare-user']);
   });
 
   it('joins the cgroups before anything else runs', () => {

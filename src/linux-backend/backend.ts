@@ -71,9 +71,10 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
     unshare: override.unshare ?? which('unshare'),
     sh: override.sh ?? which('sh'),
     mount: override.mount ?? which('mount'),
+    umount: override.umount ?? which('umount'),
   };
   if (!tools.bwrap) return { ok: false, reason: 'bubblewrap (bwrap) is not installed: apt-get install bubblewrap (or dnf install bubblewrap)' };
-  if (!tools.unshare || !tools.mount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
+  if (!tools.unshare || !tools.mount || !tools.umount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
   const privileged = process.getuid?.() === 0;
   const userns = spawnSync(tools.bwrap, ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
   if (userns.status !== 0) {
@@ -104,7 +105,13 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
 export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
-  const getHost = (): HostCheck => (host ??= checkHost(home, opts.tools ?? {}));
+  const getHost = (): HostCheck => {
+    if (!host) {
+      host = checkHost(home, opts.tools ?? {});
+      if (host.ok) reapStaleContainers(home, host.tools!);
+    }
+    return host;
+  };
   // Default: a cache per build, so the in-memory trees are dropped once the image is on disk.
   const rootfsTree = opts.rootfsTree ?? (async (image: Image) => (await buildRootfs(image, new LayerCache())) ?? emptyDir());
 
@@ -159,6 +166,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       }
       for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(containerDir, d), { recursive: true, mode: 0o700 });
       fs.chmodSync(path.join(containerDir, 'upper'), 0o755);
+      fs.writeFileSync(path.join(containerDir, 'owner'), String(process.pid));
     }
     let cgroups;
     try {
@@ -180,6 +188,48 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   }
 
   return { name: 'linux', probe, create };
+}
+
+/**
+ * Containers whose owning process died (a crash, SIGKILL) leave their directory, and as root a
+ * mounted overlay, behind: unmount and remove them. Live ones of other processes are left alone.
+ */
+function reapStaleContainers(home: string, tools: Tools): void {
+  const dir = path.join(home, 'linux', 'containers');
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const cdir = path.join(dir, name);
+    let owner = NaN;
+    try {
+      owner = Number(fs.readFileSync(path.join(cdir, 'owner'), 'utf8'));
+    } catch { /* no owner file: a read-only container's empty directory, or half-made */ }
+    if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) continue;
+    const merged = path.join(cdir, 'merged');
+    if (isMountPoint(merged)) spawnSync(tools.umount, ['-n', '-l', merged], { stdio: 'ignore' });
+    if (!isMountPoint(merged)) removeTree(cdir);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isMountPoint(p: string): boolean {
+  try {
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === p);
+  } catch {
+    return false;
+  }
 }
 
 function emptyDir(): DirInode {

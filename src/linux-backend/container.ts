@@ -12,7 +12,7 @@ import { SandboxError } from '../errors.ts';
 import type { Container, ExitStatus } from '../runtime/types.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { ContainerCgroups } from './cgroups.ts';
-import type { Invocation } from './invocation.ts';
+import type { Invocation, Step } from './invocation.ts';
 import type { Plan } from './plan.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
@@ -39,9 +39,13 @@ export class LinuxContainer implements Container {
   #resolveExit!: (s: ExitStatus) => void;
   #stopReason?: { reason: ExitStatus['reason']; code: number; detail: string };
   #initPid?: number;
+  /** Resolves once bwrap reported the host pid of the namespace's init, or exited without one. */
+  #initKnown: Promise<void>;
+  #resolveInitKnown!: () => void;
   #outputBytes = 0;
   #timer?: ReturnType<typeof setTimeout>;
   #attachOut: Array<(child: ChildProcess) => void> = [];
+  #detached?: Promise<unknown>;
   #stdinReady: Promise<Writable | undefined>;
   #resolveStdin!: (w: Writable | undefined) => void;
 
@@ -49,6 +53,7 @@ export class LinuxContainer implements Container {
     this.#parts = parts;
     this.id = parts.plan.id;
     this.#exit = new Promise((r) => (this.#resolveExit = r));
+    this.#initKnown = new Promise((r) => (this.#resolveInitKnown = r));
     this.#stdinReady = new Promise((r) => (this.#resolveStdin = r));
     this.stdout = this.#outputStream(1);
     this.stderr = this.#outputStream(2);
@@ -112,6 +117,14 @@ export class LinuxContainer implements Container {
 
   async #spawn(): Promise<void> {
     const { plan, invocation } = this.#parts;
+    if (invocation.before) {
+      const r = await runStep(invocation.before);
+      if (r.code !== 0) {
+        this.#parts.cleanup();
+        this.#parts.cgroups?.remove();
+        throw new SandboxError('BACKEND_UNAVAILABLE', `cannot mount the container's root (${invocation.before.command} exited ${r.code}): ${r.stderr.trim()}`);
+      }
+    }
     let child: ChildProcess;
     try {
       child = spawn(invocation.command, invocation.args, {
@@ -120,8 +133,7 @@ export class LinuxContainer implements Container {
         detached: false,
       });
     } catch (e) {
-      this.#parts.cleanup();
-      this.#parts.cgroups?.remove();
+      await this.#teardown();
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot start ${invocation.command}: ${(e as Error).message}`, { cause: e });
     }
     this.#child = child;
@@ -137,7 +149,7 @@ export class LinuxContainer implements Container {
     if (child.stdin) child.stdin.on('error', () => { /* the guest closed its stdin */ });
     this.#resolveStdin(child.stdin ?? undefined);
 
-    child.on('close', (code, signal) => this.#finish(code, signal));
+    child.on('close', (code, signal) => void this.#finish(code, signal));
     try {
       await spawned;
     } catch (e) {
@@ -155,9 +167,16 @@ export class LinuxContainer implements Container {
     pipe.on('data', (s: string) => {
       text += s;
       const m = /"child-pid"\s*:\s*(\d+)/.exec(text);
-      if (m && this.#initPid === undefined) this.#initPid = Number(m[1]);
+      if (m && this.#initPid === undefined) {
+        this.#initPid = Number(m[1]);
+        this.#resolveInitKnown();
+        // bwrap's mount namespace exists now, with its own copy of the root: detach the host's.
+        const after = this.#parts.invocation.after;
+        if (after) this.#detached ??= runStep(after);
+      }
     });
     pipe.on('error', () => {});
+    pipe.on('close', () => this.#resolveInitKnown());
   }
 
   /** Kills the whole container: the outer bwrap dies, so the namespace's pid 1 and every other process get SIGKILL. */
@@ -167,21 +186,36 @@ export class LinuxContainer implements Container {
     this.#killAll();
   }
 
+  /**
+   * SIGKILL to the namespace's init ends every process of the container (the kernel kills a pid
+   * namespace with its init); the outer bwrap then exits by itself. Killing the outer bwrap first
+   * could orphan an init that has not yet armed its parent-death signal, so it is only the fallback
+   * when bwrap never reported an init.
+   */
   #killAll(): void {
-    const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
-    if (this.#initPid !== undefined) {
-      try { process.kill(this.#initPid, 'SIGKILL'); } catch { /* already gone */ }
-    }
+    void this.#initKnown.then(() => {
+      const child = this.#child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      if (this.#initPid !== undefined) {
+        try { process.kill(this.#initPid, 'SIGKILL'); return; } catch { /* already gone */ }
+      }
+      try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    });
   }
 
-  #finish(code: number | null, signal: NodeJS.Signals | null): void {
+  /** Unmounts the root (as root), removes the container's directories and cgroups. */
+  async #teardown(): Promise<void> {
+    const after = this.#parts.invocation.after;
+    if (after) await (this.#detached ??= runStep(after));
+    this.#parts.cgroups?.remove();
+    try { this.#parts.cleanup(); } catch { /* best effort */ }
+  }
+
+  async #finish(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     const cg = this.#parts.cgroups;
     const oom = cg ? cg.oomKills() : 0;
-    cg?.remove();
-    try { this.#parts.cleanup(); } catch { /* best effort */ }
+    await this.#teardown();
     let status: ExitStatus;
     const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
     if (this.#stopReason) {
@@ -238,6 +272,16 @@ export class LinuxContainer implements Container {
   fs(): Promise<Vfs> {
     return this.#parts.fs();
   }
+}
+
+function runStep(step: Step): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(step.command, step.args, { stdio: ['ignore', 'ignore', 'pipe'], env: HOST_ENV });
+    let stderr = '';
+    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', (e) => resolve({ code: -1, stderr: e.message }));
+    c.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
 }
 
 function signalName(n: number): string | undefined {

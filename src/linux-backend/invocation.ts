@@ -6,7 +6,10 @@
 import type { Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
-export interface Tools { bwrap: string; unshare: string; sh: string; mount: string }
+export interface Tools { bwrap: string; unshare: string; sh: string; mount: string; umount: string }
+
+/** A command run to completion before (or after) the container. */
+export interface Step { command: string; args: string[] }
 
 export interface Invocation {
   command: string;
@@ -15,6 +18,13 @@ export interface Invocation {
   seccomp: Uint8Array;
   /** bwrap writes its JSON status (child pid, exit code) to fd 4. */
   statusFd: 4;
+  /** As root: the overlay root is mounted (private) in the host's mount namespace before bwrap starts... */
+  before?: Step;
+  /**
+   * ...and detached from the host's namespace as soon as bwrap reports its child (whose new mount
+   * namespace holds its own copy), so nothing stays mounted on the host while the container runs.
+   */
+  after?: Step;
 }
 
 export const SECCOMP_FD = 3;
@@ -68,6 +78,17 @@ export function overlayOptionSafe(p: string): boolean {
   return !/[,:\\\n]/.test(p);
 }
 
+export function overlayOptions(plan: Plan, privileged: boolean): string {
+  const { lower, upper, work } = plan.root;
+  return `lowerdir=${lower},upperdir=${upper},workdir=${work}${privileged ? '' : ',userxattr'}`;
+}
+
+/**
+ * As root the overlay is mounted in the host's mount namespace by `mount` itself and detached
+ * again (umount -l) once bwrap's namespace holds its copy: one process fewer on the start path
+ * than a private-namespace prelude, and no second mount namespace to tear down. Unprivileged, it must be mounted inside a user
+ * namespace, so a short `unshare -Urm sh -c 'mount … && exec bwrap'` prelude does it.
+ */
 export function buildInvocation(
   plan: Plan,
   tools: Tools,
@@ -75,6 +96,16 @@ export function buildInvocation(
 ): Invocation {
   const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
   const bwrap = bwrapArgs(plan);
+  if (o.privileged && plan.root.writable) {
+    const merged = plan.root.merged!;
+    const steps = {
+      before: { command: tools.mount, args: ['-n', '--make-private', '-t', 'overlay', '-o', overlayOptions(plan, true), 'wasmbox', merged] },
+      after: { command: tools.umount, args: ['-n', '-l', merged] },
+    };
+    if (!o.cgroupProcs.length) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD, ...steps };
+    const script = [...o.cgroupProcs.map((p) => `echo $$ > ${shellQuote(p)}`), `exec ${shellQuote(tools.bwrap)} "$@"`].join(' && ');
+    return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD, ...steps };
+  }
   const needsPrelude = plan.root.writable || o.cgroupProcs.length > 0;
   if (!needsPrelude) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD };
 
@@ -82,23 +113,18 @@ export function buildInvocation(
   // Joining the cgroups first: everything the container will ever fork is then counted.
   for (const procs of o.cgroupProcs) lines.push(`echo $$ > ${shellQuote(procs)}`);
   if (plan.root.writable) {
-    const { lower, upper, work, merged } = plan.root;
-    const opts = `lowerdir=${lower},upperdir=${upper},workdir=${work}${o.privileged ? '' : ',userxattr'}`;
-    lines.push(`${shellQuote(tools.mount)} -t overlay -o ${shellQuote(opts)} wasmbox ${shellQuote(merged!)}`);
+    lines.push(`${shellQuote(tools.mount)} -t overlay -o ${shellQuote(overlayOptions(plan, o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
   }
   lines.push(`exec ${shellQuote(tools.bwrap)} "$@"`);
   const script = lines.join(' && ');
   if (!plan.root.writable) {
     return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD };
   }
-  // The overlay is mounted in a private mount namespace of its own (a user namespace too when not
-  // root), so nothing is left mounted on the host when the container ends.
-  const unshare = o.privileged
-    ? ['--mount', '--propagation', 'private']
-    : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
+  // Unprivileged: the overlay is mounted in a user + mount namespace of its own, so it disappears
+  // with the container.
   return {
     command: tools.unshare,
-    args: [...unshare, tools.sh, '-c', script, 'wasmbox', ...bwrap],
+    args: ['--user', '--map-root-user', '--mount', '--propagation', 'private', tools.sh, '-c', script, 'wasmbox', ...bwrap],
     seccomp,
     statusFd: STATUS_FD,
   };
