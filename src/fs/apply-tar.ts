@@ -90,21 +90,22 @@ class EntryReader {
   entries = 0;
   bytes = 0;
   private readonly ex = extract({ allowUnknownFormat: true } as Parameters<typeof extract>[0]);
-  /** Settles when the entry being read has been applied. */
-  private pending: Promise<void> = Promise.resolve();
+  /** Entries handed to us and not yet applied (0 or 1: tar-stream waits for `next`). */
+  private inflight = 0;
+  private onIdle: (() => void) | undefined;
   private readonly times = new TimeCache();
+  private readonly slabs = new SlabAllocator();
 
   constructor(
     private readonly builder: LayerBuilder,
     private readonly limits: Required<TarLimits>,
   ) {
     this.ex.on('entry', (header: Header, stream: EntryStream, next: () => void) => {
-      this.pending = new Promise<void>((resolve) => {
-        const done = (): void => {
-          resolve();
-          next();
-        };
-        this.onEntry(header, stream, done);
+      this.inflight++;
+      this.onEntry(header, stream, () => {
+        this.inflight--;
+        if (this.inflight === 0) this.onIdle?.();
+        next();
       });
     });
     this.ex.on('error', (e: unknown) => this.fail(malformed(e)));
@@ -127,7 +128,7 @@ class EntryReader {
     const finished = this.waitFor('finish');
     (this.ex as unknown as { end(): void }).end();
     await finished;
-    if (!this.failure) await this.pending;
+    if (!this.failure && this.inflight > 0) await new Promise<void>((resolve) => (this.onIdle = resolve));
   }
 
   private waitFor(event: 'drain' | 'finish'): Promise<void> {
@@ -171,7 +172,7 @@ class EntryReader {
       if (size > MAX_LAYER_FILE_BYTES || this.bytes + size > this.limits.maxBytes) {
         throw new SandboxError('LIMIT_EXCEEDED', `layer file ${JSON.stringify(header.name)} of ${size} bytes exceeds the limits`);
       }
-      const data = new Uint8Array(size);
+      const data = this.slabs.alloc(size);
       let offset = 0;
       stream.on('data', (c: unknown) => {
         const chunk = c as Uint8Array;
@@ -278,19 +279,32 @@ export function entryPath(raw: string, what: string, forPath?: string): string[]
     if (c.length > MAX_COMPONENT_BYTES / 3 && encoder.encode(c).length > MAX_COMPONENT_BYTES) {
       throw unsafe(shown, `${what} name has a component longer than ${MAX_COMPONENT_BYTES} bytes`);
     }
-    out.push(internName(c));
+    out.push(c);
   }
   return out;
 }
 
 /**
- * A flat, deduplicated copy of a name: split() returns slices that keep the whole path string alive,
- * while a property key is internalized (one shared copy per distinct name).
+ * Small files share large buffers (each file a view of exactly its bytes): one ArrayBuffer per file
+ * costs about 90 bytes more than a view. Trees are immutable and live as a whole, so a slab is never
+ * held by a file that outlives the others for long.
  */
-function internName(s: string): string {
-  const o: Record<string, 0> = { [s]: 0 };
-  for (const k in o) return k;
-  return s;
+class SlabAllocator {
+  static readonly SLAB_BYTES = 1 << 20;
+  static readonly MAX_SHARED = 16 << 10;
+  private slab = new Uint8Array(0);
+  private used = 0;
+
+  alloc(size: number): Uint8Array {
+    if (size > SlabAllocator.MAX_SHARED) return new Uint8Array(size);
+    if (this.used + size > this.slab.length) {
+      this.slab = new Uint8Array(SlabAllocator.SLAB_BYTES);
+      this.used = 0;
+    }
+    const view = this.slab.subarray(this.used, this.used + size);
+    this.used += size;
+    return view;
+  }
 }
 
 /** Timestamps as nanosecond bigints, sharing one bigint per distinct value seen recently. */

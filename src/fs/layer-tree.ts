@@ -36,17 +36,23 @@ const IMPLICIT_DIR: InodeMeta = { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n };
 export class LayerBuilder {
   private readonly root: DirInode;
   private nextIno: number;
-  /** Inodes created or cloned by this layer: the only ones it may still change. */
-  private readonly fresh = new Set<Inode>();
-  /** Paths named by an entry of this layer (whiteouts never hide them). */
-  private readonly explicit = new Set<string>();
+  /** Inos from here on were made by this layer (every such node came from one of its entries). */
+  private readonly firstIno: number;
+  /** Directories created or cloned by this layer: the only ones it may still change. */
+  private readonly ownDirs = new Set<DirInode>();
+  /** Paths where this layer put a hard link to an older inode (whiteouts never hide them). */
+  private readonly linkPaths = new Set<string>();
   private readonly links: Map<number, readonly string[]>;
   private readonly dirtyLinks = new Set<number>();
+  /** The last directory an entry went into (entries come grouped by directory). */
+  private lastDirComps: readonly string[] = [];
+  private lastDir: DirInode | undefined;
 
   constructor(parent: LayerTree | undefined) {
     this.nextIno = parent?.nextIno ?? 1;
+    this.firstIno = this.nextIno;
     this.root = parent ? cloneInode(parent.root) : newDir(this.nextIno++, IMPLICIT_DIR);
-    this.fresh.add(this.root);
+    this.ownDirs.add(this.root);
     this.links = new Map(parent?.hardLinks);
   }
 
@@ -62,32 +68,26 @@ export class LayerBuilder {
     }
     const dir = this.parentDir(comps, true)!;
     const name = comps[comps.length - 1]!;
-    const path = comps.join('/');
     const old = dir.entries.get(name);
     if (old?.kind === 'dir') {
-      const d = this.own(dir, name, old);
-      setMeta(d, meta);
-    } else {
-      if (old) this.detach(dir, name, old, path);
-      const d = newDir(this.nextIno++, meta);
-      this.fresh.add(d);
-      dir.entries.set(name, d);
-      dir.nlink++;
+      setMeta(this.own(dir, name, old), meta);
+      return;
     }
-    this.explicit.add(path);
+    if (old) this.detach(dir, name, old, comps.join('/'));
+    this.addDir(dir, name, meta);
   }
 
-  /** Any non-directory node (already built with an ino from allocIno) replaces what is at the path. */
+  /**
+   * Any non-directory node (with an ino from allocIno) replaces what is at the path. The node is
+   * frozen here: nothing changes it after it is placed.
+   */
   putNode(comps: readonly string[], node: Exclude<Inode, DirInode>): void {
     if (comps.length === 0) throw unsafe('', 'a layer cannot replace the root directory with a non-directory');
     const dir = this.parentDir(comps, true)!;
     const name = comps[comps.length - 1]!;
-    const path = comps.join('/');
     const old = dir.entries.get(name);
-    if (old) this.detach(dir, name, old, path);
-    this.fresh.add(node);
-    dir.entries.set(name, node);
-    this.explicit.add(path);
+    if (old) this.detach(dir, name, old, comps.join('/'));
+    dir.entries.set(ownName(name), Object.freeze(node));
   }
 
   /** A hard link: the path names the same inode as the (existing, non-directory) target. */
@@ -102,10 +102,10 @@ export class LayerBuilder {
     const dir = this.parentDir(comps, true)!;
     const name = comps[comps.length - 1]!;
     const old = dir.entries.get(name);
-    this.explicit.add(path);
+    this.linkPaths.add(path);
     if (old === target) return;
     if (old) this.detach(dir, name, old, path);
-    dir.entries.set(name, target);
+    dir.entries.set(ownName(name), target);
     const paths = this.links.get(target.ino) ?? [targetPath];
     this.links.set(target.ino, [...paths, path]);
     this.dirtyLinks.add(target.ino);
@@ -120,13 +120,14 @@ export class LayerBuilder {
 
   /** `.wh..wh..opq` in `dirComps`: the directory hides everything the lower layers hold in it. */
   opaque(dirComps: readonly string[]): void {
-    let dir: DirInode;
-    if (dirComps.length === 0) {
-      dir = this.root;
-    } else {
-      this.putImplicitDir(dirComps);
-      const holder = this.parentDir(dirComps, false)!;
-      dir = holder.entries.get(dirComps[dirComps.length - 1]!) as DirInode;
+    let dir = this.root;
+    if (dirComps.length > 0) {
+      const holder = this.parentDir(dirComps, true)!;
+      const name = dirComps[dirComps.length - 1]!;
+      const old = holder.entries.get(name);
+      if (old === undefined) dir = this.addDir(holder, name, IMPLICIT_DIR);
+      else if (old.kind === 'dir') dir = this.own(holder, name, old);
+      else throw notDir(dirComps.join('/'), dirComps.join('/'), old);
     }
     const prefix = dirComps.length === 0 ? '' : dirComps.join('/') + '/';
     for (const name of [...dir.entries.keys()]) this.hideLower(dir, name, prefix + name);
@@ -135,7 +136,7 @@ export class LayerBuilder {
   /** Fixes nlink of inodes whose names changed, freezes what this layer made, returns the tree. */
   finish(info: { chainId: Digest; diffId: Digest; parent: LayerTree | undefined; files: number; bytes: number }): LayerTree {
     for (const ino of this.dirtyLinks) this.fixLinkCount(ino);
-    for (const n of this.fresh) Object.freeze(n);
+    for (const d of this.ownDirs) Object.freeze(d);
     const tree: LayerTree = {
       chainId: info.chainId,
       diffId: info.diffId,
@@ -149,19 +150,12 @@ export class LayerBuilder {
     return Object.freeze(tree);
   }
 
-  private putImplicitDir(comps: readonly string[]): void {
-    const dir = this.parentDir(comps, true)!;
-    const name = comps[comps.length - 1]!;
-    const old = dir.entries.get(name);
-    if (old?.kind === 'dir') {
-      this.own(dir, name, old);
-      return;
-    }
-    if (old) throw notDir(comps.join('/'), comps.join('/'), old);
-    const d = newDir(this.nextIno++, IMPLICIT_DIR);
-    this.fresh.add(d);
-    dir.entries.set(name, d);
-    dir.nlink++;
+  private addDir(holder: DirInode, name: string, meta: InodeMeta): DirInode {
+    const d = newDir(this.nextIno++, meta);
+    this.ownDirs.add(d);
+    holder.entries.set(ownName(name), d);
+    holder.nlink++;
+    return d;
   }
 
   /**
@@ -169,31 +163,33 @@ export class LayerBuilder {
    * Missing directories are created when `create`, else the result is undefined.
    */
   private parentDir(comps: readonly string[], create: boolean, forPath?: string): DirInode | undefined {
+    const depth = comps.length - 1;
+    if (this.lastDir !== undefined && depth === this.lastDirComps.length && sameStart(comps, this.lastDirComps, depth)) {
+      return this.lastDir;
+    }
     let dir = this.root;
-    for (let i = 0; i < comps.length - 1; i++) {
+    for (let i = 0; i < depth; i++) {
       const name = comps[i]!;
       const child = dir.entries.get(name);
       if (child === undefined) {
         if (!create) return undefined;
-        const d = newDir(this.nextIno++, IMPLICIT_DIR);
-        this.fresh.add(d);
-        dir.entries.set(name, d);
-        dir.nlink++;
-        dir = d;
+        dir = this.addDir(dir, name, IMPLICIT_DIR);
       } else if (child.kind === 'dir') {
         dir = this.own(dir, name, child);
       } else {
         throw notDir(forPath ?? comps.join('/'), comps.slice(0, i + 1).join('/'), child);
       }
     }
+    this.lastDirComps = comps.slice(0, depth);
+    this.lastDir = dir;
     return dir;
   }
 
   /** The child directory, cloned into this layer if it still belongs to the parent. */
   private own(holder: DirInode, name: string, d: DirInode): DirInode {
-    if (this.fresh.has(d)) return d;
+    if (this.ownDirs.has(d)) return d;
     const c = cloneInode(d);
-    this.fresh.add(c);
+    this.ownDirs.add(c);
     holder.entries.set(name, c);
     return c;
   }
@@ -202,13 +198,12 @@ export class LayerBuilder {
   private hideLower(holder: DirInode, name: string, path: string): void {
     const node = holder.entries.get(name);
     if (node === undefined) return;
-    const ownDir = node.kind === 'dir' && this.fresh.has(node);
-    if (!ownDir) {
-      if (!this.explicit.has(path)) this.detach(holder, name, node, path);
+    if (node.kind === 'dir' && this.ownDirs.has(node)) {
+      for (const child of [...node.entries.keys()]) this.hideLower(node, child, path + '/' + child);
       return;
     }
-    const dir = node as DirInode;
-    for (const child of [...dir.entries.keys()]) this.hideLower(dir, child, path + '/' + child);
+    const fromThisLayer = node.ino >= this.firstIno || this.linkPaths.has(path);
+    if (!fromThisLayer) this.detach(holder, name, node, path);
   }
 
   /** Removes an entry, keeping directory nlink and the hard-link index right. */
@@ -216,6 +211,7 @@ export class LayerBuilder {
     holder.entries.delete(name);
     if (old.kind === 'dir') {
       holder.nlink--;
+      this.lastDir = undefined;
       if (this.links.size > 0) this.unindexSubtree(old, path);
     } else if (this.links.has(old.ino)) {
       this.unindexPath(old.ino, path);
@@ -240,6 +236,7 @@ export class LayerBuilder {
     }
   }
 
+  /** Placed nodes are frozen, so a changed link count means a copy (same ino) at every name. */
   private fixLinkCount(ino: number): void {
     const paths = this.links.get(ino);
     if (paths === undefined) return;
@@ -248,18 +245,30 @@ export class LayerBuilder {
     const first = paths[0]!.split('/');
     const node = this.parentDir(first, false)!.entries.get(first[first.length - 1]!)!;
     if (node.nlink === paths.length) return;
-    if (this.fresh.has(node)) {
-      node.nlink = paths.length;
-      return;
-    }
     const copy = cloneInode(node);
     copy.nlink = paths.length;
-    this.fresh.add(copy);
+    Object.freeze(copy);
     for (const p of paths) {
       const comps = p.split('/');
       this.parentDir(comps, false)!.entries.set(comps[comps.length - 1]!, copy);
     }
   }
+}
+
+/**
+ * A name to keep as a directory key: split() returns slices (from 13 characters on) that keep the
+ * whole entry path alive; a property key is internalized instead (flat, one copy per distinct name).
+ */
+function ownName(s: string): string {
+  if (s.length < 13) return s;
+  const o: Record<string, 0> = { [s]: 0 };
+  for (const k in o) return k;
+  return s;
+}
+
+function sameStart(a: readonly string[], b: readonly string[], n: number): boolean {
+  for (let i = n - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function setMeta(d: DirInode, meta: InodeMeta): void {
