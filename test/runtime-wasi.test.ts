@@ -184,6 +184,47 @@ describe.skipIf(!hasWasiClang())('limits and hostile guests', () => {
     await expect(c.fs()).rejects.toThrow(/stopped/);
   });
 
+  it('megabytes of output arrive whole and in order through a slow reader (flow control)', async () => {
+    const big = await wasmFile('big', `
+      #include <stdio.h>
+      int main(void) {
+        static char line[1024];
+        for (int i = 0; i < 4096; i++) {
+          int n = snprintf(line, sizeof line, "%06d ", i);
+          for (int j = n; j < 1023; j++) line[j] = 'a' + (i + j) % 26;
+          line[1023] = '\\n';
+          fwrite(line, 1, 1024, stdout);
+        }
+        return 0;
+      }`);
+    const c = await runtime.create(big, { limits: { timeoutMs: 60_000 } });
+    await c.start();
+    const reader = c.stdout.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      total += value.length;
+      if (chunks.length % 16 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(await c.wait()).toMatchObject({ code: 0, reason: 'exit' });
+    expect(total).toBe(4096 * 1024);
+    const all = chunks.map((x) => text(x)).join('');
+    const lines = all.split('\n');
+    expect(lines[0]!.startsWith('000000 ')).toBe(true);
+    expect(lines[4095]!.startsWith('004095 ')).toBe(true);
+    expect(lines.every((l, i) => i === 4096 || l.startsWith(String(i).padStart(6, '0')))).toBe(true);
+  });
+
+  it('kill() before start ends the container; start() afterwards is INVALID_STATE', async () => {
+    const c = await runtime.create(hello);
+    await c.kill('SIGTERM');
+    expect(await c.wait()).toMatchObject({ code: 143, reason: 'killed', signal: 'SIGTERM' });
+    await expect(c.start()).rejects.toThrow(/already/);
+  });
+
   it('a trap is reason trap (134), not a host error', async () => {
     const trap = await wasmFile('trap', '#include <stdio.h>\nint main(void) { puts("before"); fflush(stdout); __builtin_trap(); }');
     const r = await runtime.run(trap);
