@@ -3,7 +3,7 @@ import { WasiErrno, WasiError } from '../errno.ts';
 import { ADVICE_MAX, Fdflags, FDFLAGS_ALL, Filetype, PREOPENTYPE_DIR, Rights, Whence } from './constants.ts';
 import { filetypeOf, writeFilestat, type Context } from './context.ts';
 import type { DirListing, FdEntry } from './fd-table.ts';
-import { iovecs, offsetOf } from './io.ts';
+import { Iovecs, offsetOf } from './io.ts';
 import { need, needWritable, rightsOf } from './rights.ts';
 import { timesFrom } from './times.ts';
 
@@ -18,8 +18,16 @@ function seekable(e: FdEntry): FileEntry {
   return e as FileEntry;
 }
 
+const scratch = new WeakMap<Context, Iovecs>();
+
+function iovecsOf(ctx: Context, ptr: number, count: number): Iovecs {
+  let v = scratch.get(ctx);
+  if (v === undefined) scratch.set(ctx, (v = new Iovecs()));
+  return v.load(ctx.mem, ptr, count);
+}
+
 function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, position: number | undefined): number {
-  const { ptrs, lens, total } = iovecs(ctx.mem, iovsPtr, iovsLen);
+  const { ptrs, lens, total, count } = iovecsOf(ctx, iovsPtr, iovsLen);
   if (e.stdio !== undefined) {
     if (e.stdio !== 0) throw new WasiError(WasiErrno.BADF, 'stdout/stderr are not readable');
     if (total === 0) return 0;
@@ -27,7 +35,7 @@ function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, po
     if (chunk === null || chunk.length === 0) return 0;
     const u8 = ctx.mem.u8;
     let off = 0;
-    for (let i = 0; i < ptrs.length && off < chunk.length; i++) {
+    for (let i = 0; i < count && off < chunk.length; i++) {
       const n = Math.min(lens[i]!, chunk.length - off);
       u8.set(chunk.subarray(off, off + n), ptrs[i]!);
       off += n;
@@ -37,7 +45,7 @@ function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, po
   const f = e as FileEntry;
   let pos = position ?? f.position;
   let done = 0;
-  for (let i = 0; i < ptrs.length; i++) {
+  for (let i = 0; i < count; i++) {
     const want = lens[i]!;
     if (want === 0) continue;
     const got = f.vfs.read(f.handle, ctx.mem.bytes(ptrs[i]!, want), pos);
@@ -50,18 +58,18 @@ function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, po
 }
 
 function writeFrom(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, position: number | undefined): number {
-  const { ptrs, lens, total } = iovecs(ctx.mem, iovsPtr, iovsLen);
+  const { ptrs, lens, total, count } = iovecsOf(ctx, iovsPtr, iovsLen);
   if (e.stdio !== undefined) {
     if (e.stdio === 0) throw new WasiError(WasiErrno.BADF, 'stdin is not writable');
     if (total === 0) return 0;
     const u8 = ctx.mem.u8;
     let data: Uint8Array;
-    if (ptrs.length === 1) {
+    if (count === 1) {
       data = u8.slice(ptrs[0]!, ptrs[0]! + total);
     } else {
       data = new Uint8Array(total);
       let off = 0;
-      for (let i = 0; i < ptrs.length; i++) {
+      for (let i = 0; i < count; i++) {
         data.set(u8.subarray(ptrs[i]!, ptrs[i]! + lens[i]!), off);
         off += lens[i]!;
       }
@@ -74,7 +82,7 @@ function writeFrom(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, p
   needWritable(f);
   let pos = position ?? (f.fdflags & Fdflags.APPEND ? f.vfs.stat(f.handle).size : f.position);
   let done = 0;
-  for (let i = 0; i < ptrs.length; i++) {
+  for (let i = 0; i < count; i++) {
     const want = lens[i]!;
     if (want === 0) continue;
     const put = f.vfs.write(f.handle, ctx.mem.bytes(ptrs[i]!, want), pos);

@@ -17,6 +17,7 @@ export class GuestMemory {
   bind(memory: WebAssembly.Memory): void {
     this.#memory = memory;
     this.#buffer = undefined;
+    this.#u8 = new Uint8Array(0);
     this.refresh();
   }
 
@@ -29,6 +30,9 @@ export class GuestMemory {
    * nothing an import does grows guest memory, so the views stay current for the rest of the call.
    */
   refresh(): void {
+    // Growing a non-shared memory detaches its old buffer (length 0): only then is `buffer` (a slow
+    // getter) read again. A shared memory keeps its old buffer on growth, so it is always re-read.
+    if (this.#u8.byteLength !== 0 && this.#buffer instanceof ArrayBuffer) return;
     const m = this.#memory;
     if (m === undefined) throw new SandboxError('INVALID_STATE', 'preview1: no guest memory bound (start/initialize not called)');
     const buf = m.buffer;
