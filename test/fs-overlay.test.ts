@@ -527,3 +527,23 @@ describe('packedVfs of a tar-fixture tree', () => {
     expect(sameTree(packedVfs(fixturePacked), treeVfs(fixtureTree))).toEqual([]);
   });
 });
+
+describe('Overlay over a packed lower (number handles)', () => {
+  it('diffs against the packed lower like against the layer tree', async () => {
+    const lowerTree = await layerFrom(BASE);
+    const packed = packTree(treeVfs(lowerTree));
+    const o = Overlay.prepare(packedVfs(packed), { clock: () => 1_700_000_000_000_000_000n });
+    paths.writeFile(o, '/etc/hosts', 'changed');
+    paths.rm(o, '/lib', { recursive: true });
+    paths.mkdirp(o, '/lib/x');
+    o.write(at(o, 'usr/bin/sh'), enc.encode('SH'), 0);
+    o.rename(o.root(), 'data', at(o, 'etc'), 'data');
+    const f = paths.writeFile(o, '/new', 'n');
+    expect(o.stat(at(o, 'lib')).ino).toBe(packed.nextIno);
+    expect(o.stat(f).ino).toBe(packed.nextIno + 2);
+    expect(packed.nextIno).toBeLessThanOrEqual(lowerTree.nextIno);
+    const applied = await applyTar(lowerTree, o.diff(), { chainId: digestOf(907), diffId: digestOf(908) });
+    expect(sameTree(o, treeVfs(applied))).toEqual([]);
+    expect(sameTree(treeVfs(applied), o)).toEqual([]);
+  });
+});
