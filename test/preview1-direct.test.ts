@@ -787,3 +787,22 @@ describe('proc, sched, sockets, failures', () => {
     expect(() => p1.start(empty)).toThrow(/memory/);
   });
 });
+
+describe('trailing slashes on the entry itself', () => {
+  it('never acts on a symlink\'s target through "link/"', () => {
+    const { h, fs } = fresh();
+    h.path('path_create_directory', ROOT, 'target');
+    const [t, tn] = h.put('target');
+    const [l, ln] = h.put('link');
+    expect(h.call('path_symlink', t, tn, ROOT, l, ln)).toBe(0);
+    expect(h.path('path_remove_directory', ROOT, 'link/')).toBe(E.NOTDIR);
+    expect(h.path('path_unlink_file', ROOT, 'link/')).toBe(E.NOTDIR);
+    const [ls, lsn] = h.put('link/');
+    const [m, mn] = h.put('moved');
+    expect(h.call('path_rename', ROOT, ls, lsn, ROOT, m, mn)).toBe(E.NOTDIR);
+    expect(fs.lookup(fs.root(), 'target')).toBeDefined();
+    expect(h.path('path_remove_directory', ROOT, 'target//')).toBe(0);
+    expect(h.path('path_create_directory', ROOT, 'link/')).toBe(E.EXIST);
+    expect(h.path('path_unlink_file', ROOT, 'link')).toBe(0);
+  });
+});

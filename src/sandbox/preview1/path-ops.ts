@@ -24,6 +24,21 @@ function resolveAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen: numb
   return resolvePath(dir.vfs, dir.handle, path, { followFinal: follow, escape: 'error' });
 }
 
+/**
+ * Resolves the entry a path names itself (unlink, rmdir, rename, create): the last component is not
+ * followed even with a trailing slash (so `rmdir link/` never removes the link's target); the slash
+ * is reported, and callers require a directory then.
+ */
+function resolveEntryAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen: number, slashNeedsDir = true): Resolved<unknown> {
+  const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
+  let end = path.length;
+  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
+  const r = resolvePath(dir.vfs, dir.handle, end === path.length ? path : path.slice(0, end), { followFinal: false, escape: 'error' });
+  if (end === path.length) return r;
+  if (slashNeedsDir && r.node !== undefined && dir.vfs.stat(r.node).kind !== 'dir') throw new WasiError(WasiErrno.NOTDIR, `${path}: not a directory`);
+  return { ...r, trailingSlash: true };
+}
+
 /** Two descriptors must reach the same filesystem for link and rename (EXDEV otherwise). */
 function sameVfs(a: DirEntryFd, b: DirEntryFd): void {
   if (a.vfs !== b.vfs) throw new WasiError(WasiErrno.XDEV, 'across filesystems');
@@ -88,7 +103,7 @@ export function pathImports(ctx: Context) {
       const dir = ctx.dir(fd);
       need(dir, Rights.PATH_CREATE_DIRECTORY);
       needWritable(dir);
-      const r = resolveAt(ctx, dir, pathPtr, pathLen, false);
+      const r = resolveEntryAt(ctx, dir, pathPtr, pathLen, false);
       if (r.node !== undefined) throw new WasiError(WasiErrno.EXIST);
       dir.vfs.mkdir(r.parent, r.name, DIR_MODE);
       return 0;
@@ -129,7 +144,7 @@ export function pathImports(ctx: Context) {
       const src = resolveAt(ctx, from, oldPtr, oldLen, (oldFlags & LOOKUP_SYMLINK_FOLLOW) !== 0);
       if (src.node === undefined) throw new WasiError(WasiErrno.NOENT);
       if (from.vfs.stat(src.node).kind === 'dir') throw new WasiError(WasiErrno.PERM, 'hard link to a directory');
-      const dst = resolveAt(ctx, to, newPtr, newLen, false);
+      const dst = resolveEntryAt(ctx, to, newPtr, newLen, false);
       if (dst.node !== undefined) throw new WasiError(WasiErrno.EXIST);
       if (dst.trailingSlash) throw new WasiError(WasiErrno.NOENT);
       to.vfs.link(dst.parent, dst.name, src.node);
@@ -155,7 +170,7 @@ export function pathImports(ctx: Context) {
       const dir = ctx.dir(fd);
       need(dir, Rights.PATH_REMOVE_DIRECTORY);
       needWritable(dir);
-      const r = resolveAt(ctx, dir, pathPtr, pathLen, false);
+      const r = resolveEntryAt(ctx, dir, pathPtr, pathLen);
       if (r.name === '.') throw new WasiError(WasiErrno.INVAL, 'cannot remove "."');
       if (r.node === undefined) throw new WasiError(WasiErrno.NOENT);
       if (dir.vfs.stat(r.node).kind !== 'dir') throw new WasiError(WasiErrno.NOTDIR);
@@ -171,10 +186,10 @@ export function pathImports(ctx: Context) {
       sameVfs(from, to);
       needWritable(from);
       needWritable(to);
-      const src = resolveAt(ctx, from, oldPtr, oldLen, false);
+      const src = resolveEntryAt(ctx, from, oldPtr, oldLen);
       if (src.name === '.') throw new WasiError(WasiErrno.BUSY, 'cannot rename "."');
       if (src.node === undefined) throw new WasiError(WasiErrno.NOENT);
-      const dst = resolveAt(ctx, to, newPtr, newLen, false);
+      const dst = resolveEntryAt(ctx, to, newPtr, newLen);
       if (dst.name === '.') throw new WasiError(WasiErrno.BUSY, 'cannot rename onto "."');
       const srcKind = from.vfs.stat(src.node).kind;
       if (srcKind !== 'dir' && (src.trailingSlash || dst.trailingSlash)) throw new WasiError(WasiErrno.NOTDIR);
@@ -197,7 +212,7 @@ export function pathImports(ctx: Context) {
       if (target.includes('\0')) throw new WasiError(WasiErrno.INVAL);
       // As cap-std: a symlink that would point out of the sandbox is never created.
       if (target.startsWith('/')) throw new WasiError(WasiErrno.NOTCAPABLE, 'absolute symlink target');
-      const r = resolveAt(ctx, dir, newPtr, newLen, false);
+      const r = resolveEntryAt(ctx, dir, newPtr, newLen, false);
       if (r.node !== undefined) throw new WasiError(WasiErrno.EXIST);
       if (r.trailingSlash) throw new WasiError(WasiErrno.NOENT);
       dir.vfs.symlink(r.parent, r.name, target);
@@ -208,7 +223,7 @@ export function pathImports(ctx: Context) {
       const dir = ctx.dir(fd);
       need(dir, Rights.PATH_UNLINK_FILE);
       needWritable(dir);
-      const r = resolveAt(ctx, dir, pathPtr, pathLen, false);
+      const r = resolveEntryAt(ctx, dir, pathPtr, pathLen);
       if (r.node === undefined) throw new WasiError(WasiErrno.NOENT);
       if (r.name === '.' || dir.vfs.stat(r.node).kind === 'dir') throw new WasiError(WasiErrno.ISDIR);
       dir.vfs.unlink(r.parent, r.name);
