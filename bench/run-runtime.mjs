@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// wasmbox's runtime figures, every peer measured in the same run (ratios, medians).
+//   node build.mjs && node bench/run-runtime.mjs [--quick]
+// 1. CPU-bound program (images/bench-cpu): wasmbox / node:wasi (target <= 1.05), plus
+//    @bjorn3/browser_wasi_shim, @wasmer/wasi and the same C built natively with gcc.
+// 2. Small-file program (images/bench-fs): wasmbox (in-memory overlay) / node:wasi on tmpfs (/dev/shm)
+//    (target <= 0.5), plus the same peers (native gcc on /dev/shm).
+// 3. `wasmbox run hello` as a whole CLI process / `node -e 0` (target <= 1.3).
+// 4. In-process: containers created, run and waited for per second, from a cached image, timeout set.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WASI as NodeWasi } from 'node:wasi';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quick = process.argv.includes('--quick');
+const REPS = quick ? 3 : 5;
+const CPU_MIB = quick ? 16 : 48;
+const FS_FILES = quick ? 1000 : 3000;
+const CLI_RUNS = quick ? 7 : 15;
+const CPS_SECONDS = quick ? 2 : 4;
+
+const { createRuntime } = await import(join(root, 'dist/index.js'));
+const runtime = createRuntime({ home: mkdtempSync(join(tmpdir(), 'wasmbox-bench-home-')) });
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const fmt = (ms) => `${ms.toFixed(1)} ms`;
+const ratio = (a, b) => (a / b).toFixed(3);
+async function timeIt(fn, reps = REPS) {
+  const times = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+async function moduleOf(image, path) {
+  const c = await runtime.create(image, {});
+  const fs = await c.fs();
+  let h = fs.root();
+  for (const part of path.split('/').filter(Boolean)) h = fs.lookup(h, part);
+  const bytes = new Uint8Array(fs.stat(h).size);
+  fs.read(h, bytes, 0);
+  return bytes;
+}
+
+const devNull = openSync('/dev/null', 'w');
+
+function runNodeWasi(module, args, preopens = {}) {
+  const wasi = new NodeWasi({ version: 'preview1', args, env: { PATH: '/bin' }, preopens, returnOnExit: true, stdout: devNull, stderr: devNull });
+  const instance = new WebAssembly.Instance(module, wasi.getImportObject());
+  const code = wasi.start(instance);
+  if (code !== 0) throw new Error(`node:wasi exit ${code}`);
+}
+
+let shim;
+async function runShim(module, args, withTmp) {
+  shim ??= await import('@bjorn3/browser_wasi_shim');
+  const { WASI, OpenFile, File, ConsoleStdout, PreopenDirectory } = shim;
+  const fds = [new OpenFile(new File([])), new ConsoleStdout(() => {}), new ConsoleStdout(() => {})];
+  if (withTmp) fds.push(new PreopenDirectory('/tmp', new Map()));
+  const wasi = new WASI(args, ['PATH=/bin'], fds, { debug: false });
+  const instance = new WebAssembly.Instance(module, { wasi_snapshot_preview1: wasi.wasiImport });
+  const code = wasi.start(instance);
+  if (code !== 0) throw new Error(`browser_wasi_shim exit ${code}`);
+}
+
+let wasmer;
+async function runWasmer(module, args, withTmp) {
+  if (!wasmer) {
+    wasmer = await import('@wasmer/wasi');
+    await wasmer.init();
+  }
+  const wasi = new wasmer.WASI({ args, env: { PATH: '/bin' } });
+  if (withTmp) wasi.fs.createDir('/tmp');
+  wasi.instantiate(module, {});
+  const code = wasi.start();
+  if (code !== 0) throw new Error(`@wasmer/wasi exit ${code}`);
+}
+
+async function peer(name, fn) {
+  try {
+    await fn(); // warm-up (and the check that it runs at all)
+    return { name, ms: await timeIt(fn) };
+  } catch (e) {
+    return { name, ms: undefined, note: `does not run it: ${String(e.message ?? e).split('\n')[0].slice(0, 80)}` };
+  }
+}
+
+function gccBuild(src, out) {
+  try {
+    execFileSync('gcc', ['-O2', '-o', out, src], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function table(title, rows, base) {
+  console.log(`\n${title}`);
+  for (const r of rows) {
+    const rel = r.ms !== undefined && base !== undefined ? `  ${ratio(r.ms, base)}x node:wasi` : '';
+    console.log(`  ${r.name.padEnd(26)} ${r.ms !== undefined ? fmt(r.ms).padStart(10) : '         -'}${rel}${r.note ? '  ' + r.note : ''}`);
+  }
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'wasmbox-bench-'));
+const figures = {};
+
+// 1. CPU
+{
+  const image = await runtime.image(join(root, 'images/bench-cpu.tar'));
+  const bytes = await moduleOf(image, '/bench-cpu.wasm');
+  const module = await WebAssembly.compile(bytes);
+  const args = ['bench-cpu', String(CPU_MIB)];
+  const native = join(tmp, 'bench-cpu');
+  const hasGcc = gccBuild(join(root, 'images/src/bench-cpu.c'), native);
+  const rows = [
+    await peer('wasmbox', async () => {
+      const r = await runtime.run(image, { args: [String(CPU_MIB)] });
+      if (r.code !== 0) throw new Error(`exit ${r.code}`);
+    }),
+    await peer('node:wasi', () => runNodeWasi(module, args)),
+    await peer('@bjorn3/browser_wasi_shim', () => runShim(module, args, false)),
+    await peer('@wasmer/wasi', () => runWasmer(module, args, false)),
+    hasGcc ? await peer('native (gcc -O2)', () => { execFileSync(native, [String(CPU_MIB)], { stdio: 'ignore' }); }) : { name: 'native (gcc -O2)', note: 'gcc missing' },
+  ];
+  const base = rows[1].ms;
+  table(`CPU-bound: sha256 over ${CPU_MIB} MiB (median of ${REPS})`, rows, base);
+  figures.cpu = rows[0].ms / base;
+  console.log(`  => wasmbox / node:wasi = ${ratio(rows[0].ms, base)} (target <= 1.05)`);
+}
+
+// 2. Small files
+{
+  const image = await runtime.image(join(root, 'images/bench-fs.tar'));
+  const bytes = await moduleOf(image, '/bench-fs.wasm');
+  const module = await WebAssembly.compile(bytes);
+  const args = ['bench-fs', String(FS_FILES), '/tmp/bench-fs'];
+  const shmBase = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const shm = mkdtempSync(join(shmBase, 'wasmbox-bench-fs-'));
+  const native = join(tmp, 'bench-fs');
+  const hasGcc = gccBuild(join(root, 'images/src/bench-fs.c'), native);
+  const rows = [
+    await peer('wasmbox (overlay)', async () => {
+      const r = await runtime.run(image, { args: [String(FS_FILES), '/tmp/bench-fs'] });
+      if (r.code !== 0) throw new Error(`exit ${r.code}: ${new TextDecoder().decode(r.stderr)}`);
+    }),
+    await peer(`node:wasi (${shmBase})`, () => runNodeWasi(module, args, { '/tmp': shm })),
+    await peer('@bjorn3/browser_wasi_shim', () => runShim(module, args, true)),
+    await peer('@wasmer/wasi (memfs)', () => runWasmer(module, args, true)),
+    hasGcc ? await peer(`native (gcc, ${shmBase})`, () => { execFileSync(native, [String(FS_FILES), join(shm, 'native')], { stdio: 'ignore' }); }) : { name: 'native', note: 'gcc missing' },
+  ];
+  rmSync(shm, { recursive: true, force: true });
+  const base = rows[1].ms;
+  table(`Small files: create/stat/list/read/rename/unlink ${FS_FILES} files (median of ${REPS})`, rows, base);
+  figures.fs = rows[0].ms / base;
+  console.log(`  => wasmbox / node:wasi = ${ratio(rows[0].ms, base)} (target <= 0.5)`);
+}
+
+// 3. CLI process
+{
+  const env = { ...process.env, WASMBOX_HOME: mkdtempSync(join(tmpdir(), 'wasmbox-bench-cli-')) };
+  const cli = join(root, 'bin/wasmbox.mjs');
+  const once = (argv) => {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const ms = performance.now() - t0;
+    if (r.status !== 0) throw new Error(`${argv.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return ms;
+  };
+  once([cli, 'run', 'hello']); // first run loads the bundled image into the store
+  once(['-e', '0']);
+  const a = [], b = [];
+  for (let i = 0; i < CLI_RUNS; i++) { a.push(once([cli, 'run', 'hello'])); b.push(once(['-e', '0'])); }
+  console.log(`\nCLI start-up (median of ${CLI_RUNS}, interleaved)`);
+  console.log(`  wasmbox run hello          ${fmt(median(a)).padStart(10)}`);
+  console.log(`  node -e 0                  ${fmt(median(b)).padStart(10)}`);
+  figures.cli = median(a) / median(b);
+  console.log(`  => wasmbox run hello / node -e 0 = ${ratio(median(a), median(b))} (target <= 1.3)`);
+  rmSync(env.WASMBOX_HOME, { recursive: true, force: true });
+}
+
+// 4. Containers per second
+{
+  const image = await runtime.image(join(root, 'images/hello.tar'));
+  await runtime.run(image, { limits: { timeoutMs: 10_000 } });
+  for (const parallel of [1, 2]) {
+    let n = 0;
+    const end = performance.now() + CPS_SECONDS * 1000;
+    await Promise.all(Array.from({ length: parallel }, async () => {
+      while (performance.now() < end) {
+        const r = await runtime.run(image, { limits: { timeoutMs: 10_000 } });
+        if (r.code !== 0) throw new Error(`hello exit ${r.code}`);
+        n++;
+      }
+    }));
+    const rate = n / CPS_SECONDS;
+    figures[`containersPerSecond${parallel}`] = rate;
+    console.log(`\nContainers per second (hello, cached image, --timeout 10s, ${parallel} at a time): ${rate.toFixed(1)}`);
+  }
+}
+
+closeSync(devNull);
+rmSync(tmp, { recursive: true, force: true });
+console.log(`\nsummary ${JSON.stringify(Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Number(v.toFixed(3))])))}`);
