@@ -223,6 +223,16 @@ export function runVfsSuite(
         expect(errnoOf(() => vfs.createFile(f, 'x', 0o644))).toBe('ENOTDIR');
       });
 
+      it('rejects negative or fractional positions and sizes with EINVAL', () => {
+        const h = writeFile(vfs, base, 'f', 'abc');
+        const buf = new Uint8Array(2);
+        expect(errnoOf(() => vfs.read(h, buf, -1))).toBe('EINVAL');
+        expect(errnoOf(() => vfs.write(h, buf, -1))).toBe('EINVAL');
+        expect(errnoOf(() => vfs.write(h, buf, 0.5))).toBe('EINVAL');
+        expect(errnoOf(() => vfs.setSize(h, -1))).toBe('EINVAL');
+        expect(readText(vfs, h)).toBe('abc');
+      });
+
       it('updates mtime and ctime on write', () => {
         const h = writeFile(vfs, base, 'f', 'x');
         vfs.setTimes(h, 1_000_000_000n, 1_000_000_000n);

@@ -61,6 +61,7 @@ export interface OverlayOptions {
 export const MAX_FILE_SIZE = 2 ** 32 - 1;
 
 const encoder = new TextEncoder();
+const NO_BYTES = new Uint8Array(0);
 
 export function defaultClock(): bigint {
   const frac = performance.now() % 1;
@@ -413,7 +414,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
       node.entries = new Map();
       node.size = DIR_SIZE;
     }
-    if (kind === 'file') node.bytes = new Uint8Array(0);
+    if (kind === 'file') node.bytes = NO_BYTES; // never written into: the first growth allocates
     return node;
   }
 
