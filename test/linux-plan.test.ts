@@ -156,10 +156,16 @@ describe('bwrap invocation', () => {
   it('a writable root is an overlay: mounted by root before bwrap and unmounted after, or in a user namespace prelude', () => {
     const p = plan();
     const overlay = 'lowerdir=/var/lib/wb/linux/layers/aa,upperdir=/var/lib/wb/linux/containers/c1/upper,workdir=/var/lib/wb/linux/containers/c1/work';
-    const root = buildInvocation(p, tools, { privileged: true, cgroupProcs: [] });
+    const root = buildInvocation(p, tools, { privileged: true, cgroupProcs: [], sharedMounts: true });
     expect(root.command).toBe('/usr/bin/bwrap');
     expect(root.before).toEqual({ command: '/bin/mount', args: ['-n', '--make-private', '-t', 'overlay', '-o', overlay, 'wasmbox', '/var/lib/wb/linux/containers/c1/merged'] });
     expect(root.after).toEqual({ command: '/bin/umount', args: ['-n', '-l', '/var/lib/wb/linux/containers/c1/merged'] });
+    // with the host's busybox, on a host whose mounts do not propagate
+    const bb = buildInvocation(p, { ...tools, busybox: '/bin/busybox' }, { privileged: true, cgroupProcs: [], sharedMounts: false });
+    expect(bb.before).toEqual({ command: '/bin/busybox', args: ['mount', '-t', 'overlay', '-o', overlay, 'wasmbox', '/var/lib/wb/linux/containers/c1/merged'] });
+    expect(bb.after).toEqual({ command: '/bin/busybox', args: ['umount', '-l', '/var/lib/wb/linux/containers/c1/merged'] });
+    // ...but never busybox under shared propagation: util-linux makes the mount private in the same call
+    expect(buildInvocation(p, { ...tools, busybox: '/bin/busybox' }, { privileged: true, cgroupProcs: [], sharedMounts: true }).before!.command).toBe('/bin/mount');
     const user = buildInvocation(p, tools, { privileged: false, cgroupProcs: [] });
     expect(user.command).toBe('/usr/bin/unshare');
     expect(user.before).toBeUndefined();

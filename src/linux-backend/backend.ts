@@ -39,6 +39,8 @@ interface HostCheck {
   ociArch?: string;
   privileged?: boolean;
   cgroups?: CgroupSupport;
+  /** The mount holding <home>/linux/containers propagates (shared): overlays there must be made private. */
+  sharedMounts?: boolean;
 }
 
 const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
@@ -73,9 +75,17 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
     mount: override.mount ?? which('mount'),
     umount: override.umount ?? which('umount'),
   };
+  const busybox = override.busybox ?? which('busybox');
+  if (busybox) tools.busybox = busybox;
   if (!tools.bwrap) return { ok: false, reason: 'bubblewrap (bwrap) is not installed: apt-get install bubblewrap (or dnf install bubblewrap)' };
   if (!tools.unshare || !tools.mount || !tools.umount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
   const privileged = process.getuid?.() === 0;
+  // The namespace checks cost two process starts: their verdict is kept per boot, user and tool versions.
+  const cacheKey = probeCacheKey(tools as Tools);
+  const cacheFile = path.join(home, 'linux', 'host-probe.json');
+  if (cacheKey && readProbeCache(cacheFile) === cacheKey) {
+    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), sharedMounts: sharedMountAt(home) };
+  }
   const userns = spawnSync(tools.bwrap, ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
   if (userns.status !== 0) {
     const why = (userns.stderr || userns.error?.message || '').trim();
@@ -99,7 +109,56 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
   } finally {
     removeTree(scratch);
   }
-  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups() };
+  if (cacheKey) writeProbeCache(cacheFile, cacheKey);
+  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), sharedMounts: sharedMountAt(home) };
+}
+
+/** Whether the mount that holds `dir` has shared propagation (systemd makes / shared; plain hosts do not). */
+function sharedMountAt(dir: string): boolean {
+  try {
+    let best: string[] | undefined;
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      const mp = f[4];
+      if (!mp) continue;
+      const inside = mp === '/' || dir === mp || dir.startsWith(`${mp}/`);
+      if (inside && (!best || mp.length >= best[4]!.length)) best = f;
+    }
+    if (!best) return true;
+    const optional = best.slice(6, best.indexOf('-'));
+    return optional.some((o) => o.startsWith('shared:'));
+  } catch {
+    return true;
+  }
+}
+
+function probeCacheKey(tools: Tools): string | undefined {
+  try {
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stamps = Object.values(tools).map((t) => {
+      const st = fs.statSync(t);
+      return `${t}:${st.size}:${st.mtimeMs}`;
+    });
+    return JSON.stringify([boot, process.getuid?.(), process.getgid?.(), ...stamps]);
+  } catch {
+    return undefined;
+  }
+}
+
+function readProbeCache(file: string): string | undefined {
+  try {
+    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { ok?: string }).ok;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeProbeCache(file: string, key: string): void {
+  try {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify({ ok: key }));
+    fs.renameSync(tmp, file);
+  } catch { /* only a cache */ }
 }
 
 export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
@@ -175,7 +234,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       removeTree(containerDir);
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot set up the container's cgroups: ${(e as Error).message}`, { cause: e });
     }
-    const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [] });
+    const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [], sharedMounts: h.sharedMounts ?? true });
     return new LinuxContainer({
       plan,
       invocation,

@@ -6,7 +6,11 @@
 import type { Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
-export interface Tools { bwrap: string; unshare: string; sh: string; mount: string; umount: string }
+export interface Tools {
+  bwrap: string; unshare: string; sh: string; mount: string; umount: string;
+  /** The host's busybox, when installed: its mount starts and mounts an overlay ~3x faster than util-linux's. */
+  busybox?: string;
+}
 
 /** A command run to completion before (or after) the container. */
 export interface Step { command: string; args: string[] }
@@ -92,16 +96,24 @@ export function overlayOptions(plan: Plan, privileged: boolean): string {
 export function buildInvocation(
   plan: Plan,
   tools: Tools,
-  o: { privileged: boolean; cgroupProcs: string[] },
+  o: { privileged: boolean; cgroupProcs: string[]; sharedMounts?: boolean },
 ): Invocation {
   const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
   const bwrap = bwrapArgs(plan);
   if (o.privileged && plan.root.writable) {
     const merged = plan.root.merged!;
-    const steps = {
-      before: { command: tools.mount, args: ['-n', '--make-private', '-t', 'overlay', '-o', overlayOptions(plan, true), 'wasmbox', merged] },
-      after: { command: tools.umount, args: ['-n', '-l', merged] },
-    };
+    const opts = overlayOptions(plan, true);
+    // Under a shared mount the overlay would be shared too, and its early detach would propagate into
+    // bwrap's namespace: it is made private (util-linux's mount does that in the same call).
+    const steps = tools.busybox && !o.sharedMounts
+      ? {
+        before: { command: tools.busybox, args: ['mount', '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
+        after: { command: tools.busybox, args: ['umount', '-l', merged] },
+      }
+      : {
+        before: { command: tools.mount, args: ['-n', ...(o.sharedMounts ? ['--make-private'] : []), '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
+        after: { command: tools.umount, args: ['-n', '-l', merged] },
+      };
     if (!o.cgroupProcs.length) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD, ...steps };
     const script = [...o.cgroupProcs.map((p) => `echo $$ > ${shellQuote(p)}`), `exec ${shellQuote(tools.bwrap)} "$@"`].join(' && ');
     return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD, ...steps };
