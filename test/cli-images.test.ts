@@ -328,6 +328,56 @@ describe('bad input: status 125, a clear message, nothing written to the store',
     expectRejected(file, /media type.*application\/x-mystery/i);
   });
 
+  /** An OCI archive whose layers are the given tars (uncompressed unless gzip is asked for). */
+  async function layersArchive(name: string, layers: Array<{ tar: Uint8Array; compression?: 'none' | 'gzip' }>): Promise<string> {
+    const l = new Layout();
+    const img = await l.image({ layers: layers.map((x) => ({ tar: x.tar, compression: x.compression ?? 'none' })) });
+    l.finish([tagged(img.manifest, `${name}:1`)]);
+    const file = join(tmp, `${name}.tar`);
+    writeFileSync(file, await l.toTar());
+    return file;
+  }
+
+  it('layer entries that escape: ../, absolute names, hard links outside, writes through a symlink', async () => {
+    const { makeTar, rawTar, rawEntry } = await import('./helpers/tar-fixtures.ts');
+    const dotdot = rawTar([rawEntry({ name: '../../etc/evil' }, 'evil')]);
+    expectRejected(await layersArchive('dotdot', [{ tar: dotdot }]), /unsafe layer entry.*\.\./i);
+    const absolute = rawTar([rawEntry({ name: '/etc/evil' }, 'evil')]);
+    expectRejected(await layersArchive('absolute', [{ tar: absolute }]), /unsafe layer entry.*absolute/i);
+    const hardlink = rawTar([rawEntry({ name: 'escape', typeflag: '1', linkname: '../../../etc/passwd' })]);
+    expectRejected(await layersArchive('hardlink', [{ tar: hardlink }]), /unsafe layer entry/i);
+    const symlinkLayer = await makeTar([{ path: 'etc', type: 'symlink', linkname: '/host-etc' }]);
+    const through = await makeTar([{ path: 'etc/passwd', data: 'root::0:0::/:/bin/sh' }]);
+    expectRejected(await layersArchive('through', [{ tar: symlinkLayer }, { tar: through }]), /unsafe layer entry.*symlink/i);
+  });
+
+  it('a truncated gzip layer (its digest matching the truncated bytes)', async () => {
+    const { makeTar, gzip } = await import('./helpers/tar-fixtures.ts');
+    const full = gzip(await makeTar([{ path: 'big', data: 'x'.repeat(100_000) }]));
+    const l = new Layout();
+    const img = await l.image({ layers: [{ tar: await makeTar([{ path: 'big', data: 'x'.repeat(100_000) }]), compression: 'gzip' }] });
+    // Swap the layer blob for a truncated gzip stream, with a descriptor that matches those bytes.
+    const manifestPath = `blobs/sha256/${hex(img.manifest.digest)}`;
+    const manifest = JSON.parse(Buffer.from(l.files.get(manifestPath)!).toString());
+    const cut = full.subarray(0, full.byteLength - 20);
+    manifest.layers[0] = l.blob(OCI.tarGzip, cut);
+    const m = l.json(OCI.manifest, manifest);
+    l.finish([tagged(m, 'cut:1')]);
+    const file = join(tmp, 'cutgzip.tar');
+    writeFileSync(file, await l.toTar());
+    expectRejected(file, /gzip|truncat|unexpected end/i);
+  });
+
+  it('a gzip bomb, bounded by --max-layer-size', async () => {
+    const { makeTar } = await import('./helpers/tar-fixtures.ts');
+    const file = await layersArchive('bomb', [{ tar: await makeTar([{ path: 'zeros', data: new Uint8Array(8 << 20) }]), compression: 'gzip' }]);
+    expect(statSync(file).size).toBeLessThan(100_000);
+    const r = wasmbox('load', '-i', file, '--max-layer-size', '1m');
+    expect(r.status, r.stderr).toBe(125);
+    expect(r.stderr).toMatch(/^wasmbox: .*limit/);
+    expect(listing(home)).toEqual(before);
+  });
+
   it('a missing file, and a file that is no image', () => {
     expectRejected(join(tmp, 'does-not-exist.tar'), /does-not-exist\.tar/);
     const junk = join(tmp, 'junk.tar');

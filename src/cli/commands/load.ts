@@ -9,12 +9,28 @@ export function register(program: Command): void {
     .option('--platform <os/arch>', 'image of a multi-platform index to load (default: wasi/wasm, then the host)')
     .option('-t, --tag <name>', 'store under this NAME[:TAG] instead of the names in the archive')
     .option('-q, --quiet', 'print only the image digests')
-    .action(async (o: { input: string; platform?: string; tag?: string; quiet?: boolean }, cmd: Command) => {
+    .option('--max-layer-size <size>', 'refuse a layer larger than this uncompressed (e.g. 512m; default 8g): the gzip-bomb bound')
+    .action(async (o: { input: string; platform?: string; tag?: string; quiet?: boolean; maxLayerSize?: string }, cmd: Command) => {
+      let maxLayerBytes: number | undefined;
+      if (o.maxLayerSize !== undefined) {
+        const { parseSize } = await import('../../runtime/spec.ts');
+        maxLayerBytes = parseSize(o.maxLayerSize);
+      }
       const store = await storeFor(cmd);
-      const { loadImage } = await import('../../loader/store/load.ts');
+      const [{ loadImage }, { buildRootfs }, { LayerCache }] = await Promise.all([
+        import('../../loader/store/load.ts'),
+        import('../../fs/rootfs.ts'),
+        import('../../fs/layer-cache.ts'),
+      ]);
       const loaded = await loadImage(store, o.input, {
         ...(o.platform ? { platform: o.platform } : {}),
         ...(o.tag ? { names: [o.tag] } : {}),
+        ...(maxLayerBytes !== undefined ? { limits: { maxLayerBytes } } : {}),
+        // Building the filesystem once checks every entry (no '../', absolute names, writes through
+        // symlinks, links pointing outside) as well as the diff_ids, before anything is stored.
+        validate: async (image) => {
+          await buildRootfs(image, new LayerCache(), maxLayerBytes !== undefined ? { limits: { maxBytes: maxLayerBytes } } : {});
+        },
       });
       const seen = new Set<string>();
       for (const image of loaded) {
