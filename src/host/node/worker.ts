@@ -1,6 +1,10 @@
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Worker, parentPort, workerData } from 'node:worker_threads';
+
+// Loaded on first use: a CLI run that needs no Worker (inline) does not pay for loading worker_threads.
+let workerThreads: typeof import('node:worker_threads') | undefined;
+const threads = () => (workerThreads ??= createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads'));
 
 /** The host's Worker, as the sandbox runtime sees it (Node: worker_threads). */
 export interface HostWorker {
@@ -24,6 +28,8 @@ export interface WorkerChannel {
 /** Image trees are packed into SharedArrayBuffers and shared with Workers, not copied. */
 export const SHARE_PACKED_TREES = true;
 
+const WORKER_FLAG = '--wasmbox-sandbox-worker';
+
 let resolvedScript: string | undefined;
 
 /**
@@ -44,7 +50,7 @@ function workerScript(): string {
 }
 
 export function spawnWorker(script?: string | URL): HostWorker {
-  const w = new Worker(script ?? workerScript(), { env: {}, stdin: false, execArgv: [], workerData: { wasmboxSandbox: true } });
+  const w = new (threads().Worker)(script ?? workerScript(), { env: {}, stdin: false, execArgv: [], argv: [WORKER_FLAG], workerData: { wasmboxSandbox: true } });
   return {
     post: (m, t) => w.postMessage(m, t as never),
     onMessage: (cb) => { w.on('message', cb); return () => { w.off('message', cb); }; },
@@ -57,9 +63,11 @@ export function spawnWorker(script?: string | URL): HostWorker {
 
 /** Inside a Worker: the channel to the main thread (undefined on the main thread). */
 export function parentChannel(): WorkerChannel | undefined {
-  const port = parentPort;
+  // Cheap test first, so the main thread never loads worker_threads just to learn it is not a Worker.
+  if (!process.argv.includes(WORKER_FLAG)) return undefined;
+  const { parentPort: port, workerData, isMainThread } = threads();
   // Only in a Worker this module spawned: the library may itself be loaded in someone else's Worker.
-  if (!port || (workerData as { wasmboxSandbox?: boolean } | null)?.wasmboxSandbox !== true) return undefined;
+  if (isMainThread || !port || (workerData as { wasmboxSandbox?: boolean } | null)?.wasmboxSandbox !== true) return undefined;
   return {
     post: (m, t) => port.postMessage(m, t as never),
     onMessage: (cb) => { port.on('message', cb); },
