@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { bytesSource, memoryTree } from '../src/loader/byte-source.ts';
 import { MemoryStore } from '../src/loader/memory-store.ts';
-import { openImage, type OpenImageOptions } from '../src/loader/open-image.ts';
+import { DEFAULT_LIMITS, effectiveLimits, openImage, type OpenImageOptions } from '../src/loader/open-image.ts';
 import { dockerArchiveSource } from '../src/loader/sources/docker-archive.ts';
 import { sourceFromBytes } from '../src/loader/sources/detect.ts';
 import { ociLayoutSource } from '../src/loader/sources/oci-layout.ts';
@@ -223,6 +223,8 @@ describe('limits and missing things', () => {
     const image = await open(files, { limits: { maxLayerBytes: 1024 * 1024 } });
     expect(image.layers[0]!.descriptor.size).toBeLessThan(100_000);
     await expect(readLayer(image)).rejects.toEqual(code('LIMIT_EXCEEDED', String(1024 * 1024)));
+    // an explicit undefined keeps the default bound rather than removing it
+    expect(effectiveLimits({ maxLayerBytes: undefined, maxManifestBytes: 5 })).toEqual({ maxLayerBytes: DEFAULT_LIMITS.maxLayerBytes, maxManifestBytes: 5 });
     // within the limit it reads fine
     expect((await readLayer(await open(files))).length).toBe(tar.length);
   });

@@ -31,6 +31,14 @@ export const DEFAULT_LIMITS: Required<OpenImageLimits> = {
   maxManifestBytes: 4 * 1024 ** 2,
 };
 
+/** The limits in force: a limit given as undefined keeps its default (it never removes the bound). */
+export function effectiveLimits(l: OpenImageLimits = {}): Required<OpenImageLimits> {
+  return {
+    maxLayerBytes: l.maxLayerBytes ?? DEFAULT_LIMITS.maxLayerBytes,
+    maxManifestBytes: l.maxManifestBytes ?? DEFAULT_LIMITS.maxManifestBytes,
+  };
+}
+
 const MAX_INDEX_DEPTH = 4;
 
 /** Configs of wasm artifacts (CNCF v0; wasm-to-oci's legacy v1), which carry no rootfs: one is synthesized. */
@@ -130,7 +138,7 @@ async function detectKind(config: ImageConfig, layers: Layer[], what: string): P
  */
 export async function openImage(core: SourceCore, target: ImageRef | Descriptor, opts: OpenImageOptions = {}): Promise<Image> {
   const store = opts.store ?? new MemoryStore();
-  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const limits = effectiveLimits(opts.limits);
   const wanted = typeof opts.platform === 'string' ? parsePlatform(opts.platform) : opts.platform;
 
   let desc = validateDescriptor(isRef(target) ? await core.resolve(target) : target, 'image descriptor');
