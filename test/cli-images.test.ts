@@ -385,3 +385,23 @@ describe('bad input: status 125, a clear message, nothing written to the store',
     expectRejected(junk, /junk\.tar/);
   });
 });
+
+describe('exit codes', () => {
+  it('maps wasmbox errors and guest outcomes the way docker run does', async () => {
+    const { exitCodeFor, exitCodeForStatus } = await import('../src/cli/exit-codes.ts');
+    const { SandboxError } = await import('../src/errors.ts');
+    expect(exitCodeFor(new SandboxError('MALFORMED', 'x'))).toBe(125);
+    expect(exitCodeFor(new SandboxError('NOT_FOUND', 'No such image: x'))).toBe(125);
+    expect(exitCodeFor(new SandboxError('NOT_FOUND', 'no /bin/app', { data: { entrypoint: '/bin/app' } }))).toBe(127);
+    expect(exitCodeFor(new SandboxError('NOT_RUNNABLE', 'not a module'))).toBe(126);
+    expect(exitCodeFor(new Error('plain'))).toBe(125);
+    expect(exitCodeForStatus({ reason: 'exit', code: 3 })).toBe(3);
+    expect(exitCodeForStatus({ reason: 'exit', code: 257 })).toBe(1);
+    expect(exitCodeForStatus({ reason: 'timeout', code: 0 })).toBe(124);
+    expect(exitCodeForStatus({ reason: 'killed', code: 0 })).toBe(137);
+    expect(exitCodeForStatus({ reason: 'oom', code: 0 })).toBe(137);
+    expect(exitCodeForStatus({ reason: 'signal', code: 0, signal: 'SIGTERM' })).toBe(143);
+    expect(exitCodeForStatus({ reason: 'signal', code: 0, signal: 'INT' })).toBe(130);
+    expect(exitCodeForStatus({ reason: 'trap', code: 0 })).toBe(134);
+  });
+});
