@@ -9,6 +9,7 @@ import type { LayerTree } from '../src/fs/layer-tree.ts';
 import { parseDigest } from '../src/loader/digest.ts';
 import { makeTar, type FixtureEntry } from './helpers/tar-fixtures.ts';
 import { extract } from 'tar-stream';
+import { resolvePath } from '../src/fs/resolve.ts';
 import { packTree } from '../src/fs/packed-tree.ts';
 import { packedVfs } from '../src/fs/packed-vfs.ts';
 import { runVfsSuite } from './vfs-suite.ts';
@@ -545,5 +546,144 @@ describe('Overlay over a packed lower (number handles)', () => {
     const applied = await applyTar(lowerTree, o.diff(), { chainId: digestOf(907), diffId: digestOf(908) });
     expect(sameTree(o, treeVfs(applied))).toEqual([]);
     expect(sameTree(treeVfs(applied), o)).toEqual([]);
+  });
+});
+
+// ---- differential: random operations on an overlay over a lower and on a plain copy of that lower
+
+/** A deterministic PRNG (mulberry32), so a failing seed can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Copies every node of `src` into a fresh writable overlay (hard links kept, times kept). */
+function plainCopy<H>(src: Vfs<H>): Overlay {
+  const dst = Overlay.prepare(undefined, { clock: () => 5n });
+  const seen = new Map<number, unknown>();
+  const copy = (from: H, to: unknown): void => {
+    for (const e of src.readdir(from)) {
+      const h = src.lookup(from, e.name)!;
+      const st = src.stat(h);
+      let made: unknown;
+      if (st.kind !== 'dir' && st.nlink > 1 && seen.has(st.ino)) {
+        dst.link(to, e.name, seen.get(st.ino));
+        continue;
+      }
+      if (st.kind === 'dir') made = dst.mkdir(to, e.name, st.mode);
+      else if (st.kind === 'symlink') made = dst.symlink(to, e.name, src.readlink(h));
+      else if (st.kind === 'file') {
+        made = dst.createFile(to, e.name, st.mode);
+        dst.write(made, readAllOf(src, h), 0);
+      } else continue; // devices: not creatable through the Vfs
+      if (st.kind !== 'dir' && st.nlink > 1) seen.set(st.ino, made);
+      if (st.kind === 'dir') copy(h, made);
+      dst.setTimes(made, st.atimeNs, st.mtimeNs);
+    }
+  };
+  copy(src.root(), dst.root());
+  return dst;
+}
+
+function readAllOf<H>(vfs: Vfs<H>, h: H): Uint8Array {
+  const out = new Uint8Array(vfs.stat(h).size);
+  vfs.read(h, out, 0);
+  return out;
+}
+
+function listPaths<H>(vfs: Vfs<H>): { path: string; kind: string }[] {
+  const out: { path: string; kind: string }[] = [{ path: '/', kind: 'dir' }];
+  const walk = (d: H, prefix: string): void => {
+    for (const e of vfs.readdir(d)) {
+      const path = `${prefix}/${e.name}`;
+      out.push({ path, kind: e.kind });
+      if (e.kind === 'dir') walk(vfs.lookup(d, e.name)!, path);
+    }
+  };
+  walk(vfs.root(), '');
+  return out;
+}
+
+/** Like sameTree, but readdir order must match too. */
+function sameOrderedTree<A, B>(a: Vfs<A>, b: Vfs<B>): string[] {
+  const out = sameTree(a, b);
+  const walk = (x: A, y: B, path: string): void => {
+    if (a.stat(x).kind !== 'dir' || b.stat(y).kind !== 'dir') return;
+    const ex = a.readdir(x).map((e) => e.name);
+    const ey = b.readdir(y).map((e) => e.name);
+    if (ex.join('\0') !== ey.join('\0')) out.push(`${path}/: order [${ex}] != [${ey}]`);
+    for (const n of ex) {
+      const cy = b.lookup(y, n);
+      if (cy !== undefined) walk(a.lookup(x, n)!, cy, `${path}/${n}`);
+    }
+  };
+  walk(a.root(), b.root(), '');
+  return out;
+}
+
+describe('Overlay differential against a plain copy of its lower', () => {
+  it('gives the same results, errors and trees for random operation sequences; its diff reproduces it', async () => {
+    const withoutDevices = BASE.filter((e) => e.type !== 'character-device');
+    const lowerTree = await layerFrom(withoutDevices);
+    for (let seed = 1; seed <= 12; seed++) {
+      const rand = rng(seed);
+      const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+      const a = Overlay.overLayerTree(lowerTree, { clock: () => 5n });
+      const b = plainCopy(treeVfs(lowerTree));
+      expect(sameOrderedTree(a, b)).toEqual([]);
+      const names = ['hosts', 'passwd', 'sh', 'ls', 'busybox', 'a', 'b', 'x', 'sub', 'bin', 'new'];
+      const log: string[] = [];
+      for (let step = 0; step < 80; step++) {
+        // Mostly existing paths (so operations succeed), sometimes new names.
+        const all = listPaths(a);
+        const dirs = all.filter((x) => x.kind === 'dir').map((x) => x.path);
+        const inDir = (d: string): string => (d === '/' ? '' : d) + '/' + pick(names);
+        const p = rand() < 0.7 ? pick(all).path : inDir(pick(dirs));
+        const q = rand() < 0.3 ? pick(all).path : inDir(pick(dirs));
+        const op = Math.floor(rand() * 9);
+        const run = (v: Overlay): string => {
+          try {
+            switch (op) {
+              case 0: paths.writeFile(v, p, `w${step}`); break;
+              case 1: paths.mkdirp(v, p); break;
+              case 2: paths.rm(v, p, { recursive: true }); break;
+              case 3: {
+                const from = resolvePath(v, v.root(), p, { followFinal: false, escape: 'clamp' });
+                const to = resolvePath(v, v.root(), q, { followFinal: false, escape: 'clamp' });
+                v.rename(from.parent, from.name, to.parent, to.name);
+                break;
+              }
+              case 4: {
+                const to = resolvePath(v, v.root(), q, { followFinal: false, escape: 'clamp' });
+                v.link(to.parent, to.name, resolvePath(v, v.root(), p, { followFinal: false, escape: 'clamp' }).node ?? v.root());
+                break;
+              }
+              case 5: paths.symlink(v, '../x', p); break;
+              case 6: v.setSize(resolvePath(v, v.root(), p, { followFinal: true, escape: 'clamp' }).node ?? v.root(), step % 5); break;
+              case 7: v.write(resolvePath(v, v.root(), p, { followFinal: true, escape: 'clamp' }).node ?? v.root(), enc.encode('Z'), step % 4); break;
+              case 8: v.setTimes(resolvePath(v, v.root(), p, { followFinal: false, escape: 'clamp' }).node ?? v.root(), 7n, BigInt(step)); break;
+            }
+            return 'ok';
+          } catch (e) {
+            if (e instanceof FsError) return e.errno;
+            throw e;
+          }
+        };
+        const ra = run(a);
+        const rb = run(b);
+        log.push(`${step}: op ${op} ${p} ${q} -> ${ra}`);
+        expect(ra, `seed ${seed}\n${log.join('\n')}`).toBe(rb);
+        const diffs = sameOrderedTree(a, b);
+        expect(diffs, `seed ${seed}\n${log.join('\n')}`).toEqual([]);
+      }
+      const applied = await applyTar(lowerTree, a.diff(), { chainId: digestOf(1000 + seed), diffId: digestOf(2000 + seed) });
+      expect(sameTree(a, treeVfs(applied)), `seed ${seed} diff\n${log.join('\n')}`).toEqual([]);
+    }
   });
 });
