@@ -1,7 +1,7 @@
 import { extract, type ExtractEvents, type Header } from 'tar-stream';
 import { SandboxError, toSandboxError } from '../errors.ts';
 import type { Digest } from '../loader/digest.ts';
-import { makeRdev, newDevice, newFile, newSpecial, newSymlink, type InodeMeta } from './inode.ts';
+import { makeRdev, newDevice, newFile, newSlabFile, newSpecial, newSymlink, type InodeMeta } from './inode.ts';
 import { LayerBuilder, unsafe, type LayerTree } from './layer-tree.ts';
 
 export interface TarLimits {
@@ -172,18 +172,18 @@ class EntryReader {
       if (size > MAX_LAYER_FILE_BYTES || this.bytes + size > this.limits.maxBytes) {
         throw new SandboxError('LIMIT_EXCEEDED', `layer file ${JSON.stringify(header.name)} of ${size} bytes exceeds the limits`);
       }
-      const data = this.slabs.alloc(size);
+      const place = this.slabs.alloc(size);
       let offset = 0;
       stream.on('data', (c: unknown) => {
         const chunk = c as Uint8Array;
-        if (offset + chunk.byteLength <= size) data.set(chunk, offset);
+        if (offset + chunk.byteLength <= size) place.buffer.set(chunk, place.offset + offset);
         offset += chunk.byteLength;
       });
       stream.on('end', () =>
         this.guard(() => {
           if (offset !== size) throw new SandboxError('MALFORMED', `layer file ${JSON.stringify(header.name)} is truncated`);
           this.bytes += size;
-          this.apply(header, data);
+          this.apply(header, place);
         }, done),
       );
     } catch (e) {
@@ -202,7 +202,7 @@ class EntryReader {
     done();
   }
 
-  private apply(h: Header, data: Uint8Array | undefined): void {
+  private apply(h: Header, data: { buffer: Uint8Array; offset: number } | undefined): void {
     const comps = entryPath(h.name, 'entry');
     const path = comps.join('/');
     const last = comps[comps.length - 1];
@@ -222,7 +222,9 @@ class EntryReader {
         return b.putDir(comps, meta);
       case 'file':
       case 'contiguous-file':
-        return b.putNode(comps, newFile(b.allocIno(), meta, data));
+        if (data === undefined) return b.putNode(comps, newFile(b.allocIno(), meta));
+        if (data.offset === 0 && data.buffer.length === h.size) return b.putNode(comps, newFile(b.allocIno(), meta, data.buffer));
+        return b.putNode(comps, newSlabFile(b.allocIno(), meta, data.buffer, data.offset, h.size));
       case 'symlink':
         if (!h.linkname) throw new SandboxError('MALFORMED', `symlink ${JSON.stringify(path)} has an empty target`);
         if (h.linkname.includes('\0')) throw unsafe(path, 'symlink target contains NUL');
@@ -285,9 +287,8 @@ export function entryPath(raw: string, what: string, forPath?: string): string[]
 }
 
 /**
- * Small files share large buffers (each file a view of exactly its bytes): one ArrayBuffer per file
- * costs about 90 bytes more than a view. Trees are immutable and live as a whole, so a slab is never
- * held by a file that outlives the others for long.
+ * Small files share large buffers (trees are immutable and live as a whole, so a slab is never held
+ * by one file that outlives the others for long). Large files get their own buffer.
  */
 class SlabAllocator {
   static readonly SLAB_BYTES = 1 << 20;
@@ -295,15 +296,16 @@ class SlabAllocator {
   private slab = new Uint8Array(0);
   private used = 0;
 
-  alloc(size: number): Uint8Array {
-    if (size > SlabAllocator.MAX_SHARED) return new Uint8Array(size);
+  /** Where `size` bytes go: a fresh buffer (offset 0) or a part of the current slab. */
+  alloc(size: number): { buffer: Uint8Array; offset: number } {
+    if (size > SlabAllocator.MAX_SHARED) return { buffer: new Uint8Array(size), offset: 0 };
     if (this.used + size > this.slab.length) {
       this.slab = new Uint8Array(SlabAllocator.SLAB_BYTES);
       this.used = 0;
     }
-    const view = this.slab.subarray(this.used, this.used + size);
+    const offset = this.used;
     this.used += size;
-    return view;
+    return { buffer: this.slab, offset };
   }
 }
 
