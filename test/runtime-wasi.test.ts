@@ -218,6 +218,15 @@ describe.skipIf(!hasWasiClang())('limits and hostile guests', () => {
     expect(lines.every((l, i) => i === 4096 || l.startsWith(String(i).padStart(6, '0')))).toBe(true);
   });
 
+  it('a timeout also ends a guest blocked reading stdin or sleeping (Atomics.wait in the Worker)', async () => {
+    const blocked = await runtime.create(hello, { args: ['--stdin'], interactive: true, limits: { timeoutMs: 300 } });
+    await blocked.start();
+    expect(await blocked.wait()).toMatchObject({ code: 124, reason: 'timeout' });
+    await blocked.stdin.getWriter().write(new TextEncoder().encode('too late')).catch(() => {});
+    const sleeper = await runtime.run(toolbox, { args: ['sleep', '30'], limits: { timeoutMs: 300 } });
+    expect(sleeper).toMatchObject({ code: 124, reason: 'timeout' });
+  });
+
   it('kill() before start ends the container; start() afterwards is INVALID_STATE', async () => {
     const c = await runtime.create(hello);
     await c.kill('SIGTERM');
