@@ -17,6 +17,7 @@ function host(o: Partial<PlanHost> = {}): PlanHost {
     resolveCommand: (name, path) => (name === 'sh' && path.includes('/bin') ? { path: '/bin/sh', executable: true } : name === 'noexec' ? { path: '/bin/noexec', executable: false } : undefined),
     resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000 } : { uid: Number(u.split(':')[0]), gid: Number(u.split(':')[1] ?? 0) }),
     canonicalGuestPath: (p) => p.replace(/^\/var\/run/, '/run'),
+    statGuest: (p) => ({ '/bin/sh': { kind: 'file', executable: true }, '/etc': { kind: 'dir', executable: true }, '/etc/passwd': { kind: 'file', executable: false } } as Record<string, { kind: string; executable: boolean }>)[p],
     ...o,
   };
 }
@@ -57,8 +58,17 @@ describe('planContainer', () => {
     const p = plan({ env: ['A=1'] });
     expect(p.env[0]).toMatch(/^PATH=.*\/bin/);
     expect(p.argv[0]).toBe('/bin/sh');
-    fails(() => plan({ argv: ['nope'] }), 'NOT_FOUND', /executable file not found in \$PATH: nope/);
+    fails(() => plan({ argv: ['nope'] }), 'NOT_FOUND', /exec: "nope": executable file not found in \$PATH/);
     fails(() => plan({ argv: ['noexec'] }), 'NOT_RUNNABLE', /permission denied/);
+    fails(() => plan({ argv: ['/bin/nope'] }), 'NOT_FOUND', /exec: "\/bin\/nope": no such file or directory/);
+    fails(() => plan({ argv: ['/etc'] }), 'NOT_RUNNABLE', /is a directory/);
+    fails(() => plan({ argv: ['/etc/passwd'] }), 'NOT_RUNNABLE', /permission denied/);
+    expect(plan({ argv: ['/bin/sh'] }).argv[0]).toBe('/bin/sh');
+    // a program inside a bind mount is not looked for in the image
+    expect(plan({ argv: ['/tools/run'], mounts: [{ guest: '/tools', source: { type: 'host', path: '/h' }, mode: 'ro' }] }).argv[0]).toBe('/tools/run');
+    let err: unknown;
+    try { plan({ argv: ['nope'] }); } catch (e) { err = e; }
+    expect((err as { data: { entrypoint: string } }).data.entrypoint).toBe('nope'); // the CLI maps it to 127
     fails(() => plan({ argv: [] }), 'NOT_RUNNABLE', /no command/);
   });
 

@@ -202,6 +202,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       containerDir,
       cgroups: h.cgroups!,
       resolveCommand: lookup.resolveCommand,
+      statGuest: lookup.statGuest,
       resolveUser: lookup.resolveUser,
       canonicalGuestPath: lookup.canonicalGuestPath,
     };

@@ -46,6 +46,8 @@ export interface PlanHost {
   cgroups: CgroupSupport;
   /** argv[0] without a slash, looked up through PATH inside the root filesystem; undefined when absent. */
   resolveCommand(name: string, path: string): { path: string; executable: boolean } | undefined;
+  /** What a path names in the image (symlinks followed inside it); undefined when absent. */
+  statGuest(path: string): { kind: string; executable: boolean } | undefined;
   /** A name or number from `user[:group]` to ids, through the image's /etc/passwd and /etc/group. */
   resolveUser(user: string): { uid: number; gid: number };
   /** The guest path with symlinks resolved inside the root filesystem (mount points may not leave it). */
@@ -87,11 +89,18 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
   const env = withDefaultPath(spec.env);
   const argv = [...spec.argv];
   const argv0 = argv[0]!;
+  const data = { entrypoint: argv0 };
   if (!argv0.includes('/')) {
     const found = host.resolveCommand(argv0, envValue(env, 'PATH') ?? DEFAULT_PATH);
-    if (!found) throw new SandboxError('NOT_FOUND', `executable file not found in $PATH: ${argv0}`, { data: { argv0 } });
-    if (!found.executable) throw new SandboxError('NOT_RUNNABLE', `${found.path}: permission denied`, { data: { argv0 } });
+    if (!found) throw new SandboxError('NOT_FOUND', `exec: "${argv0}": executable file not found in $PATH`, { data });
+    if (!found.executable) throw new SandboxError('NOT_RUNNABLE', `exec: "${found.path}": permission denied`, { data });
     argv[0] = found.path;
+  } else if (argv0.startsWith('/') && !spec.mounts.some((m) => argv0.startsWith(`${m.guest.replace(/\/+$/, '')}/`))) {
+    // (a program inside a bind mount is the host's business: bwrap's exec reports it)
+    const st = host.statGuest(argv0);
+    if (!st) throw new SandboxError('NOT_FOUND', `exec: "${argv0}": no such file or directory`, { data });
+    if (st.kind !== 'file') throw new SandboxError('NOT_RUNNABLE', `exec: "${argv0}": is a ${st.kind === 'dir' ? 'directory' : st.kind}, not a program`, { data });
+    if (!st.executable) throw new SandboxError('NOT_RUNNABLE', `exec: "${argv0}": permission denied`, { data });
   }
   const { uid, gid } = spec.user ? host.resolveUser(spec.user) : { uid: 0, gid: 0 };
 

@@ -69,6 +69,7 @@ export interface RootfsLookup {
   resolveUser(user: string): { uid: number; gid: number };
   canonicalGuestPath(p: string): string;
   exists(p: string): boolean;
+  statGuest(p: string): { kind: string; executable: boolean } | undefined;
 }
 
 export function rootfsLookup(rootfsDir: string): RootfsLookup {
@@ -160,6 +161,16 @@ export function rootfsLookup(rootfsDir: string): RootfsLookup {
         if (i === parts.length) return `/${r.node}`;
       }
       return '/';
+    },
+    statGuest(p) {
+      try {
+        const r = resolve(p);
+        if (r.node === undefined) return undefined;
+        const st = vfs.stat(r.node);
+        return { kind: st.kind, executable: (st.mode & 0o111) !== 0 };
+      } catch {
+        return undefined;
+      }
     },
     exists(p) {
       try {

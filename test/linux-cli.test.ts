@@ -1,0 +1,94 @@
+// `wasmbox run` of real Linux images through the CLI (bin/wasmbox.mjs -> dist/cli.js).
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLinuxBackend } from '../src/linux-backend/index.ts';
+import { buildBusyboxImage, buildLayeredImage, busyboxAvailable, openOciDir, tempDir } from './helpers/linux-images.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+const work = tempDir('wasmbox-linux-cli-');
+const home = path.join(work, 'home');
+let busybox = '';
+let layered = '';
+let skipReason = busyboxAvailable();
+
+beforeAll(async () => {
+  if (skipReason) return;
+  busybox = await buildBusyboxImage(path.join(work, 'busybox'));
+  layered = await buildLayeredImage(path.join(work, 'layered'));
+  const probe = await createLinuxBackend({ home }).probe(await openOciDir(busybox));
+  if (!probe.ok) skipReason = probe.reason;
+  if (!skipReason && !fs.existsSync(path.join(root, 'dist', 'cli.js'))) {
+    const b = spawnSync(process.execPath, ['build.mjs'], { cwd: root, encoding: 'utf8' });
+    if (b.status !== 0) throw new Error(`node build.mjs failed: ${b.stderr}`);
+  }
+  if (skipReason) console.warn(`linux CLI tests skipped: ${skipReason}`);
+});
+
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function wasmbox(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'wasmbox.mjs'), '--home', home, ...args], {
+    encoding: 'utf8', input: input ?? '', timeout: 60_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('wasmbox run (linux images)', () => {
+  it('prints the output and passes the exit code through', (ctx) => {
+    if (skipReason) return ctx.skip();
+    expect(wasmbox(['run', `oci:${busybox}`, 'echo', 'hello', 'world'])).toMatchObject({ code: 0, stdout: 'hello world\n' });
+    expect(wasmbox(['run', `oci:${busybox}`, 'sh', '-c', 'echo err >&2; exit 42'])).toMatchObject({ code: 42, stderr: 'err\n' });
+  });
+
+  it('127 for a missing command, 126 for one that cannot run', (ctx) => {
+    if (skipReason) return ctx.skip();
+    const missing = wasmbox(['run', `oci:${busybox}`, 'no-such-tool']);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/no-such-tool.*not found/);
+    expect(wasmbox(['run', `oci:${busybox}`, '/etc/passwd']).code).toBe(126);
+  });
+
+  it('-i passes stdin; -e, -w, -u, --hostname set the process', (ctx) => {
+    if (skipReason) return ctx.skip();
+    expect(wasmbox(['run', '-i', `oci:${busybox}`, 'sh', '-c', 'tr a-z A-Z'], 'piped in\n').stdout).toBe('PIPED IN\n');
+    const r = wasmbox(['run', '-e', 'GREETING=hey', '-w', '/home/app', '-u', 'app', '--hostname', 'clibox', `oci:${busybox}`, 'sh', '-c', 'echo $GREETING; pwd; id -u; hostname']);
+    expect(r).toMatchObject({ code: 0, stdout: 'hey\n/home/app\n1000\nclibox\n' });
+  });
+
+  it('-v binds host directories rw and :ro', (ctx) => {
+    if (skipReason) return ctx.skip();
+    const rw = path.join(work, 'rw');
+    const ro = path.join(work, 'ro');
+    fs.mkdirSync(rw, { recursive: true });
+    fs.mkdirSync(ro, { recursive: true });
+    fs.writeFileSync(path.join(ro, 'in'), 'host data\n');
+    const r = wasmbox(['run', '-v', `${rw}:/out`, '-v', `${ro}:/in:ro`, `oci:${busybox}`, 'sh', '-c', 'cat /in/in > /out/copy; touch /in/x']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Read-only file system/);
+    expect(fs.readFileSync(path.join(rw, 'copy'), 'utf8')).toBe('host data\n');
+    expect(fs.existsSync(path.join(ro, 'x'))).toBe(false);
+  });
+
+  it('the layered image as the container sees it, and --read-only', (ctx) => {
+    if (skipReason) return ctx.skip();
+    const r = wasmbox(['run', '--read-only', `oci:${layered}`, 'sh', '-c', 'pwd; ls /data /opaque; cat /data/keep.txt; touch /data/x']);
+    expect(r.stdout).toBe('/data\n/data:\nkeep.txt\n\n/opaque:\nnew\nv2\n');
+    expect(r.stderr).toMatch(/Read-only file system/);
+  });
+
+  it('no host network, no host files, pid namespace', (ctx) => {
+    if (skipReason) return ctx.skip();
+    const r = wasmbox(['run', `oci:${busybox}`, 'sh', '-c', 'ip -o link | cut -d: -f2 | tr -d " "; test -e /usr/bin/node || echo no-node; echo $$']);
+    expect(r.stdout).toBe('lo\nno-node\n2\n');
+  });
+
+  it('--timeout ends with 124, -m with 137', (ctx) => {
+    if (skipReason) return ctx.skip();
+    expect(wasmbox(['run', '--timeout', '300ms', `oci:${busybox}`, 'sh', '-c', 'while :; do :; done']).code).toBe(124);
+    const oom = wasmbox(['run', '-m', '32m', `oci:${busybox}`, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=256M', 'count=1']);
+    if (oom.stderr.includes('cannot enforce')) return ctx.skip(oom.stderr.trim());
+    expect(oom.code).toBe(137);
+  });
+});
