@@ -272,3 +272,20 @@ describe('limits and missing things', () => {
     await expect(open(files)).rejects.toEqual(code('PLATFORM_MISMATCH', 'windows'));
   });
 });
+
+describe('a store is not trusted blindly', () => {
+  it('a tampered blob in the store is caught when read back', async () => {
+    const { files, img } = await single({ layers: [{ entries: [{ path: 'a', data: 'a'.repeat(5000) }], compression: 'none' }] });
+    const store = new MemoryStore();
+    const image = await open(files, { store });
+    const layer = image.layers[0]!;
+    await store.put(await layer.blob(), layer.descriptor);
+    // corrupt the store's copy in place (what a damaged disk or a meddler would do)
+    const copy = await store.readBytes(layer.descriptor);
+    copy[700] ^= 1;
+    await expect(collect(await layer.blob())).rejects.toEqual(code('DIGEST_MISMATCH', 'in the store'));
+    const manifest = await store.readBytes(img.manifest as never);
+    manifest[manifest.length - 2] = 0x20;
+    await expect(open(files, { store })).rejects.toEqual(code('DIGEST_MISMATCH', 'in the store'));
+  });
+});

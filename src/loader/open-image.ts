@@ -8,7 +8,7 @@ import { choosePlatform, formatPlatform, isWasiPlatform, parsePlatform, platform
 import type { ContentStore, Image, ImageRef, Layer, SourceCore } from './source.ts';
 import { peekTarMember } from './tar-index.ts';
 import type { Descriptor, ImageConfig, ImageKind, ImageManifest, Platform } from './types.ts';
-import { asObject, parseJson, validateConfig, validateDescriptor, validateIndex, validateManifest, verifyStream } from './verify.ts';
+import { asObject, parseJson, validateConfig, validateDescriptor, validateIndex, validateManifest, verifyBytes, verifyStream } from './verify.ts';
 import { wasmKind } from './wasm-image.ts';
 
 export interface OpenImageLimits {
@@ -60,7 +60,11 @@ async function fetchSmall(core: SourceCore, store: ContentStore, d: Descriptor, 
   if (d.size > limit) {
     throw new SandboxError('LIMIT_EXCEEDED', `${what} ${d.digest}: ${d.size} bytes is more than the ${limit} allowed`, { data: { limit, size: d.size } });
   }
-  if (await store.has(d.digest)) return store.readBytes(d);
+  if (await store.has(d.digest)) {
+    const bytes = await store.readBytes(d);
+    verifyBytes(bytes, d, `${what} ${d.digest} (in the store)`);
+    return bytes;
+  }
   return readAll(verifyStream(await core.fetch(d), { digest: d.digest, size: d.size, what: `${what} ${d.digest}` }), limit, what);
 }
 
@@ -205,8 +209,10 @@ export async function openImage(core: SourceCore, target: ImageRef | Descriptor,
     const { kind, compression } = kinds[i]!;
     const diffId = diffIds[i]!;
     const blob = async (): Promise<ReadableStream<Uint8Array>> => {
-      if (await store.has(descriptor.digest)) return store.read(descriptor);
-      return verifyStream(await core.fetch(descriptor), { digest: descriptor.digest, size: descriptor.size, what: `layer ${descriptor.digest}` });
+      // Store or source, the bytes are checked as they stream: a store on disk can be tampered with too.
+      const fromStore = await store.has(descriptor.digest);
+      const raw = fromStore ? await store.read(descriptor) : await core.fetch(descriptor);
+      return verifyStream(raw, { digest: descriptor.digest, size: descriptor.size, what: `layer ${descriptor.digest}${fromStore ? ' (in the store)' : ''}` });
     };
     return {
       descriptor,
