@@ -806,3 +806,50 @@ describe('trailing slashes on the entry itself', () => {
     expect(h.path('path_unlink_file', ROOT, 'link')).toBe(0);
   });
 });
+
+describe('container root preopens (chroot semantics from the top only)', () => {
+  function container(): { h: Harness; fs: Overlay; other: Overlay } {
+    const fs = Overlay.prepare();
+    const other = Overlay.prepare();
+    other.write(other.createFile(other.root(), 'secret', 0o600), enc.encode('other'), 0);
+    const bin = fs.mkdir(fs.root(), 'bin', 0o755);
+    fs.write(fs.createFile(bin, 'busybox', 0o755), enc.encode('BB'), 0);
+    fs.symlink(bin, 'sh', '/bin/busybox');
+    fs.symlink(fs.root(), 'up', '../../../bin/busybox');
+    const h = new Harness([
+      { guestPath: '/', vfs: fs as Vfs, readOnly: false, containerRoot: true },
+      { guestPath: '/mnt', vfs: other as Vfs, readOnly: false },
+    ]);
+    return { h, fs, other };
+  }
+
+  it('resolves absolute symlinks and .. at the top inside the container, never into another preopen', () => {
+    const { h } = container();
+    const [rc, fd] = h.open(ROOT, 'bin/sh', { follow: true });
+    expect(rc).toBe(0);
+    expect(h.read(fd)).toEqual([0, 'BB']);
+    expect(h.read(h.open(ROOT, 'up', { follow: true })[1])).toEqual([0, 'BB']);
+    expect(h.read(h.open(ROOT, '../../bin/busybox')[1])).toEqual([0, 'BB']);
+    // '/mnt' in the container root is not the other preopen: it does not exist here.
+    expect(h.open(ROOT, '../mnt/secret')[0]).toBe(E.NOENT);
+    const [t, tn] = h.put('/mnt/secret');
+    const [l, ln] = h.put('bin/link');
+    expect(h.call('path_symlink', t, tn, ROOT, l, ln)).toBe(0);
+    expect(h.open(ROOT, 'bin/link', { follow: true })[0]).toBe(E.NOENT);
+  });
+
+  it('keeps cap-std rules from subdirectory descriptors and other preopens, also after a write at the top', () => {
+    const { h } = container();
+    h.path('path_create_directory', ROOT, 'newdir');
+    const [, bin] = h.open(ROOT, 'bin', { oflags: 2 });
+    expect(h.open(bin, 'sh', { follow: true })[0]).toBe(E.NOTCAPABLE);
+    expect(h.open(bin, '../bin/busybox')[0]).toBe(E.NOTCAPABLE);
+    const [t, tn] = h.put('/x');
+    const [l, ln] = h.put('abs');
+    expect(h.call('path_symlink', t, tn, 4, l, ln)).toBe(E.NOTCAPABLE);
+    expect(h.open(4, '../secret')[0]).toBe(E.NOTCAPABLE);
+    // A descriptor for the top itself has the top's semantics.
+    const [, top] = h.open(ROOT, 'bin/..', { oflags: 2 });
+    expect(h.read(h.open(top, 'bin/sh', { follow: true })[1])).toEqual([0, 'BB']);
+  });
+});

@@ -35,6 +35,7 @@ export class Context {
         filetype: Filetype.DIRECTORY, stdio: undefined, vfs: p.vfs, handle: root, parent: root,
         rightsBase: RIGHTS_DIR_BASE, rightsInheriting: RIGHTS_DIR_INHERITING, fdflags: 0, position: 0,
         readOnly: p.readOnly || p.vfs.readOnly, preopenName: encoder.encode(p.guestPath),
+        containerRoot: p.containerRoot === true, containerTop: p.containerRoot === true,
       });
     }
   }

@@ -19,6 +19,10 @@ export interface FdEntry {
   position: number;
   /** Below a read-only preopen (or on a read-only Vfs): every mutation is EROFS. */
   readOnly: boolean;
+  /** Below a preopen with Preopen.containerRoot. */
+  containerRoot?: boolean;
+  /** The top directory of a container root (the preopen itself, or a directory opened on it). */
+  containerTop?: boolean;
   /** The guest path a preopen was granted as (UTF-8); undefined for other descriptors. */
   preopenName: Uint8Array | undefined;
   /** fd_readdir's listing, taken at cookie 0 and read on by later cookies (so cookies stay stable). */

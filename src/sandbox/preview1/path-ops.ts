@@ -1,5 +1,5 @@
 import { resolvePath, type Resolved } from '../../fs/resolve.ts';
-import type { Vfs } from '../../fs/vfs.ts';
+import type { Stat, Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import {
   FDFLAGS_ALL, Limits, LOOKUP_SYMLINK_FOLLOW, Oflags, OFLAGS_ALL, Rights,
@@ -21,7 +21,12 @@ const DIR_MODE = 0o755;
  */
 function resolveAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen: number, follow: boolean): Resolved<unknown> {
   const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
-  return resolvePath(dir.vfs, dir.handle, path, { followFinal: follow, escape: 'error' });
+  return resolvePath(dir.vfs, dir.handle, path, { followFinal: follow, escape: escapeOf(dir) });
+}
+
+/** Chroot semantics only from the top of a container root; cap-std semantics everywhere else. */
+function escapeOf(dir: DirEntryFd): 'clamp' | 'error' {
+  return dir.containerTop === true ? 'clamp' : 'error';
 }
 
 /**
@@ -33,10 +38,14 @@ function resolveEntryAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen:
   const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
   let end = path.length;
   while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
-  const r = resolvePath(dir.vfs, dir.handle, end === path.length ? path : path.slice(0, end), { followFinal: false, escape: 'error' });
+  const r = resolvePath(dir.vfs, dir.handle, end === path.length ? path : path.slice(0, end), { followFinal: false, escape: escapeOf(dir) });
   if (end === path.length) return r;
   if (slashNeedsDir && r.node !== undefined && dir.vfs.stat(r.node).kind !== 'dir') throw new WasiError(WasiErrno.NOTDIR, `${path}: not a directory`);
   return { ...r, trailingSlash: true };
+}
+
+function sameNode(a: Stat, b: Stat): boolean {
+  return a.ino === b.ino && a.dev === b.dev;
 }
 
 /** Two descriptors must reach the same filesystem for link and rename (EXDEV otherwise). */
@@ -93,7 +102,8 @@ export function pathImports(ctx: Context) {
         parent: isDir ? r.parent : undefined,
         rightsBase: wantBase & (isDir ? RIGHTS_DIR_BASE : RIGHTS_FILE_BASE),
         rightsInheriting: isDir ? wantInheriting : 0,
-        fdflags: ff, position: 0, readOnly, preopenName: undefined,
+        fdflags: ff, position: 0, readOnly, preopenName: undefined, containerRoot: dir.containerRoot,
+        containerTop: dir.containerRoot === true && isDir && sameNode(st, vfs.stat(vfs.root())),
       };
       mem.setU32(fdPtr, ctx.fds.add(entry));
       return 0;
@@ -210,8 +220,9 @@ export function pathImports(ctx: Context) {
       needWritable(dir);
       if (target.length === 0) throw new WasiError(WasiErrno.NOENT, 'empty symlink target');
       if (target.includes('\0')) throw new WasiError(WasiErrno.INVAL);
-      // As cap-std: a symlink that would point out of the sandbox is never created.
-      if (target.startsWith('/')) throw new WasiError(WasiErrno.NOTCAPABLE, 'absolute symlink target');
+      // As cap-std: a symlink that would point out of the sandbox is never created (inside a
+      // container root it points into the container, where it is resolved).
+      if (target.startsWith('/') && !dir.containerRoot) throw new WasiError(WasiErrno.NOTCAPABLE, 'absolute symlink target');
       const r = resolveEntryAt(ctx, dir, newPtr, newLen, false);
       if (r.node !== undefined) throw new WasiError(WasiErrno.EXIST);
       if (r.trailingSlash) throw new WasiError(WasiErrno.NOENT);

@@ -6,6 +6,14 @@ export interface Preopen {
   vfs: Vfs<any>;
   /** Every mutation below this preopen fails with EROFS (also when vfs.readOnly). */
   readOnly: boolean;
+  /**
+   * The container's own root filesystem mounted at '/': paths resolved from its top directory have
+   * chroot semantics (an absolute symlink target starts at this root, `..` at the top stays there),
+   * as inside a container, and absolute symlinks may be created. Resolution still never leaves this
+   * Vfs, and from descriptors of its subdirectories it stays as strict as any preopen. Default false
+   * (wasmtime's semantics: absolute targets and `..` above the descriptor are ENOTCAPABLE).
+   */
+  containerRoot?: boolean;
 }
 
 export interface StdinSource {
