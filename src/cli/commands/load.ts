@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { print, storeFor } from '../program.ts';
 
 export function register(program: Command): void {
@@ -22,6 +24,13 @@ export function register(program: Command): void {
         import('../../fs/rootfs.ts'),
         import('../../fs/layer-cache.ts'),
       ]);
+      // Interrupted: drop what this process staged now rather than at the store's next open.
+      const onSignal = (signal: NodeJS.Signals): void => {
+        removeOwnStaging(store.stagingDir);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       const loaded = await loadImage(store, o.input, {
         ...(o.platform ? { platform: o.platform } : {}),
         ...(o.tag ? { names: [o.tag] } : {}),
@@ -32,6 +41,8 @@ export function register(program: Command): void {
           await buildRootfs(image, new LayerCache(), maxLayerBytes !== undefined ? { limits: { maxBytes: maxLayerBytes } } : {});
         },
       });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       const seen = new Set<string>();
       for (const image of loaded) {
         if (!o.quiet) print(`Loaded image: ${image.name!.repository}:${image.name!.tag}`);
@@ -40,4 +51,14 @@ export function register(program: Command): void {
         print(o.quiet ? image.descriptor.digest : `Digest: ${image.descriptor.digest}`);
       }
     });
+}
+
+function removeOwnStaging(stagingDir: string): void {
+  try {
+    for (const name of readdirSync(stagingDir)) {
+      if (name.startsWith(`${process.pid}-`)) rmSync(join(stagingDir, name), { recursive: true, force: true });
+    }
+  } catch {
+    // best effort: the next open removes a dead process's staging anyway
+  }
 }
