@@ -55,8 +55,9 @@ class TreeVfs implements Vfs<Inode> {
     if (!Number.isSafeInteger(position) || position < 0) throw new FsError('EINVAL', 'bad position');
     if (position >= h.size) return 0;
     const n = Math.min(into.length, h.size - position);
-    const avail = Math.max(0, Math.min(n, h.data.length - position));
-    if (avail > 0) into.set(h.data.subarray(position, position + avail));
+    const data = h.data;
+    const avail = Math.max(0, Math.min(n, data.length - position));
+    if (avail > 0) into.set(data.subarray(position, position + avail));
     if (avail < n) into.fill(0, avail, n);
     return n;
   }
