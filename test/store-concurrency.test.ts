@@ -47,6 +47,22 @@ async function archive(name: string, tag: string): Promise<string> {
   return file;
 }
 
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string, rel: string): void => {
+    for (const name of readdirSync(p).sort()) {
+      const full = join(p, name);
+      const r = rel ? `${rel}/${name}` : name;
+      if (statSync(full).isDirectory()) {
+        out.push(`${r}/`);
+        walk(full, r);
+      } else out.push(`${r} ${sha(readFileSync(full))}`);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
 /**
  * The store is consistent: index.json parses, every blob an entry reaches is present with the right sha256,
  * and no lock, staging directory or temp file is left behind.
@@ -103,6 +119,30 @@ describe('concurrent processes on one store', () => {
       expect(rm.status, rm.stderr).toBe(0);
       expect(load.status, load.stderr).toBe(0);
       expect(fsck()).toEqual(['y:1']);
+    }
+  });
+
+  it('an interrupted load (SIGINT, or SIGKILL then any command) leaves the store as it was', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const layout = new Layout();
+    const img = await layout.image({ layers: [{ entries: [{ path: 'noise', data: randomBytes(24 << 20) }], compression: 'gzip' }] });
+    layout.finish([tagged(img.manifest, 'big:1')]);
+    const dir = await layout.writeDir(join(tmp, 'big-layout'));
+    expect((await run('images')).status).toBe(0);
+    const before = listing(home);
+    for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+      const p = spawn(process.execPath, [bin, '--home', home, 'load', '-i', dir], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+      // Wait until the load has staged something, then interrupt it.
+      const staging = join(home, '.wasmbox/staging');
+      for (let i = 0; i < 400 && !readdirSync(staging).some((d) => readdirSync(join(staging, d)).length > 0); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      p.kill(signal);
+      const code = await exited;
+      if (signal === 'SIGINT') expect(code).toBe(130);
+      expect((await run('images')).status).toBe(0); // the next open removes what a killed load staged
+      expect(listing(home), signal).toEqual(before);
     }
   });
 
