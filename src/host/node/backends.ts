@@ -10,16 +10,32 @@ import { createWasiBackend } from '../../sandbox/backend.ts';
  */
 export async function defaultBackends(ctx: HostBackendContext): Promise<Backend[]> {
   const backends: Backend[] = [createWasiBackend(ctx)];
-  if (process.platform === 'linux') {
+  if (process.platform === 'linux') backends.push(lazyLinuxBackend(ctx));
+  return backends;
+}
+
+/** The Linux backend, loaded when a Linux image first asks for it (a WASI run never loads it). */
+function lazyLinuxBackend(ctx: HostBackendContext): Backend {
+  let backend: Promise<Backend> | undefined;
+  const load = () => (backend ??= (async () => {
     const [{ createLinuxBackend }, { LayoutStore }] = await Promise.all([
       import('../../linux-backend/index.ts'),
       import('../../loader/store/layout-store.ts'),
     ]);
-    backends.push(createLinuxBackend({
+    return createLinuxBackend({
       home: ctx.home ?? LayoutStore.defaultDir(),
       rootfsTree: async (image) =>
         (await buildRootfs(image, ctx.provider.layerCache)) ?? newDir(1, { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n }),
-    }));
-  }
-  return backends;
+    });
+  })());
+  return {
+    name: 'linux',
+    async probe(image) {
+      if (image.kind !== 'linux') return { ok: false, reason: `not a Linux image (${image.kind})` };
+      return (await load()).probe(image);
+    },
+    async create(image, spec) {
+      return (await load()).create(image, spec);
+    },
+  };
 }
