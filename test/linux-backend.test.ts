@@ -282,6 +282,14 @@ describe('linux backend', () => {
     expect(fs.readdirSync(path.join(home, 'linux', 'containers'))).toEqual([]);
   });
 
+  it('the output limit kills a container that writes too much', async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const r = await run(busybox, sh('yes wasmbox', { limits: { outputBytes: 100_000 } }));
+    expect(r.status.reason).toBe('output-limit');
+    expect(r.status.code).toBe(137);
+    expect(r.stdout.length).toBeGreaterThan(0);
+  });
+
   it('reports a non-linux or foreign-architecture image in probe', async (ctx) => {
     if (skipReason) return ctx.skip();
     const foreign = { ...busybox, platform: { os: 'linux', architecture: 'riscv64' } } as Image;

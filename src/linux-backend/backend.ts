@@ -247,7 +247,12 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     });
   }
 
-  return { name: 'linux', probe, create };
+  /** Runs the host checks (and the stale-container reaping) ahead of the first container. */
+  function prewarm(): void {
+    getHost();
+  }
+
+  return { name: 'linux', probe, create, prewarm } as Backend & { prewarm(): void };
 }
 
 /**
