@@ -280,6 +280,14 @@ describe('writeTar', () => {
     expect(paths).toEqual(['dir srv/app', 'dir srv/app/bin', 'file srv/app/bin/tool', 'dir srv/app/lib', 'file srv/app/lib/x']);
   });
 
+  test('an image without tar layers exports an empty tar', async () => {
+    const bytes = await collect(exportFlattened(undefined));
+    expect(bytes.length).toBe(1024);
+    expect(bytes.every((b) => b === 0)).toBe(true);
+    const t = await applyTar(undefined, streamOf(bytes), ids());
+    expect(t.root.entries.size).toBe(0);
+  });
+
   test('a failing entry source errors the stream', async () => {
     async function* bad(): AsyncGenerator<TarEntry> {
       yield { path: 'ok', kind: 'file', mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, data: new Uint8Array(1) };
