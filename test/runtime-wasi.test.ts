@@ -227,6 +227,15 @@ describe.skipIf(!hasWasiClang())('limits and hostile guests', () => {
     expect(sleeper).toMatchObject({ code: 124, reason: 'timeout' });
   });
 
+  it('a cancelled stdout drops output without holding the guest back', async () => {
+    const c = await runtime.create(toolbox, { args: ['sh', '-c', 'seq 1 200000; echo done >&2'], limits: { timeoutMs: 60_000 } });
+    const err = new Response(c.stderr).text();
+    await c.stdout.cancel();
+    await c.start();
+    expect(await c.wait()).toMatchObject({ code: 0, reason: 'exit' });
+    expect(await err).toBe('done\n');
+  });
+
   it('kill() before start ends the container; start() afterwards is INVALID_STATE', async () => {
     const c = await runtime.create(hello);
     await c.kill('SIGTERM');

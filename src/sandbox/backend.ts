@@ -253,13 +253,14 @@ class WasiContainer implements Container {
 
   readonly #outputs: Array<ReadableStreamDefaultController<Uint8Array>> = [];
   readonly #unacked = [0, 0];
+  /** A reader cancelled the stream: its output is dropped (and never holds the guest back). */
+  readonly #cancelled = [false, false];
   #outputTotal = 0;
   readonly #flow: Int32Array | undefined;
   readonly #stdinSetup: StdinSetup;
   readonly #stdinRing: StdinRingWriter | undefined;
   readonly #stdinChunks: Uint8Array[] = [];
   #stdinClosed: Promise<void> | undefined;
-  #volumeNames: string[] = [];
 
   readonly #pool: WorkerPool;
   readonly #unsubscribe: Array<() => void> = [];
@@ -308,7 +309,7 @@ class WasiContainer implements Container {
       {
         start: (c) => { this.#outputs[index] = c; },
         pull: () => { this.#ack(index); },
-        cancel: () => { this.#ack(index); },
+        cancel: () => { this.#cancelled[index] = true; this.#ack(index); },
       },
       new ByteLengthQueuingStrategy({ highWaterMark: 256 * 1024 }),
     );
@@ -400,7 +401,6 @@ class WasiContainer implements Container {
             readOnly,
             volume: m.source.name,
           });
-          this.#volumeNames.push(m.source.name);
           break;
         }
         case 'vfs':
@@ -445,9 +445,13 @@ class WasiContainer implements Container {
       return;
     }
     const c = this.#outputs[index]!;
-    if (chunk.length > 0) c.enqueue(chunk);
     this.#unacked[index]! += data.length;
-    if ((c.desiredSize ?? 0) > 0) this.#ack(index);
+    if (this.#cancelled[index]) {
+      this.#ack(index);
+    } else {
+      if (chunk.length > 0) c.enqueue(chunk);
+      if ((c.desiredSize ?? 0) > 0) this.#ack(index);
+    }
     if (chunk.length < data.length) {
       this.#stop({ code: 137, reason: 'output-limit', detail: `output passed the limit of ${limit} bytes`, signal: 'SIGKILL' });
     }
