@@ -4,9 +4,9 @@ export * from './loader/types.ts';
 export * from './loader/media-types.ts';
 export * from './fs/vfs.ts';
 export * from './fs/resolve.ts';
-export * from './fs/overlay.ts';
-export * from './fs/packed-tree.ts';
-export * from './fs/packed-vfs.ts';
+export { Overlay, UpperNode, type OverlayHandle, type OverlayOptions } from './fs/overlay.ts';
+export { packTree, packedSize, PACKED_FORMAT, type PackedTree, type PackOptions } from './fs/packed-tree.ts';
+export { packedVfs } from './fs/packed-vfs.ts';
 export * from './sandbox/errno.ts';
 export * from './sandbox/preview1/preview1.ts';
 export * from './loader/source.ts';
@@ -37,4 +37,4 @@ export { createRuntime, type Runtime, type RuntimeOptions, type RunIo, type RunR
 export { resolveSpec, parseSize, parseDuration, parseEnvFile, DEFAULT_PATH, type RunOptions } from './runtime/spec.ts';
 export { createWasiBackend, TRAP_EXIT_CODE, TIMEOUT_EXIT_CODE, type WasiBackend, type WasiBackendOptions, type RootfsProvider } from './sandbox/backend.ts';
 export { limitMemory, readMemories, WASM_PAGE_BYTES, type MemoryInfo, type LimitedModule } from './sandbox/memory-limit.ts';
-export * from './fs/overlay-diff.ts';
+export { overlayDiff, overlayDiffEntries } from './fs/overlay-diff.ts';

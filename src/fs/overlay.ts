@@ -63,13 +63,13 @@ export const MAX_FILE_SIZE = 2 ** 32 - 1;
 const encoder = new TextEncoder();
 const NO_BYTES = new Uint8Array(0);
 
-export function defaultClock(): bigint {
+export function wallClockNs(): bigint {
   const frac = performance.now() % 1;
   return BigInt(Date.now()) * 1_000_000n + BigInt(Math.floor(frac * 1_000_000));
 }
 
 /** Throws EINVAL/ENAMETOOLONG unless `name` is one valid path component. */
-export function checkName(name: string): void {
+export function checkEntryName(name: string): void {
   if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new FsError('EINVAL', `invalid name ${JSON.stringify(name)}`);
   }
@@ -115,7 +115,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   constructor(lower: Vfs<L> | undefined, opts: OverlayOptions = {}) {
     this.#lower = lower;
     this.readOnly = opts.readOnly ?? false;
-    this.#clock = opts.clock ?? defaultClock;
+    this.#clock = opts.clock ?? wallClockNs;
     this.#uid = opts.uid ?? 0;
     this.#gid = opts.gid ?? 0;
     this.#quota = opts.quotaBytes ?? Number.POSITIVE_INFINITY;
@@ -333,7 +333,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
 
   unlink(dir: OverlayHandle<L>, name: string): void {
     this.#checkWritable();
-    checkName(name);
+    checkEntryName(name);
     const d = this.#requireDir(dir);
     const child = this.lookup(d, name);
     if (child === undefined) throw new FsError('ENOENT', name);
@@ -347,7 +347,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
 
   rmdir(dir: OverlayHandle<L>, name: string): void {
     this.#checkWritable();
-    checkName(name);
+    checkEntryName(name);
     const d = this.#requireDir(dir);
     const child = this.lookup(d, name);
     if (child === undefined) throw new FsError('ENOENT', name);
@@ -363,8 +363,8 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
 
   rename(fromDir: OverlayHandle<L>, fromName: string, toDir: OverlayHandle<L>, toName: string): void {
     this.#checkWritable();
-    checkName(fromName);
-    checkName(toName);
+    checkEntryName(fromName);
+    checkEntryName(toName);
     const fd = this.#requireDir(fromDir);
     const td = this.#requireDir(toDir);
     const src = this.lookup(fd, fromName);
@@ -439,7 +439,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   /** Checks for inserting `name` into `dir` and returns the (copied-up) directory. */
   #dirForInsert(dir: OverlayHandle<L>, name: string): UpperNode<L> {
     this.#checkWritable();
-    checkName(name);
+    checkEntryName(name);
     const d = this.#requireDir(dir);
     if (this.#isRemoved(d)) throw new FsError('ENOENT', 'directory was removed');
     if (this.lookup(d, name) !== undefined) throw new FsError('EEXIST', name);
