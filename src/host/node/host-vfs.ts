@@ -43,6 +43,11 @@ function kindOf(st: fs.BigIntStats): NodeKind {
   return 'socket';
 }
 
+/** Offsets and sizes are whole non-negative numbers (Node reads -1 as "the current position"). */
+function checkOffset(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new FsError('EINVAL', `invalid offset or size ${n}`);
+}
+
 function checkName(name: string): void {
   if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new FsError('EINVAL', `invalid name ${JSON.stringify(name)}`);
@@ -239,6 +244,7 @@ class HostDirVfs implements Vfs<HostHandle> {
   }
 
   read(h: HostHandle, into: Uint8Array, position: number): number {
+    checkOffset(position);
     if (into.length === 0) return 0;
     return this.#withFd(h, O_RDONLY, (fd) => {
       if (fs.fstatSync(fd).isDirectory()) throw new FsError('EISDIR');
@@ -254,6 +260,7 @@ class HostDirVfs implements Vfs<HostHandle> {
 
   write(h: HostHandle, data: Uint8Array, position: number): number {
     this.#mutable();
+    checkOffset(position);
     if (data.length === 0) return 0;
     return this.#withFd(h, O_WRONLY, (fd) => {
       let done = 0;
@@ -264,6 +271,7 @@ class HostDirVfs implements Vfs<HostHandle> {
 
   setSize(h: HostHandle, size: number): void {
     this.#mutable();
+    checkOffset(size);
     this.#withFd(h, O_WRONLY, (fd) => fs.ftruncateSync(fd, size));
   }
 
