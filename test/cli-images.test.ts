@@ -230,6 +230,27 @@ describe('wasmbox image commands', () => {
     expect(ok('images')).toMatch(/tiny\s+latest\s+[0-9a-f]{12}\s+wasi\/wasm/);
   });
 
+  it('round-trips a wasm artifact (raw application/wasm layer) through save, and refuses it as a docker archive', async () => {
+    const l = new Layout();
+    const module = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+    const layer = l.blob('application/wasm', module);
+    const config = l.json('application/vnd.wasm.config.v0+json', { architecture: 'wasm', os: 'wasip1' });
+    const manifest = l.json(OCI.manifest, { schemaVersion: 2, mediaType: OCI.manifest, config, layers: [layer] });
+    l.finish([tagged(manifest, 'artifact:1')]);
+    const file = join(tmp, 'artifact.tar');
+    writeFileSync(file, await l.toTar());
+    expect(ok('load', '-i', file)).toContain(`Loaded image: artifact:1\nDigest: ${manifest.digest}`);
+    const saved = join(tmp, 'artifact-saved.tar');
+    ok('save', 'artifact:1', '-o', saved);
+    ok('rmi', 'artifact:1');
+    expect(ok('load', '-i', saved)).toContain(manifest.digest);
+    const r = wasmbox('save', 'artifact:1', '-o', join(tmp, 'artifact-docker.tar'), '--format', 'docker-archive');
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/^wasmbox: a docker archive holds only tar layers/);
+    expect(existsSync(join(tmp, 'artifact-docker.tar'))).toBe(false);
+    expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
   it('usage errors exit 125 like docker', () => {
     for (const args of [['--bogus'], ['load'], ['images', '--nope'], ['rmi'], ['save', 'x'], ['images', '--format', 'yaml']]) {
       const r = wasmbox(...args);
