@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -307,3 +307,47 @@ function permString(mode: number): string {
     rwx(mode & 7, (mode & 0o1000) !== 0, 't')
   );
 }
+
+describe('tars written by GNU tar', () => {
+  test.each(['gnu', 'posix', 'ustar'])('--format=%s reads back as the directory it came from', async (format) => {
+    const dir = mkdtempSync(join(tmpdir(), 'wasmbox-gnutar-'));
+    try {
+      const src = join(dir, 'src');
+      const longDir = 'l'.repeat(60) + '/' + 'm'.repeat(60);
+      mkdirSync(join(src, longDir), { recursive: true });
+      mkdirSync(join(src, 'bin'));
+      writeFileSync(join(src, 'bin/tool'), 'tool bytes');
+      chmodSync(join(src, 'bin/tool'), 0o4755);
+      linkSync(join(src, 'bin/tool'), join(src, 'bin/tool-alias'));
+      symlinkSync('tool', join(src, 'bin/link'));
+      writeFileSync(join(src, longDir, 'file-with-a-long-name.txt'), 'deep');
+      mkdirSync(join(src, 'sticky'));
+      chmodSync(join(src, 'sticky'), 0o1777);
+      utimesSync(join(src, 'bin/tool'), 1_600_000_000, 1_600_000_000);
+      const tarFile = join(dir, 'layer.tar');
+      execFileSync('tar', [`--format=${format}`, '--numeric-owner', '-cf', tarFile, '-C', src, '.']);
+      const t = await applyTar(undefined, streamOf(new Uint8Array(readFileSync(tarFile)), 3000), ids());
+      const d = describeTree(t);
+      const onDisk = new Map<string, string>();
+      const walk = (p: string): void => {
+        for (const name of readdirSync(join(src, p)).sort()) {
+          const rel = p ? `${p}/${name}` : name;
+          const st = lstatSync(join(src, rel));
+          onDisk.set(rel, `${st.mode & 0o7777} ${st.uid}:${st.gid}`);
+          if (st.isDirectory()) walk(rel);
+        }
+      };
+      walk('');
+      expect(new Set(d.keys())).toEqual(new Set(onDisk.keys()));
+      for (const [p, meta] of onDisk) expect(`${d.get(p)!.mode} ${d.get(p)!.uid}:${d.get(p)!.gid}`, p).toBe(meta);
+      expect(d.get('bin/tool')).toMatchObject({ mode: 0o4755, nlink: 2, data: 'tool bytes', mtimeNs: 1_600_000_000_000_000_000n });
+      expect(d.get('bin/tool-alias')!.group).toBe(d.get('bin/tool')!.group);
+      expect(d.get('bin/link')).toMatchObject({ kind: 'symlink', target: 'tool' });
+      expect(d.get('sticky')!.mode).toBe(0o1777);
+      // ustar keeps it through the 155-byte prefix field, gnu through 'L' records, posix through PAX.
+      expect(d.get(`${longDir}/file-with-a-long-name.txt`)!.data).toBe('deep');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
