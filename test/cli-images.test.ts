@@ -251,6 +251,28 @@ describe('wasmbox image commands', () => {
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
+  it('finds the store from --home, else $WASMBOX_HOME, else $XDG_DATA_HOME/wasmbox, else ~/.local/share/wasmbox', () => {
+    const wasm = join(tmp, 'where.wasm');
+    writeFileSync(wasm, new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+    const fakeHome = mkdtempSync(join(tmp, 'user-'));
+    const base: NodeJS.ProcessEnv = { ...process.env, HOME: fakeHome };
+    delete base.WASMBOX_HOME;
+    delete base.XDG_DATA_HOME;
+    const cli = (env: NodeJS.ProcessEnv, ...args: string[]) => spawnSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
+    const envHome = join(tmp, `env-home-${Math.random().toString(16).slice(2)}`);
+    const xdg = join(tmp, `xdg-${Math.random().toString(16).slice(2)}`);
+    expect(cli({ ...base, WASMBOX_HOME: envHome }, 'load', '-i', wasm).status).toBe(0);
+    expect(existsSync(join(envHome, 'index.json'))).toBe(true);
+    expect(cli({ ...base, XDG_DATA_HOME: xdg }, 'load', '-i', wasm).status).toBe(0);
+    expect(existsSync(join(xdg, 'wasmbox', 'index.json'))).toBe(true);
+    expect(cli(base, 'load', '-i', wasm).status).toBe(0);
+    expect(existsSync(join(fakeHome, '.local/share/wasmbox/index.json'))).toBe(true);
+    // --home wins over the environment
+    const flagHome = join(tmp, `flag-home-${Math.random().toString(16).slice(2)}`);
+    expect(cli({ ...base, WASMBOX_HOME: envHome }, '--home', flagHome, 'images', '-q').stdout).toBe('');
+    expect(cli({ ...base, WASMBOX_HOME: envHome }, 'images', '-q').stdout.trim()).toMatch(/^[0-9a-f]{12}$/);
+  });
+
   it('usage errors exit 125 like docker', () => {
     for (const args of [['--bogus'], ['load'], ['images', '--nope'], ['rmi'], ['save', 'x'], ['images', '--format', 'yaml']]) {
       const r = wasmbox(...args);
