@@ -147,6 +147,8 @@ class EntryReader {
     // tar-stream destroys the entry stream with the parser's error; that error is handled on `ex`.
     stream.on('error', () => undefined);
     const skip = (): void => {
+      // tar-stream routes no data for directories, so their stream never ends: do not wait for it.
+      if (header.type === 'directory') return done();
       stream.on('end', done);
       stream.resume();
     };
@@ -156,7 +158,6 @@ class EntryReader {
         throw new SandboxError('LIMIT_EXCEEDED', `layer tar has more than ${this.limits.maxEntries} entries`);
       }
       if (header.type === 'directory') {
-        // tar-stream routes no data for directories, so their stream never ends: do not wait for it.
         if (header.size > 0) throw new SandboxError('MALFORMED', `directory entry ${JSON.stringify(header.name)} has data`);
         this.apply(header, undefined);
         done();
@@ -188,8 +189,7 @@ class EntryReader {
       );
     } catch (e) {
       this.fail(toSandboxError(e));
-      if (header.type === 'directory') done();
-      else skip();
+      skip();
     }
   }
 
