@@ -5,6 +5,7 @@ import {
 } from './constants.ts';
 import { FdTable, type FdEntry } from './fd-table.ts';
 import { GuestMemory } from './memory.ts';
+import { Iovecs } from './io.ts';
 import type { Preview1Clock, Preview1Options } from './types.ts';
 
 const encoder = new TextEncoder();
@@ -13,6 +14,8 @@ const encoder = new TextEncoder();
 export class Context {
   readonly mem = new GuestMemory();
   readonly fds = new FdTable();
+  /** Scratch for the iovec array of the current call. */
+  readonly iovecs = new Iovecs();
   readonly clock: Preview1Clock;
   readonly startMonotonic: bigint;
   /** Set by proc_exit. */

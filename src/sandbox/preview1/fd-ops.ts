@@ -3,7 +3,7 @@ import { WasiErrno, WasiError } from '../errno.ts';
 import { ADVICE_MAX, Fdflags, FDFLAGS_ALL, Filetype, PREOPENTYPE_DIR, Rights, Whence } from './constants.ts';
 import { filetypeOf, writeFilestat, type Context } from './context.ts';
 import type { DirListing, FdEntry } from './fd-table.ts';
-import { Iovecs, offsetOf } from './io.ts';
+import { offsetOf, type Iovecs } from './io.ts';
 import { need, needWritable, rightsOf } from './rights.ts';
 import { timesFrom } from './times.ts';
 
@@ -18,12 +18,8 @@ function seekable(e: FdEntry): FileEntry {
   return e as FileEntry;
 }
 
-const scratch = new WeakMap<Context, Iovecs>();
-
 function iovecsOf(ctx: Context, ptr: number, count: number): Iovecs {
-  let v = scratch.get(ctx);
-  if (v === undefined) scratch.set(ctx, (v = new Iovecs()));
-  return v.load(ctx.mem, ptr, count);
+  return ctx.iovecs.load(ctx.mem, ptr, count);
 }
 
 function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, position: number | undefined): number {

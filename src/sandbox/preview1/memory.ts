@@ -104,9 +104,14 @@ export class GuestMemory {
     const bytes = this.bytes(ptr, len);
     if (bytes.length <= 64) {
       // Short ASCII (most paths): no decoder call.
-      let ascii = true;
-      for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) { ascii = false; break; }
-      if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+      let s = '';
+      let i = 0;
+      for (; i < bytes.length; i++) {
+        const b = bytes[i]!;
+        if (b >= 0x80) break;
+        s += String.fromCharCode(b);
+      }
+      if (i === bytes.length) return s;
     }
     try {
       // TextDecoder refuses views of shared memory: copy those first.
