@@ -101,6 +101,27 @@ describe.skipIf(!hasSkopeo)('skopeo interop', () => {
     expect(skopeoConfig(`oci:${fromDocker}:z`).architecture).toBe('arm64');
   });
 
+  it('a multi-platform index skopeo copies into the store is listed, opened per platform, and collected whole by rmi', async () => {
+    const layout = new Layout();
+    const amd = await layout.image({ architecture: 'amd64', layers: [{ entries: [{ path: 'amd', data: 'a' }] }] });
+    const arm = await layout.image({ architecture: 'arm64', layers: [{ entries: [{ path: 'arm', data: 'b' }] }] });
+    const index = layout.index([
+      { ...amd.manifest, platform: { os: 'linux', architecture: 'amd64' } },
+      { ...arm.manifest, platform: { os: 'linux', architecture: 'arm64' } },
+    ]);
+    layout.finish([tagged(index, 'multi')]);
+    const src = await layout.writeDir(join(tmp, 'multi-src'));
+    skopeo('copy', '-q', '--all', `oci:${src}:multi`, `oci:${home}:multi:1`);
+    expect(ok('images')).toMatch(/multi\s+1\s+[0-9a-f]{12}\s+multi\s+/);
+    const rootfs = join(tmp, 'arm-rootfs.tar');
+    ok('export', '--platform', 'linux/arm64', 'multi:1', '-o', rootfs);
+    const names = execFileSync('tar', ['-tf', rootfs], { encoding: 'utf8' });
+    expect(names).toContain('arm');
+    expect(names).not.toContain('amd');
+    ok('rmi', 'multi:1');
+    expect(readdirSync(join(home, 'blobs/sha256'))).toEqual([]);
+  });
+
   it('loads what skopeo writes: docker-archive (legacy form), oci-archive, oci layout, and a copy into the store', async () => {
     const { file, img, diffIds } = await fixture();
     const src = `oci-archive:${file}:app:2`;
