@@ -10,6 +10,10 @@ import { parseDigest } from '../src/loader/digest.ts';
 import { makeTar, type FixtureEntry } from './helpers/tar-fixtures.ts';
 import { extract } from 'tar-stream';
 import { resolvePath } from '../src/fs/resolve.ts';
+import { hostDirVfs } from '../src/host/node/host-vfs.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { packTree } from '../src/fs/packed-tree.ts';
 import { packedVfs } from '../src/fs/packed-vfs.ts';
 import { runVfsSuite } from './vfs-suite.ts';
@@ -687,6 +691,121 @@ describe('Overlay differential against a plain copy of its lower', () => {
       }
       const applied = await applyTar(lowerTree, a.diff(), { chainId: digestOf(1000 + seed), diffId: digestOf(2000 + seed) });
       expect(sameTree(a, treeVfs(applied)), `seed ${seed} diff\n${log.join('\n')}`).toEqual([]);
+    }
+  });
+});
+
+// ---- differential against the kernel: the same random operations on a host directory (Linux
+// semantics through hostDirVfs) and on an overlay over the same tree must give the same errno and
+// the same tree (names, kinds, nlink, sizes, contents, symlink targets, hard-link groups).
+
+function copyInto<H, G>(src: Vfs<H>, dst: Vfs<G>): void {
+  const seen = new Map<number, G>();
+  const copy = (from: H, to: G): void => {
+    for (const e of src.readdir(from)) {
+      const h = src.lookup(from, e.name)!;
+      const st = src.stat(h);
+      if (st.kind !== 'dir' && st.nlink > 1 && seen.has(st.ino)) {
+        dst.link(to, e.name, seen.get(st.ino)!);
+        continue;
+      }
+      let made: G;
+      if (st.kind === 'dir') made = dst.mkdir(to, e.name, st.mode);
+      else if (st.kind === 'symlink') made = dst.symlink(to, e.name, src.readlink(h));
+      else if (st.kind === 'file') {
+        made = dst.createFile(to, e.name, st.mode);
+        dst.write(made, readAllOf(src, h), 0);
+      } else continue;
+      if (st.kind !== 'dir' && st.nlink > 1) seen.set(st.ino, made);
+      if (st.kind === 'dir') copy(h, made);
+    }
+  };
+  copy(src.root(), dst.root());
+}
+
+function shape<H>(v: Vfs<H>): string[] {
+  const out: string[] = [];
+  const first = new Map<number, string>();
+  const walk = (d: H, p: string): void => {
+    for (const n of v.readdir(d).map((e) => e.name).sort()) {
+      const h = v.lookup(d, n)!;
+      const st = v.stat(h);
+      const path = `${p}/${n}`;
+      let extra = '';
+      if (st.kind === 'file') extra = `size=${st.size} ${dec.decode(readAllOf(v, h))}`;
+      if (st.kind === 'symlink') extra = `-> ${v.readlink(h)}`;
+      if (st.kind !== 'dir' && st.nlink > 1) {
+        const f = first.get(st.ino);
+        if (f) extra += ` linked to ${f}`;
+        else first.set(st.ino, path);
+      }
+      out.push(`${path} ${st.kind} nlink=${st.nlink} ${extra}`);
+      if (st.kind === 'dir') walk(h, path);
+    }
+  };
+  walk(v.root(), '');
+  return out;
+}
+
+describe('Overlay differential against the kernel (host directory)', () => {
+  it('gives the errno and the tree Linux gives for random operation sequences', async () => {
+    const lowerTree = await layerFrom(BASE.filter((e) => e.type !== 'character-device'));
+    const names = ['hosts', 'passwd', 'sh', 'ls', 'busybox', 'a', 'b', 'x', 'sub', 'bin', 'new'];
+    for (let seed = 1; seed <= 16; seed++) {
+      const rand = rng(seed);
+      const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+      const a = Overlay.overLayerTree(lowerTree);
+      const dir = mkdtempSync(join(tmpdir(), 'wasmbox-overlay-kernel-'));
+      try {
+        const b = hostDirVfs(dir, { readOnly: false }) as Vfs<unknown>;
+        copyInto(treeVfs(lowerTree), b);
+        expect(shape(b)).toEqual(shape(a));
+        const log: string[] = [];
+        for (let step = 0; step < 80; step++) {
+          const all = listPaths(a);
+          const dirs = all.filter((x) => x.kind === 'dir').map((x) => x.path);
+          const inDir = (d: string): string => (d === '/' ? '' : d) + '/' + pick(names);
+          const p = rand() < 0.7 ? pick(all).path : inDir(pick(dirs));
+          const q = rand() < 0.3 ? pick(all).path : inDir(pick(dirs));
+          const op = Math.floor(rand() * 9);
+          const run = <H,>(v: Vfs<H>): string => {
+            const at2 = (x: string, follow: boolean) => resolvePath(v, v.root(), x, { followFinal: follow, escape: 'clamp' });
+            try {
+              switch (op) {
+                case 0: paths.writeFile(v, p, `w${step}`); break;
+                case 1: paths.mkdirp(v, p); break;
+                case 2: paths.rm(v, p, { recursive: true }); break;
+                case 3: {
+                  const from = at2(p, false);
+                  const to = at2(q, false);
+                  v.rename(from.parent, from.name, to.parent, to.name);
+                  break;
+                }
+                case 4: {
+                  const to = at2(q, false);
+                  v.link(to.parent, to.name, at2(p, false).node ?? v.root());
+                  break;
+                }
+                case 5: paths.symlink(v, '../x', p); break;
+                case 6: v.setSize(at2(p, true).node ?? v.root(), step % 5); break;
+                case 7: v.write(at2(p, true).node ?? v.root(), enc.encode('Z'), step % 4); break;
+                case 8: v.setTimes(at2(p, false).node ?? v.root(), 7n, BigInt(step)); break;
+              }
+              return 'ok';
+            } catch (e) {
+              if (e instanceof FsError) return e.errno;
+              throw e;
+            }
+          };
+          const ra = run(a);
+          const rb = run(b);
+          log.push(`${step}: op ${op} ${p} ${q} -> overlay ${ra}, kernel ${rb}`);
+          expect(ra, `seed ${seed}\n${log.join('\n')}`).toBe(rb);
+          expect(shape(a), `seed ${seed}\n${log.join('\n')}`).toEqual(shape(b));
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   });
 });

@@ -421,6 +421,19 @@ export function runVfsSuite(
         sameNames(names(vfs, c), []);
       });
 
+      it('checks in Linux order: subtree (EINVAL), target holding the source (ENOTEMPTY), then kinds', () => {
+        const a = vfs.mkdir(base, 'a', 0o755);
+        const b = vfs.mkdir(a, 'b', 0o755);
+        writeFile(vfs, b, 'file', 'x');
+        // the target exists as a file inside the source: still EINVAL, not ENOTDIR
+        expect(errnoOf(() => vfs.rename(base, 'a', b, 'file'))).toBe('EINVAL');
+        // the target directory exists inside the source: EINVAL, not ENOTEMPTY
+        expect(errnoOf(() => vfs.rename(base, 'a', a, 'b'))).toBe('EINVAL');
+        // a file onto the directory that holds it: ENOTEMPTY, not EISDIR
+        expect(errnoOf(() => vfs.rename(b, 'file', a, 'b'))).toBe('ENOTEMPTY');
+        sameNames(names(vfs, b), ['file']);
+      });
+
       it('fails with ENOENT for a missing source', () => {
         expect(errnoOf(() => vfs.rename(base, 'missing', base, 'x'))).toBe('ENOENT');
       });
@@ -456,6 +469,7 @@ export function runVfsSuite(
         const f = writeFile(vfs, base, 'f', 'x');
         expect(errnoOf(() => vfs.link(base, 'dlink', d))).toBe('EPERM');
         expect(errnoOf(() => vfs.link(base, 'd', f))).toBe('EEXIST');
+        expect(errnoOf(() => vfs.link(base, 'f', d))).toBe('EEXIST'); // the name is checked first, as Linux does
         expect(vfs.stat(f).nlink).toBe(1);
       });
     });

@@ -319,16 +319,21 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
 
   link(dir: OverlayHandle<L>, name: string, target: OverlayHandle<L>): void {
     this.#checkWritable();
+    checkEntryName(name);
+    const d = this.#requireDir(dir);
+    if (this.#isRemoved(d)) throw new FsError('ENOENT', 'directory was removed');
+    // Linux order: an existing name (EEXIST) before a directory target (EPERM).
+    if (this.lookup(d, name) !== undefined) throw new FsError('EEXIST', name);
     const t = this.current(target);
     if (this.#kind(t) === 'dir') throw new FsError('EPERM', 'hard link to a directory');
-    const d = this.#dirForInsert(dir, name);
+    if (this.#isRemoved(t)) throw new FsError('ENOENT', 'link to a removed file');
+    const du = this.#copyUp(d);
     const tu = this.#copyUp(t);
-    if (tu.nlink === 0) throw new FsError('ENOENT', 'link to a removed file');
     const now = this.#clock();
     tu.nlink++;
     tu.ctimeNs = now;
-    d.entries!.set(name, tu);
-    d.mtimeNs = d.ctimeNs = now;
+    du.entries!.set(name, tu);
+    du.mtimeNs = du.ctimeNs = now;
   }
 
   unlink(dir: OverlayHandle<L>, name: string): void {
@@ -372,14 +377,22 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
     if (this.#isRemoved(td)) throw new FsError('ENOENT', 'target directory was removed');
     const dst = this.lookup(td, toName);
     if (dst === src) return; // the same node (the same entry or two links to one file): nothing to do
+    // Checks in Linux's order: source above the target (EINVAL), target above the source (ENOTEMPTY),
+    // then the kinds, then an occupied target directory.
     const srcKind = this.#kind(src);
+    if (srcKind === 'dir' && td !== fd && this.#isWithin(td, src)) {
+      throw new FsError('EINVAL', 'rename of a directory into itself');
+    }
+    const dstIsDir = dst !== undefined && this.#kind(dst) === 'dir';
+    if (dstIsDir && srcKind !== 'dir' && !this.#isEmptyDir(dst) && this.#isWithin(fd, dst)) {
+      throw new FsError('ENOTEMPTY', `${toName} holds the source`);
+    }
     if (srcKind === 'dir') {
       if (dst !== undefined) {
-        if (this.#kind(dst) !== 'dir') throw new FsError('ENOTDIR', toName);
+        if (!dstIsDir) throw new FsError('ENOTDIR', toName);
         if (!this.#isEmptyDir(dst)) throw new FsError('ENOTEMPTY', toName);
       }
-      if (td !== fd && this.#isWithin(td, src)) throw new FsError('EINVAL', 'rename of a directory into itself');
-    } else if (dst !== undefined && this.#kind(dst) === 'dir') {
+    } else if (dstIsDir) {
       throw new FsError('EISDIR', toName);
     }
     const fu = this.#copyUp(fd);
