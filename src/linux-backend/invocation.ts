@@ -82,9 +82,26 @@ export function overlayOptionSafe(p: string): boolean {
   return !/[,:\\\n]/.test(p);
 }
 
-export function overlayOptions(plan: Plan, privileged: boolean): string {
+export function overlayOptions(plan: Pick<Plan, 'root'>, privileged: boolean): string {
   const { lower, upper, work } = plan.root;
   return `lowerdir=${lower},upperdir=${upper},workdir=${work}${privileged ? '' : ',userxattr'}`;
+}
+
+/** As root: the commands that mount the overlay root in the host's namespace and detach it again. */
+export function overlayMountSteps(root: Plan['root'], tools: Tools, sharedMounts: boolean): { before: Step; after: Step } {
+  const merged = root.merged!;
+  const opts = overlayOptions({ root }, true);
+  // Under a shared mount the overlay would be shared too, and its early detach would propagate into
+  // bwrap's namespace: it is made private (util-linux's mount does that in the same call).
+  return tools.busybox && !sharedMounts
+    ? {
+      before: { command: tools.busybox, args: ['mount', '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
+      after: { command: tools.busybox, args: ['umount', '-l', merged] },
+    }
+    : {
+      before: { command: tools.mount, args: ['-n', ...(sharedMounts ? ['--make-private'] : []), '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
+      after: { command: tools.umount, args: ['-n', '-l', merged] },
+    };
 }
 
 /**
@@ -101,19 +118,7 @@ export function buildInvocation(
   const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
   const bwrap = bwrapArgs(plan);
   if (o.privileged && plan.root.writable) {
-    const merged = plan.root.merged!;
-    const opts = overlayOptions(plan, true);
-    // Under a shared mount the overlay would be shared too, and its early detach would propagate into
-    // bwrap's namespace: it is made private (util-linux's mount does that in the same call).
-    const steps = tools.busybox && !o.sharedMounts
-      ? {
-        before: { command: tools.busybox, args: ['mount', '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
-        after: { command: tools.busybox, args: ['umount', '-l', merged] },
-      }
-      : {
-        before: { command: tools.mount, args: ['-n', ...(o.sharedMounts ? ['--make-private'] : []), '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
-        after: { command: tools.umount, args: ['-n', '-l', merged] },
-      };
+    const steps = overlayMountSteps(plan.root, tools, o.sharedMounts ?? true);
     if (!o.cgroupProcs.length) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD, ...steps };
     const script = [...o.cgroupProcs.map((p) => `echo $$ > ${shellQuote(p)}`), `exec ${shellQuote(tools.bwrap)} "$@"`].join(' && ');
     return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD, ...steps };
