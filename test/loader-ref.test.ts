@@ -18,6 +18,7 @@ describe('parseRef', () => {
     ['/opt/x/Hello.WASM', { transport: 'wasm', path: '/opt/x/Hello.WASM' }],
     ['images/app.tar', { transport: 'path', path: 'images/app.tar' }],
     ['./layout', { transport: 'path', path: './layout' }],
+    ['saved.tar.gz', { transport: 'path', path: 'saved.tar.gz' }],
     ['/abs/dir', { transport: 'path', path: '/abs/dir' }],
     ['busybox', { transport: 'store', name: 'busybox' }],
     ['busybox:1.36', { transport: 'store', name: 'busybox', tag: '1.36' }],

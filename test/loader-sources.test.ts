@@ -158,6 +158,13 @@ describe('bare .wasm', () => {
     await expect(openLocalImage(file)).rejects.toMatchObject({ code: 'MALFORMED', message: expect.stringContaining('fake.wasm') });
   });
 
+  it('a gzip-compressed archive is refused with a clear message (it cannot be read by range)', async () => {
+    const file = join(tmp, 'saved.tar.gz');
+    const { gzipSync } = await import('node:zlib');
+    await writeFile(file, gzipSync(await filesToTar(await dockerSaveFiles([{ repoTags: ['z:1'] }], 'legacy'))));
+    await expect(openLocalImage(file)).rejects.toMatchObject({ code: 'INVALID_REFERENCE', message: expect.stringContaining('gzip') });
+  });
+
   it('reports a missing path as NOT_FOUND', async () => {
     await expect(openLocalImage(join(tmp, 'nope.tar'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(openLocalImage(join(tmp, 'nope.wasm'))).rejects.toMatchObject({ code: 'NOT_FOUND' });

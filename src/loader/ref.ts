@@ -56,7 +56,7 @@ export function parseDockerName(input: string, s: string): { domain?: string; pa
 
 function looksLikePath(s: string): boolean {
   return s === '.' || s === '..' || s.startsWith('/') || s.startsWith('./') || s.startsWith('../')
-    || /\.(tar|wasm)$/i.test(s) || s.endsWith('/');
+    || /\.(tar|wasm|tar\.gz|tgz)$/i.test(s) || s.endsWith('/');
 }
 
 function splitLayoutRef(input: string, rest: string, withDigest: boolean): { path: string; tag?: string; digest?: Digest } {
