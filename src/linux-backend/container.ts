@@ -193,7 +193,9 @@ export class LinuxContainer implements Container {
    * when bwrap never reported an init.
    */
   #killAll(): void {
-    void this.#initKnown.then(() => {
+    // (bwrap reports its child within milliseconds of starting; a bwrap stuck before that is killed itself)
+    const known = Promise.race([this.#initKnown, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    void known.then(() => {
       const child = this.#child;
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
       if (this.#initPid !== undefined) {
