@@ -142,6 +142,8 @@ export async function buildLayeredImage(dir: string): Promise<string> {
     { type: 'symlink', name: 'links/rel', target: 'target.txt' },
     { type: 'symlink', name: 'links/abs', target: '/data/keep.txt' },
     { type: 'symlink', name: 'links/escape', target: '../../../../etc/hostname' },
+    { type: 'symlink', name: 'links/updir', target: '../../../../../etc' },
+    { type: 'symlink', name: 'links/absdir', target: '/data' },
     { type: 'link', name: 'links/hard', target: 'links/target.txt' },
     { type: 'file', name: 'bin/suid', data: '#!/bin/sh\nid\n', mode: 0o4755 },
     { type: 'fifo', name: 'links/fifo' },
