@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { Overlay } from '../src/fs/overlay.ts';
 import { FsError, type Vfs } from '../src/fs/vfs.ts';
 import { newDir, newFile, newSymlink, type DirInode, type FileInode, type Inode } from '../src/fs/inode.ts';
@@ -739,7 +739,7 @@ function shape<H>(v: Vfs<H>): string[] {
         if (f) extra += ` linked to ${f}`;
         else first.set(st.ino, path);
       }
-      out.push(`${path} ${st.kind} nlink=${st.nlink} ${extra}`);
+      out.push(`${path} ${st.kind} nlink=${st.nlink} mode=${st.kind === 'symlink' ? '' : st.mode.toString(8)} ${extra}`);
       if (st.kind === 'dir') walk(h, path);
     }
   };
@@ -747,11 +747,15 @@ function shape<H>(v: Vfs<H>): string[] {
   return out;
 }
 
+const SEEDS = Number(process.env.WASMBOX_FS_SEEDS ?? 10);
+
 describe('Overlay differential against the kernel (host directory)', () => {
   it('gives the errno and the tree Linux gives for random operation sequences', async () => {
     const lowerTree = await layerFrom(BASE.filter((e) => e.type !== 'character-device'));
     const names = ['hosts', 'passwd', 'sh', 'ls', 'busybox', 'a', 'b', 'x', 'sub', 'bin', 'new'];
-    for (let seed = 1; seed <= 16; seed++) {
+    const umask = process.umask(0); // modes as asked, as the overlay keeps them
+    onTestFinished(() => void process.umask(umask));
+    for (let seed = 1; seed <= SEEDS; seed++) {
       const rand = rng(seed);
       const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
       const a = Overlay.overLayerTree(lowerTree);
@@ -767,7 +771,8 @@ describe('Overlay differential against the kernel (host directory)', () => {
           const inDir = (d: string): string => (d === '/' ? '' : d) + '/' + pick(names);
           const p = rand() < 0.7 ? pick(all).path : inDir(pick(dirs));
           const q = rand() < 0.3 ? pick(all).path : inDir(pick(dirs));
-          const op = Math.floor(rand() * 9);
+          const op = Math.floor(rand() * 12);
+          const mode = pick([0o755, 0o700, 0o1777, 0o2750, 0o644]);
           const run = <H,>(v: Vfs<H>): string => {
             const at2 = (x: string, follow: boolean) => resolvePath(v, v.root(), x, { followFinal: follow, escape: 'clamp' });
             try {
@@ -790,6 +795,22 @@ describe('Overlay differential against the kernel (host directory)', () => {
                 case 6: v.setSize(at2(p, true).node ?? v.root(), step % 5); break;
                 case 7: v.write(at2(p, true).node ?? v.root(), enc.encode('Z'), step % 4); break;
                 case 8: v.setTimes(at2(p, false).node ?? v.root(), 7n, BigInt(step)); break;
+                case 9: {
+                  const r = at2(p, false);
+                  v.rmdir(r.parent, r.name);
+                  break;
+                }
+                case 10: {
+                  const r = at2(p, false);
+                  v.unlink(r.parent, r.name);
+                  break;
+                }
+                case 11: {
+                  const r = at2(p, false);
+                  if (r.node === undefined) v.mkdir(r.parent, r.name, mode);
+                  else v.createFile(r.parent, r.name, mode);
+                  break;
+                }
               }
               return 'ok';
             } catch (e) {
