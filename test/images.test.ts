@@ -449,6 +449,13 @@ describe('toolbox', () => {
     expect(existsSync(join(root, 'tmp/work/a'))).toBe(false);
   });
 
+  it('refuses to copy a directory into itself or a file onto itself', async () => {
+    const r = await sh('mkdir -p /tmp/cpd/x; echo keep > /tmp/cpd/f; cp -r /tmp/cpd /tmp/cpd/inner; echo "dir=$?"; cp /tmp/cpd/f /tmp/cpd/f; echo "file=$?"; cat /tmp/cpd/f');
+    expect(r.stdout).toBe('dir=1\nfile=1\nkeep\n');
+    expect(r.stderr).toContain('into itself');
+    expect(r.stderr).toContain('are the same file');
+  });
+
   it('starts in $PWD, runs script files with arguments, and reads commands from stdin', async () => {
     const inTmp = await runWasi(wasm, root, ['sh', '-c', 'pwd; echo rel > rel.txt'], { ...env, PWD: '/tmp' });
     expect(inTmp.stdout).toBe('/tmp\n');

@@ -240,7 +240,13 @@ static int is_dir(const char *path) {
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 static int copy_file(const char *src, const char *dst, Io *io) {
+  struct stat a, b;
+  if (stat(src, &a) == 0 && stat(dst, &b) == 0 && same_file(&a, &b)) return fail(io, "cp", "'%s' and '%s' are the same file", src, dst);
   FILE *in = fopen(src, "rb");
   if (!in) return fail_errno(io, "cp", src);
   FILE *out = fopen(dst, "wb");
@@ -263,9 +269,11 @@ static int copy_file(const char *src, const char *dst, Io *io) {
   return status;
 }
 
-/* Copies src to dst; the top level follows symlinks, deeper levels copy them as links. */
-static int copy_tree(const char *src, const char *dst, int recursive, int top, Io *io) {
-  struct stat st;
+/* Copies src to dst; the top level (root_copy NULL) follows symlinks, deeper levels copy them as
+ * links. root_copy is the directory the top level created, never copied into itself. */
+static int copy_tree(const char *src, const char *dst, int recursive, const struct stat *root_copy, Io *io) {
+  int top = root_copy == NULL;
+  struct stat st, made;
   if ((top ? stat(src, &st) : lstat(src, &st)) != 0) return fail_errno(io, "cp", src);
   if (S_ISLNK(st.st_mode)) {
     char target[4096];
@@ -278,13 +286,19 @@ static int copy_tree(const char *src, const char *dst, int recursive, int top, I
   }
   if (!S_ISDIR(st.st_mode)) return copy_file(src, dst, io);
   if (!recursive) return fail(io, "cp", "-r not specified; omitting directory '%s'", src);
+  if (!top && same_file(&st, root_copy)) return fail(io, "cp", "cannot copy a directory into itself: '%s'", src);
   if (mkdir(dst, 0777) != 0 && !(errno == EEXIST && is_dir(dst))) return fail_errno(io, "cp", dst);
+  if (top) {
+    if (stat(dst, &made) != 0) return fail_errno(io, "cp", dst);
+    if (same_file(&st, &made)) return fail(io, "cp", "'%s' and '%s' are the same directory", src, dst);
+    root_copy = &made;
+  }
   StrList names = {0};
   if (list_dir(src, &names) != 0) return fail_errno(io, "cp", src);
   int status = 0;
   for (int i = 0; i < names.len; i++) {
     char *s = path_join(src, names.items[i]), *d = path_join(dst, names.items[i]);
-    status |= copy_tree(s, d, recursive, 0, io);
+    status |= copy_tree(s, d, recursive, root_copy, io);
     free(s);
     free(d);
   }
@@ -313,7 +327,7 @@ int cp_main(int argc, char **argv, Io *io) {
   int status = 0;
   for (; i < argc - 1; i++) {
     char *to = target_path(argv[i], dest);
-    status |= copy_tree(argv[i], to, o.on['r'] || o.on['R'] || o.on['a'], 1, io);
+    status |= copy_tree(argv[i], to, o.on['r'] || o.on['R'] || o.on['a'], NULL, io);
     free(to);
   }
   return status;
@@ -330,7 +344,7 @@ int mv_main(int argc, char **argv, Io *io) {
   for (; i < argc - 1; i++) {
     char *to = target_path(argv[i], dest);
     if (rename(argv[i], to) != 0) {
-      if (errno == EXDEV && copy_tree(argv[i], to, 1, 1, io) == 0) {
+      if (errno == EXDEV && copy_tree(argv[i], to, 1, NULL, io) == 0) {
         status |= remove_tree(argv[i], 1, 0, io);
       } else {
         status = fail(io, "mv", "can't rename '%s': %s", argv[i], strerror(errno));

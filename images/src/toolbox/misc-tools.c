@@ -299,7 +299,7 @@ int xargs_main(int argc, char **argv, Io *io) {
     int take = per ? (int)(items.len - done < per ? items.len - done : per) : items.len - done;
     char **args = xmalloc(sizeof(char *) * (size_t)(ncmd + take + 1));
     memcpy(args, cmd, sizeof(char *) * (size_t)ncmd);
-    memcpy(args + ncmd, items.items + done, sizeof(char *) * (size_t)take);
+    if (take > 0) memcpy(args + ncmd, items.items + done, sizeof(char *) * (size_t)take);
     args[ncmd + take] = NULL;
     int rc = run_applet(ncmd + take, args, &child);
     free(args);

@@ -82,7 +82,7 @@ static int parse_address(const char **p, Address *a, Sed *sed, Io *io) {
   } else if (*s == '$') {
     a->kind = A_LAST;
     s++;
-  } else if (*s == '/' || *s == '\\') {
+  } else if (*s == '/' || (*s == '\\' && s[1])) {
     char delim = *s == '\\' ? s[1] : '/';
     s += *s == '\\' ? 2 : 1;
     char *pattern = read_until(&s, delim, 1);
