@@ -123,6 +123,16 @@ describe('packed tree', () => {
       return p;
     })).toThrow(SandboxError);
     expect(() => packedVfs(null as never)).toThrow(SandboxError);
+    for (const name of ['..', '.', 'a/b', 'a\0b']) {
+      // Rename the root's first entry ('etc', 3 bytes at the start of the string table).
+      expect(bad((p) => {
+        const bytes = new TextEncoder().encode(name.padEnd(3, name === '..' || name === '.' ? '\0' : 'x'));
+        const entries = new Uint32Array(p.entries);
+        new Uint8Array(p.strings).set(bytes.subarray(0, 3), entries[0]!);
+        entries[1] = name === '..' ? 2 : name === '.' ? 1 : 3;
+        return p;
+      }), name).toThrow(SandboxError);
+    }
   });
 
   it('is structured-cloneable and, shared, crosses to a Worker without copying', async () => {

@@ -218,6 +218,13 @@ function isBuffer(b: unknown): b is ArrayBuffer | SharedArrayBuffer {
   return b instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer);
 }
 
+/** One path component: no '/', no NUL, not '.' or '..'. */
+function validName(bytes: Uint8Array, off: number, len: number): boolean {
+  for (let i = off; i < off + len; i++) if (bytes[i] === 0x2f || bytes[i] === 0) return false;
+  if (bytes[off] === 0x2e && (len === 1 || (len === 2 && bytes[off + 1] === 0x2e))) return false;
+  return true;
+}
+
 function validate(p: PackedTree): void {
   if (typeof p !== 'object' || p === null || p.format !== PACKED_FORMAT) throw malformed('unknown format');
   const n = p.nodeCount;
@@ -232,6 +239,7 @@ function validate(p: PackedTree): void {
   const { f64, u32 } = nodeColumns(p.nodes, n);
   const entries = new Uint32Array(p.entries);
   const stringBytes = p.strings.byteLength;
+  const strings = new Uint8Array(p.strings);
   const dataBytes = p.data.byteLength;
   const parents = new Uint8Array(n);
   if (u32[0]! >>> 16 !== KIND_DIR) throw malformed('root is not a directory');
@@ -251,7 +259,9 @@ function validate(p: PackedTree): void {
         const len = entries[ENTRY_WORDS * k + 1]!;
         const s = entries[ENTRY_WORDS * e + k]!;
         if (child >= n || child === 0) throw malformed(`entry ${k}: bad node`);
-        if (off + len > stringBytes || len === 0 || len > 255) throw malformed(`entry ${k}: bad name`);
+        if (off + len > stringBytes || len === 0 || len > 255 || !validName(strings, off, len)) {
+          throw malformed(`entry ${k}: bad name`);
+        }
         if (s < a || s >= a + b) throw malformed(`entry ${k}: sort index out of its directory`);
         if (u32[child]! >>> 16 === KIND_DIR && parents[child]++ !== 0) throw malformed(`node ${child}: two parents`);
       }
