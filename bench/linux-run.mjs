@@ -83,11 +83,25 @@ const bwrapArgs = ['--unshare-user', '--unshare-pid', '--unshare-net', '--unshar
   '--die-with-parent', '--new-session', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
   '--clearenv', '--setenv', 'PATH', '/bin', '--', '/bin/true'];
 
-console.log(`# linux-run (${RUNS} runs each, medians; ${new Date().toISOString()})`);
-const results = {};
-results.bwrap = await timeIt(() => runChild('bwrap', bwrapArgs));
-results.api = await timeIt(() => apiRun());
-results.apiReadOnly = await timeIt(() => apiRun({ readOnlyRoot: true }));
+console.log(`# linux-run (${RUNS} runs each, interleaved, medians; load average ${(await import('node:os')).loadavg()[0].toFixed(1)}; ${new Date().toISOString()})`);
+// Interleaved rounds: a busy machine slows every variant alike.
+async function interleaved(variants, reps = RUNS) {
+  const times = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (const f of Object.values(variants)) await f(); // warm
+  for (let i = 0; i < reps; i++) {
+    for (const [k, f] of Object.entries(variants)) {
+      const t0 = performance.now();
+      await f();
+      times[k].push(performance.now() - t0);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+}
+const results = await interleaved({
+  bwrap: () => runChild('bwrap', bwrapArgs),
+  api: () => apiRun(),
+  apiReadOnly: () => apiRun({ readOnlyRoot: true }),
+});
 console.log(`plain bwrap, same namespaces, same rootfs (ro):      ${fmt(results.bwrap)}`);
 console.log(`API, writable root (overlay + seccomp + caps):       ${fmt(results.api)}   ratio ${(results.api / results.bwrap).toFixed(2)} (target <= 1.5)`);
 console.log(`API, --read-only root:                               ${fmt(results.apiReadOnly)}   ratio ${(results.apiReadOnly / results.bwrap).toFixed(2)}`);
@@ -110,7 +124,7 @@ if (spawnSync('crun', ['--version']).status === 0) {
       results.crun = await timeIt(() => runChild('crun', ['--root', join(work, 'crun-state'), 'run', '--bundle', bundleDir, `b${n++}`]));
       console.log(`crun run, same rootfs:                               ${fmt(results.crun)}   (API / crun ${(results.api / results.crun).toFixed(2)})`);
     } catch (e) {
-      console.log(`crun run: failed here (${e.message.split('\n')[0]})`);
+      console.log(`crun run: does not run here (${e.message.split('\n')[0].trim()})`);
     }
   }
 } else {
@@ -122,8 +136,10 @@ const cli = join(root, 'bin', 'wasmbox.mjs');
 if (existsSync(join(root, 'dist', 'cli.js'))) {
   const env = { ...process.env, WASMBOX_HOME: join(work, 'cli-home') };
   try {
-    results.node = await timeIt(() => runChild(process.execPath, ['-e', '0']), CLI_RUNS);
-    results.cli = await timeIt(() => runChild(process.execPath, [cli, 'run', `oci:${ociDir}`, 'true'], { env }), CLI_RUNS);
+    Object.assign(results, await interleaved({
+      node: () => runChild(process.execPath, ['-e', '0']),
+      cli: () => runChild(process.execPath, [cli, 'run', `oci:${ociDir}`, 'true'], { env }),
+    }, CLI_RUNS));
     console.log(`node -e 0:                                           ${fmt(results.node)}`);
     console.log(`wasmbox run oci:DIR true (CLI process):              ${fmt(results.cli)}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3)`);
   } catch (e) {
