@@ -23,7 +23,8 @@ const srcDir = join(here, 'src');
 export const EPOCH_SECONDS = 1767225600;
 const CREATED = new Date(EPOCH_SECONDS * 1000).toISOString().replace('.000Z', 'Z');
 
-const CFLAGS = ['--target=wasm32-wasi', '--sysroot=/usr', '-O2', '-Wall', '-Wl,--strip-all'];
+/** --stack-first: a stack overflow then runs below address 0 and traps instead of overwriting data. */
+const CFLAGS = ['--target=wasm32-wasi', '--sysroot=/usr', '-O2', '-Wall', '-Wl,--strip-all', '-Wl,--stack-first'];
 /** The shell recurses (sh -c, $(...)); wasm has no stack guard, so give it room. */
 const TOOLBOX_LDFLAGS = ['-Wl,-z,stack-size=1048576'];
 

@@ -456,6 +456,16 @@ describe('toolbox', () => {
     expect(r.stderr).toContain('are the same file');
   });
 
+  it('stops nesting too deep for its stack with a clean error', async () => {
+    const deep = await sh(`${'('.repeat(5000)}echo deep${')'.repeat(5000)}`);
+    expect([deep.code, deep.stderr]).toEqual([2, 'sh: syntax error: commands nested too deeply\n']);
+    const subst = await sh(`echo ${'$(echo '.repeat(200)}x${')'.repeat(200)}; echo after`);
+    expect(subst.stderr).toContain('command substitutions nested too deeply');
+    expect(subst.stdout.endsWith('after\n')).toBe(true);
+    const within = await sh(`${'('.repeat(50)}echo fine${')'.repeat(50)}`);
+    expect([within.code, within.stdout]).toEqual([0, 'fine\n']);
+  });
+
   it('starts in $PWD, runs script files with arguments, and reads commands from stdin', async () => {
     const inTmp = await runWasi(wasm, root, ['sh', '-c', 'pwd; echo rel > rel.txt'], { ...env, PWD: '/tmp' });
     expect(inTmp.stdout).toBe('/tmp\n');

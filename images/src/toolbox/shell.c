@@ -33,6 +33,7 @@ typedef struct {
   int errexit, xtrace, pipefail, nounset; /* set -e, -x, -o pipefail, -u */
   int conditions;   /* > 0 while running an if/while condition or the left of && || (no errexit) */
   int expand_error; /* an unset variable was used under set -u */
+  int nesting;      /* $(...) and `.` levels, bounded so that the stack cannot run out */
 } Shell;
 
 enum { T_EOF, T_WORD, T_SEMI, T_DSEMI, T_NEWLINE, T_AND, T_OR, T_PIPE, T_AMP, T_REDIR, T_LPAREN, T_RPAREN, T_ERROR };
@@ -359,12 +360,21 @@ static void add_text(Expander *e, const char *text, int quoted) {
   }
 }
 
+#define MAX_NESTING 25
+#define MAX_PARSE_DEPTH 100
+
 static char *command_subst(Shell *sh, const char *src, Io *io) {
+  if (sh->nesting >= MAX_NESTING) {
+    fprintf(io->err, "sh: command substitutions nested too deeply\n");
+    sh->status = 2;
+    return xstrdup("");
+  }
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
   Shell sub = *sh;
   sub.exiting = 0;
+  sub.nesting++;
   Io subio = {io->in, f, io->err};
   run_source(&sub, src, &subio);
   fclose(f);
@@ -880,10 +890,13 @@ static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
   }
   if (strcmp(name, ".") == 0 || strcmp(name, "source") == 0) {
     if (argc < 2) return fail(io, "sh: .", "filename argument required"), 2;
+    if (sh->nesting >= MAX_NESTING) return fail(io, "sh: .", "%s: sourced files nested too deeply", argv[1]), 2;
     size_t len;
     char *src = read_file(argv[1], &len);
     if (!src) return fail(io, "sh: .", "can't open %s: %s", argv[1], strerror(errno)), 2;
+    sh->nesting++;
     int status = run_source(sh, src, io);
+    sh->nesting--;
     free(src);
     return status;
   }
@@ -917,6 +930,7 @@ typedef struct {
   int error;    /* a syntax error was found (and reported unless quiet) */
   int at_eof;   /* ...at the end of the input: more input could complete it */
   int quiet;
+  int depth;    /* compound commands being parsed */
   Io *io;
 } Parser;
 
@@ -1007,7 +1021,21 @@ static void parse_redirs(Parser *p, Node *n) {
   }
 }
 
+static Node *parse_compound_body(Parser *p);
+
 static Node *parse_compound(Parser *p) {
+  if (p->depth >= MAX_PARSE_DEPTH) {
+    if (!p->error && !p->quiet) fprintf(p->io->err, "sh: syntax error: commands nested too deeply\n");
+    p->error = 1;
+    return new_node(N_GROUP);
+  }
+  p->depth++;
+  Node *n = parse_compound_body(p);
+  p->depth--;
+  return n;
+}
+
+static Node *parse_compound_body(Parser *p) {
   Node *n;
   if (p->tok.type == T_LPAREN) {
     advance(p);
@@ -1407,10 +1435,11 @@ static int run_node(Shell *sh, Node *n, Io *io) {
     case N_SUBSHELL: {
       Shell sub = *sh;
       sub.loops = sub.breaking = sub.continuing = sub.exiting = 0;
-      char cwd[4096];
-      int have_cwd = getcwd(cwd, sizeof cwd) != NULL;
+      char *cwd = xmalloc(4096); /* on the heap: subshells nest */
+      int have_cwd = getcwd(cwd, 4096) != NULL;
       status = run_node(&sub, n->kids[0], io);
       if (have_cwd && chdir(cwd) != 0) fail(io, "sh", "cannot return to %s", cwd);
+      free(cwd);
       break;
     }
     case N_IF: {
