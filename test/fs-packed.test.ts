@@ -4,7 +4,7 @@ import { Overlay } from '../src/fs/overlay.ts';
 import { packTree, packedSize, type PackedTree } from '../src/fs/packed-tree.ts';
 import { packedVfs } from '../src/fs/packed-vfs.ts';
 import { SandboxError } from '../src/errors.ts';
-import type { Vfs } from '../src/fs/vfs.ts';
+import { FsError, type Vfs } from '../src/fs/vfs.ts';
 import { runVfsSuite } from './vfs-suite.ts';
 
 const enc = new TextEncoder();
@@ -161,5 +161,45 @@ describe('packed tree', () => {
     expect(dec.decode(buf)).toBe('X27.');
     const copy = packedVfs(structuredClone(packTree(sample())));
     expect(treeDiff(copy, sample()).filter((d) => !d.includes('time'))).toEqual([]);
+  });
+});
+
+describe('packedVfs on corrupted trees', () => {
+  it('either refuses the tree (SandboxError) or serves it with FsErrors only, never crashing or looping', () => {
+    const good = packTree(sample());
+    let seed = 7;
+    const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    let opened = 0;
+    for (let trial = 0; trial < 600; trial++) {
+      const p = structuredClone(good);
+      const target = new Uint8Array([p.nodes, p.entries, p.strings][Math.floor(rand() * 3)]!);
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) target[Math.floor(rand() * target.length)] = Math.floor(rand() * 256);
+      let v: Vfs<number>;
+      try {
+        v = packedVfs(p);
+      } catch (e) {
+        expect(e).toBeInstanceOf(SandboxError);
+        continue;
+      }
+      opened++;
+      let visited = 0;
+      const walk = (d: number): void => {
+        for (const e of v.readdir(d)) {
+          expect(++visited).toBeLessThanOrEqual(p.entryCount);
+          try {
+            const h = v.lookup(d, e.name);
+            if (h === undefined) continue;
+            const st = v.stat(h);
+            if (st.kind === 'dir') walk(h);
+            else if (st.kind === 'file') v.read(h, new Uint8Array(Math.min(st.size, 1 << 16)), 0);
+            else if (st.kind === 'symlink') v.readlink(h);
+          } catch (err) {
+            expect(err).toBeInstanceOf(FsError);
+          }
+        }
+      };
+      walk(v.root());
+    }
+    expect(opened).toBeGreaterThan(0);
   });
 });
