@@ -148,6 +148,10 @@ describe('runtime.run on the sample images', () => {
     expect(stream('2:')).toBe('to-err\n');
     expect(r.stdout.length).toBe(0);
     await expect(r.container.fs()).rejects.toThrow(/no filesystem/);
+    let inlineBytes = 0;
+    const big = createRuntime({ home: join(tmp, 'home'), inline: { stdout: (b) => { inlineBytes += b.length; }, stderr: () => {} } });
+    expect((await big.run(toolbox, { args: ['seq', '1', '300000'] })).code).toBe(0); // more than the 1 MiB flow window
+    expect(inlineBytes).toBe(1_988_895); // the bytes of "1\n".."300000\n"
     out.length = 0;
     const bounded = await inline.run(toolbox, { args: ['sh', '-c', 'echo worker'], limits: { timeoutMs: 10_000 } });
     expect(text(bounded.stdout)).toBe('worker\n');

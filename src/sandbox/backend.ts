@@ -342,7 +342,8 @@ class WasiContainer implements Container {
       cwd: this.#spec.cwd,
       mounts: this.#mounts(),
       stdin,
-      ...(this.#flow ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
+      // Inline output goes straight to the sinks: nothing to wait for (a flow would block forever).
+      ...(this.#flow && !this.#inline ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
       ...(this.#spec.limits.outputBytes !== undefined ? { outputLimit: this.#spec.limits.outputBytes } : {}),
       returnFs: !this.#inline,
     };

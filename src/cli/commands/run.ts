@@ -177,16 +177,29 @@ function writeAllSync(fd: number, b: Uint8Array): void {
 }
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
+/** Copies a container stream to stdout/stderr; once the reader is gone (EPIPE) the rest is dropped. */
 async function pipeOut(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream): Promise<void> {
   const reader = stream.getReader();
+  let broken = false;
+  const onError = () => { broken = true; void reader.cancel().catch(() => {}); };
+  out.on('error', onError);
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) break;
-      if (!out.write(value)) await new Promise<void>((r) => out.once('drain', r));
+      if (done || broken) break;
+      if (!out.write(value)) {
+        await new Promise<void>((r) => {
+          const stop = () => { out.off('drain', stop); out.off('error', stop); r(); };
+          out.once('drain', stop);
+          out.once('error', stop);
+        });
+      }
     }
   } catch {
     // The container failed; wait() reports it.
+  } finally {
+    out.off('error', onError);
+    if (broken) out.on('error', () => {});
   }
 }
 
