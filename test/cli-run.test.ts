@@ -103,6 +103,16 @@ describe('wasmbox run', () => {
     expect(ro.stderr).toMatch(/read-only/i);
   });
 
+  it('megabytes of output come through whole, on the main thread and from a Worker', async () => {
+    const inline = await wasmbox(['run', 'toolbox', 'seq', '1', '300000']);
+    expect(inline.code).toBe(0);
+    expect(inline.stdout.length).toBe(1_988_895);
+    expect(inline.stdout.endsWith('299999\n300000\n')).toBe(true);
+    const worker = await wasmbox(['run', '--timeout', '60s', 'toolbox', 'seq', '1', '300000']);
+    expect(worker.code).toBe(0);
+    expect(worker.stdout.length).toBe(1_988_895);
+  });
+
   it('-v HOST:GUEST read-write and :ro', async () => {
     const host = join(tmp, 'share');
     mkdirSync(host);
