@@ -377,6 +377,7 @@ describe('toolbox', () => {
       '  esac',
       'done',
       'set -- p q r; echo "$# $1 $3"; shift; echo "$# $1"',
+      'set -- "a b" "" c; for a in "$@"; do echo "[$a]"; done; printf "<%s>\\n" "x$@y"; set --; echo "none" "$@"',
       'set -o pipefail; false | true; echo "pf=$?"; set +o pipefail; false | true; echo "nopf=$?"',
       "sh -c 'set -e; echo before; false; echo after'; echo \"e=$?\"",
       "sh -c 'set -e; if false; then :; fi; false || true; ! false; echo survived'",
@@ -387,7 +388,7 @@ describe('toolbox', () => {
     const r = await runWasi(wasm, root, ['sh', '/tmp/features.sh'], env);
     expect(r.stdout).toBe([
       'hello world', '  sub $HOME', '1', 'tabbed world', 'a.txt text', 'b.sh script', 'c other',
-      '3 p r', '2 q', 'pf=1', 'nopf=0', 'before', 'e=1', 'survived', 'dflt', 'u=2', 'traced', '',
+      '3 p r', '2 q', '[a b]', '[]', '[c]', '<xa b>', '<>', '<cy>', 'none', 'pf=1', 'nopf=0', 'before', 'e=1', 'survived', 'dflt', 'u=2', 'traced', '',
     ].join('\n'));
     expect(r.stderr).toBe('sh: UNSETVAR: parameter not set\n+ echo traced\n');
     expect(r.code).toBe(0);

@@ -626,6 +626,14 @@ static size_t expand_dollar(Shell *sh, const char *raw, size_t i, Io *io, Expand
     add_char(e, '$', quoted);
     return i + 1;
   }
+  if (*p == '@' && quoted && e->split) { /* "$@": one field per positional parameter */
+    for (int k = 1; k < sh->argc; k++) {
+      if (k > 1) end_field(e);
+      e->started = 1;
+      add_text(e, sh->argv[k], 1);
+    }
+    return i + 2;
+  }
   char *name = strndup(p, n);
   check_set(sh, name, io);
   char *value = var_value(sh, name);
@@ -649,7 +657,8 @@ static void expand_raw(Shell *sh, const char *raw, Io *io, Expander *e, int in_d
       for (i++; raw[i] && raw[i] != '\''; i++) add_char(e, raw[i], 1);
       if (raw[i]) i++;
     } else if (c == '"' && !in_dquote) {
-      e->started = 1;
+      /* "$@" with no positional parameters is no field at all. */
+      if (!(strncmp(raw + i, "\"$@\"", 4) == 0 && sh->argc <= 1)) e->started = 1;
       size_t start = ++i;
       while (raw[i] && raw[i] != '"') {
         if (raw[i] == '\\' && raw[i + 1]) i += 2;
