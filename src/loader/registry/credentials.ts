@@ -1,0 +1,59 @@
+/** A user name and password (or token used as a password) for one registry. */
+export interface Credential {
+  username: string;
+  password: string;
+}
+
+/** Where a client finds credentials for a registry host (`registry.example:5000`, `docker.io`). */
+export interface CredentialProvider {
+  get(registry: string): Promise<Credential | undefined>;
+}
+
+/** Keys a credential file may use for a registry: `host:port`, `https://host:port`, docker.io's legacy URL. */
+export function credentialKeys(registry: string): string[] {
+  const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v2/`, `https://${registry}/v1/`];
+  if (registry === 'docker.io') keys.push('https://index.docker.io/v1/', 'index.docker.io', 'registry-1.docker.io');
+  return keys;
+}
+
+/** Decodes docker's `auth` field: base64 of `user:password`. */
+export function decodeAuthField(auth: string): Credential | undefined {
+  let text: string;
+  try {
+    text = new TextDecoder().decode(Uint8Array.from(atob(auth), (c) => c.charCodeAt(0)));
+  } catch {
+    return undefined;
+  }
+  const colon = text.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+export function encodeAuthField(c: Credential): string {
+  const bytes = new TextEncoder().encode(`${c.username}:${c.password}`);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+/** Looks a registry up in a docker-style `{auths: {KEY: {auth | username + password}}}` document. */
+export function credentialFromAuths(doc: unknown, registry: string): Credential | undefined {
+  const auths = (doc as { auths?: unknown } | undefined)?.auths;
+  if (typeof auths !== 'object' || auths === null) return undefined;
+  const table = auths as Record<string, unknown>;
+  for (const key of credentialKeys(registry)) {
+    const entry = table[key] as { auth?: unknown; username?: unknown; password?: unknown } | undefined;
+    if (!entry || typeof entry !== 'object') continue;
+    if (typeof entry.auth === 'string' && entry.auth !== '') {
+      const c = decodeAuthField(entry.auth);
+      if (c) return c;
+    }
+    if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
+  }
+  return undefined;
+}
+
+/** Credentials given in code (a browser page, tests). */
+export function staticCredentials(table: Record<string, Credential>): CredentialProvider {
+  return { async get(registry) { return table[registry]; } };
+}

@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LayoutStore } from '../src/loader/store/layout-store.ts';
+import { loadImage } from '../src/loader/store/load.ts';
+import { pullImage } from '../src/loader/registry/pull.ts';
+import { pushImage } from '../src/loader/registry/push.ts';
+import { haveRegistry, haveSkopeo, removeRegistry, skopeo, startRegistry, type TestRegistry } from './helpers/registry.ts';
+
+const images = join(import.meta.dirname, '..', 'images');
+
+describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-registry, skopeo)', () => {
+  let reg: TestRegistry;
+  let dir: string;
+  let store: LayoutStore;
+
+  beforeAll(async () => {
+    reg = await startRegistry();
+    dir = mkdtempSync(join(tmpdir(), 'wasmbox-reg-rt-'));
+    store = await LayoutStore.open(join(dir, 'home'));
+    await loadImage(store, join(images, 'hello.tar'), { names: ['hello:latest'] });
+    await loadImage(store, join(images, 'toolbox.tar'), { names: ['toolbox:latest'] });
+  }, 30_000);
+
+  afterAll(async () => {
+    await removeRegistry(reg);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pushes a store image; skopeo reads it and copies it back byte for byte', async () => {
+    const events: string[] = [];
+    const r = await pushImage(store, 'hello:latest', `${reg.host}/demo/hello:1`, { onProgress: (e) => events.push(e.type) });
+    const [local] = await store.get('hello:latest');
+    expect(r.digest).toBe(local!.descriptor.digest);
+    expect(events).toContain('done');
+    const inspect = skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/demo/hello:1`]);
+    expect(inspect.status, inspect.stderr).toBe(0);
+    const info = JSON.parse(inspect.stdout) as { Digest: string; Os: string; Architecture: string; Layers: string[] };
+    expect(info.Digest).toBe(local!.descriptor.digest);
+    expect(info.Os).toBe('wasi');
+    const out = join(dir, 'copied');
+    const copy = skopeo(['copy', '--src-tls-verify=false', `docker://${reg.host}/demo/hello:1`, `oci:${out}:x`]);
+    expect(copy.status, copy.stderr).toBe(0);
+    // The manifest skopeo fetched is the one pushed (same digest), so every blob is as stored.
+    const again = skopeo(['inspect', `oci:${out}:x`]);
+    expect(JSON.parse(again.stdout).Digest).toBe(local!.descriptor.digest);
+  });
+
+  it('pushes again: every blob is found by HEAD and skipped', async () => {
+    const events: Array<{ type: string; reason?: string }> = [];
+    await pushImage(store, 'hello:latest', `${reg.host}/demo/hello:2`, { onProgress: (e) => events.push(e) });
+    expect(events.filter((e) => e.type === 'start')).toEqual([]);
+    expect(events.filter((e) => e.type === 'skip').every((e) => e.reason === 'exists')).toBe(true);
+  });
+
+  it('mounts blobs from another repository of the same registry', async () => {
+    await store.tag('hello:latest', `${reg.host}/demo/hello:1`);
+    const events: Array<{ type: string; reason?: string }> = [];
+    await pushImage(store, `${reg.host}/demo/hello:1`, `${reg.host}/other/hello:1`, { onProgress: (e) => events.push(e) });
+    expect(events.some((e) => e.type === 'skip' && e.reason === 'mounted')).toBe(true);
+    expect(events.filter((e) => e.type === 'start')).toEqual([]);
+  });
+
+  it('pulls an image skopeo pushed into a fresh store, then runs nothing twice (blobs present are skipped)', async () => {
+    const push = skopeo(['copy', '--dest-tls-verify=false', `oci-archive:${join(images, 'toolbox.tar')}`, `docker://${reg.host}/tools/toolbox:v1`]);
+    expect(push.status, push.stderr).toBe(0);
+    const fresh = await LayoutStore.open(join(dir, 'fresh'));
+    const events: Array<{ type: string }> = [];
+    const r = await pullImage(fresh, `${reg.host}/tools/toolbox:v1`, { onProgress: (e) => events.push(e) });
+    expect(r.stored.map((s) => `${s.name!.repository}:${s.name!.tag}`)).toEqual([`${reg.host}/tools/toolbox:v1`]);
+    const [ref] = await store.get('toolbox:latest');
+    expect(r.image.digest).toBe(ref!.descriptor.digest);
+    expect(r.image.kind).toBe('wasm-module');
+    expect(events.some((e) => e.type === 'done')).toBe(true);
+    const second: Array<{ type: string }> = [];
+    await pullImage(fresh, `${reg.host}/tools/toolbox:v1`, { onProgress: (e) => second.push(e) });
+    expect(second.map((e) => e.type)).toEqual(r.image.layers.map(() => 'skip'));
+  });
+
+  it('pulls by digest', async () => {
+    const [local] = await store.get('hello:latest');
+    const fresh = await LayoutStore.open(join(dir, 'by-digest'));
+    const r = await pullImage(fresh, `${reg.host}/demo/hello@${local!.descriptor.digest}`);
+    expect(r.image.digest).toBe(local!.descriptor.digest);
+  });
+
+  it('pushes and pulls the CNCF wasm artifact form', async () => {
+    await pushImage(store, 'hello:latest', `${reg.host}/demo/hello:artifact`, { format: 'wasm-artifact' });
+    const raw = skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/demo/hello:artifact`]);
+    expect(raw.status, raw.stderr).toBe(0);
+    const manifest = JSON.parse(raw.stdout) as { config: { mediaType: string }; layers: Array<{ mediaType: string }> };
+    expect(manifest.config.mediaType).toBe('application/vnd.wasm.config.v0+json');
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual(['application/wasm']);
+    const fresh = await LayoutStore.open(join(dir, 'artifact'));
+    const r = await pullImage(fresh, `${reg.host}/demo/hello:artifact`);
+    expect(r.image.kind).toBe('wasm-module');
+    expect(r.image.layers[0]!.kind).toBe('wasm');
+  });
+
+  it('pushes in PATCH chunks when a blob is bigger than the chunk size', async () => {
+    await pushImage(store, 'toolbox:latest', `${reg.host}/chunked/toolbox:1`, { chunkBytes: 4096 });
+    const fresh = await LayoutStore.open(join(dir, 'chunked'));
+    const r = await pullImage(fresh, `${reg.host}/chunked/toolbox:1`);
+    const [local] = await store.get('toolbox:latest');
+    expect(r.image.digest).toBe(local!.descriptor.digest);
+  });
+});
