@@ -135,7 +135,7 @@ describe('validatePlan', () => {
 });
 
 describe('bwrap invocation', () => {
-  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount', umount: '/bin/umount' };
+  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount' };
 
   it('turns the plan into bwrap options in order', () => {
     const p = plan({ mounts: [{ guest: '/data', source: { type: 'host', path: '/h/a' }, mode: 'ro' }], env: ['PATH=/bin', 'X=a=b'], cwd: '/data', hostname: 'box' });
@@ -163,26 +163,25 @@ describe('bwrap invocation', () => {
     expect(inv.seccomp.length % 8).toBe(0);
   });
 
-  it('a writable root is an overlay: mounted by root before bwrap and unmounted after, or in a user namespace prelude', () => {
+  it('a writable root is an overlay mounted by a prelude in its own mount namespace (a user namespace too when not root)', () => {
     const p = plan();
     const overlay = 'lowerdir=/var/lib/wb/linux/layers/aa,upperdir=/var/lib/wb/linux/containers/c1/upper,workdir=/var/lib/wb/linux/containers/c1/work';
-    const root = buildInvocation(p, tools, { privileged: true, cgroupProcs: [], sharedMounts: true });
-    expect(root.command).toBe('/usr/bin/bwrap');
-    expect(root.before).toEqual({ command: '/bin/mount', args: ['-n', '--make-private', '-t', 'overlay', '-o', overlay, 'wasmbox', '/var/lib/wb/linux/containers/c1/merged'] });
-    expect(root.after).toEqual({ command: '/bin/umount', args: ['-n', '-l', '/var/lib/wb/linux/containers/c1/merged'] });
-    // with the host's busybox, on a host whose mounts do not propagate
-    const bb = buildInvocation(p, { ...tools, busybox: '/bin/busybox' }, { privileged: true, cgroupProcs: [], sharedMounts: false });
-    expect(bb.before).toEqual({ command: '/bin/busybox', args: ['mount', '-t', 'overlay', '-o', overlay, 'wasmbox', '/var/lib/wb/linux/containers/c1/merged'] });
-    expect(bb.after).toEqual({ command: '/bin/busybox', args: ['umount', '-l', '/var/lib/wb/linux/containers/c1/merged'] });
-    // ...but never busybox under shared propagation: util-linux makes the mount private in the same call
-    expect(buildInvocation(p, { ...tools, busybox: '/bin/busybox' }, { privileged: true, cgroupProcs: [], sharedMounts: true }).before!.command).toBe('/bin/mount');
+    const merged = "'/var/lib/wb/linux/containers/c1/merged'";
+    const root = buildInvocation(p, tools, { privileged: true, cgroupProcs: [] });
+    expect(root.command).toBe('/usr/bin/unshare');
+    expect(root.args.slice(0, 5)).toEqual(['--mount', '--propagation', 'private', '/bin/sh', '-c']);
+    expect(root.args[5]).toBe(`'/bin/mount' -t overlay -o '${overlay}' wasmbox ${merged} && exec '/usr/bin/bwrap' "$@"`);
+    expect(root.args.slice(6, 8)).toEqual(['wasmbox', '--unshare-user']);
+    // the host's busybox mounts when there is one
+    const bb = buildInvocation(p, { ...tools, busybox: '/bin/busybox' }, { privileged: true, cgroupProcs: [] });
+    expect(bb.args[5]).toBe(`'/bin/busybox' mount -t overlay -o '${overlay}' wasmbox ${merged} && exec '/usr/bin/bwrap' "$@"`);
     const user = buildInvocation(p, tools, { privileged: false, cgroupProcs: [] });
     expect(user.command).toBe('/usr/bin/unshare');
-    expect(user.before).toBeUndefined();
     expect(user.args.slice(0, 5)).toEqual(['--user', '--map-root-user', '--mount', '--propagation', 'private']);
-    const script = user.args[user.args.indexOf('-c') + 1]!;
-    expect(script).toBe(`'/bin/mount' -t overlay -o '${overlay},userxattr' wasmbox '/var/lib/wb/linux/containers/c1/merged' && exec '/usr/bin/bwrap' "$@"`);
-    expect(user.args.slice(user.args.indexOf('-c') + 2, user.args.indexOf('-c') + 4)).toEqual(['wasmbox', '--unshare-user']);
+    expect(user.args[user.args.indexOf('-c') + 1]).toBe(`'/bin/mount' -t overlay -o '${overlay},userxattr' wasmbox ${merged} && exec '/usr/bin/bwrap' "$@"`);
+    // cgroups are joined before the mount
+    const limited = buildInvocation(p, tools, { privileged: true, cgroupProcs: ['/cg/pids/x/cgroup.procs'] });
+    expect(limited.args[5]).toMatch(/^echo \$\$ > '\/cg\/pids\/x\/cgroup.procs' && '\/bin\/mount' -t overlay/);
   });
 
   it('joins the cgroups before anything else runs', () => {

@@ -39,8 +39,6 @@ interface HostCheck {
   ociArch?: string;
   privileged?: boolean;
   cgroups?: CgroupSupport;
-  /** The mount holding <home>/linux/containers propagates (shared): overlays there must be made private. */
-  sharedMounts?: boolean;
 }
 
 const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
@@ -73,18 +71,17 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
     unshare: override.unshare ?? which('unshare'),
     sh: override.sh ?? which('sh'),
     mount: override.mount ?? which('mount'),
-    umount: override.umount ?? which('umount'),
   };
   const busybox = override.busybox ?? which('busybox');
   if (busybox) tools.busybox = busybox;
   if (!tools.bwrap) return { ok: false, reason: 'bubblewrap (bwrap) is not installed: apt-get install bubblewrap (or dnf install bubblewrap)' };
-  if (!tools.unshare || !tools.mount || !tools.umount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
+  if (!tools.unshare || !tools.mount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
   const privileged = process.getuid?.() === 0;
   // The namespace checks cost two process starts: their verdict is kept per boot, user and tool versions.
   const cacheKey = probeCacheKey(tools as Tools);
   const cacheFile = path.join(home, 'linux', 'host-probe.json');
   if (cacheKey && readProbeCache(cacheFile) === cacheKey) {
-    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), sharedMounts: sharedMountAt(home) };
+    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups() };
   }
   const userns = spawnSync(tools.bwrap, ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
   if (userns.status !== 0) {
@@ -110,26 +107,7 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
     removeTree(scratch);
   }
   if (cacheKey) writeProbeCache(cacheFile, cacheKey);
-  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), sharedMounts: sharedMountAt(home) };
-}
-
-/** Whether the mount that holds `dir` has shared propagation (systemd makes / shared; plain hosts do not). */
-function sharedMountAt(dir: string): boolean {
-  try {
-    let best: string[] | undefined;
-    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-      const f = line.split(' ');
-      const mp = f[4];
-      if (!mp) continue;
-      const inside = mp === '/' || dir === mp || dir.startsWith(`${mp}/`);
-      if (inside && (!best || mp.length >= best[4]!.length)) best = f;
-    }
-    if (!best) return true;
-    const optional = best.slice(6, best.indexOf('-'));
-    return optional.some((o) => o.startsWith('shared:'));
-  } catch {
-    return true;
-  }
+  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups() };
 }
 
 function probeCacheKey(tools: Tools): string | undefined {
@@ -167,7 +145,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const getHost = (): HostCheck => {
     if (!host) {
       host = checkHost(home, opts.tools ?? {});
-      if (host.ok) reapStaleContainers(home, host.tools!);
+      if (host.ok) reapStaleContainers(home);
     }
     return host;
   };
@@ -235,7 +213,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       removeTree(containerDir);
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot set up the container's cgroups: ${(e as Error).message}`, { cause: e });
     }
-    const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [], sharedMounts: h.sharedMounts ?? true });
+    const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [] });
     return new LinuxContainer({
       plan,
       invocation,
@@ -255,11 +233,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   return { name: 'linux', probe, create, prewarm } as Backend & { prewarm(): void };
 }
 
-/**
- * Containers whose owning process died (a crash, SIGKILL) leave their directory, and as root a
- * mounted overlay, behind: unmount and remove them. Live ones of other processes are left alone.
- */
-function reapStaleContainers(home: string, tools: Tools): void {
+/** Containers whose owning process died (a crash, SIGKILL) leave their directory behind: remove those. */
+function reapStaleContainers(home: string): void {
   const dir = path.join(home, 'linux', 'containers');
   let names: string[];
   try {
@@ -272,11 +247,9 @@ function reapStaleContainers(home: string, tools: Tools): void {
     let owner = NaN;
     try {
       owner = Number(fs.readFileSync(path.join(cdir, 'owner'), 'utf8'));
-    } catch { /* no owner file: a read-only container's empty directory, or half-made */ }
+    } catch { /* half-made */ }
     if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) continue;
-    const merged = path.join(cdir, 'merged');
-    if (isMountPoint(merged)) spawnSync(tools.umount, ['-n', '-l', merged], { stdio: 'ignore' });
-    if (!isMountPoint(merged)) removeTree(cdir);
+    removeTree(cdir);
   }
 }
 
@@ -286,14 +259,6 @@ function processAlive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function isMountPoint(p: string): boolean {
-  try {
-    return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === p);
-  } catch {
-    return false;
   }
 }
 

@@ -12,7 +12,7 @@ import { SandboxError } from '../errors.ts';
 import type { Container, ExitStatus } from '../runtime/types.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { ContainerCgroups } from './cgroups.ts';
-import type { Invocation, Step } from './invocation.ts';
+import type { Invocation } from './invocation.ts';
 import type { Plan } from './plan.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
@@ -45,7 +45,6 @@ export class LinuxContainer implements Container {
   #outputBytes = 0;
   #timer?: ReturnType<typeof setTimeout>;
   #attachOut: Array<(child: ChildProcess) => void> = [];
-  #detached?: Promise<unknown>;
   #stdinReady: Promise<Writable | undefined>;
   #resolveStdin!: (w: Writable | undefined) => void;
 
@@ -117,14 +116,6 @@ export class LinuxContainer implements Container {
 
   async #spawn(): Promise<void> {
     const { plan, invocation } = this.#parts;
-    if (invocation.before) {
-      const r = await runStep(invocation.before);
-      if (r.code !== 0) {
-        this.#parts.cleanup();
-        this.#parts.cgroups?.remove();
-        throw new SandboxError('BACKEND_UNAVAILABLE', `cannot mount the container's root (${invocation.before.command} exited ${r.code}): ${r.stderr.trim()}`);
-      }
-    }
     let child: ChildProcess;
     try {
       child = spawn(invocation.command, invocation.args, {
@@ -170,9 +161,6 @@ export class LinuxContainer implements Container {
       if (m && this.#initPid === undefined) {
         this.#initPid = Number(m[1]);
         this.#resolveInitKnown();
-        // bwrap's mount namespace exists now, with its own copy of the root: detach the host's.
-        const after = this.#parts.invocation.after;
-        if (after) this.#detached ??= runStep(after);
       }
     });
     pipe.on('error', () => {});
@@ -205,10 +193,8 @@ export class LinuxContainer implements Container {
     });
   }
 
-  /** Unmounts the root (as root), removes the container's directories and cgroups. */
+  /** Removes the container's directories and cgroups. */
   async #teardown(): Promise<void> {
-    const after = this.#parts.invocation.after;
-    if (after) await (this.#detached ??= runStep(after));
     this.#parts.cgroups?.remove();
     try { this.#parts.cleanup(); } catch { /* best effort */ }
   }
@@ -274,16 +260,6 @@ export class LinuxContainer implements Container {
   fs(): Promise<Vfs> {
     return this.#parts.fs();
   }
-}
-
-function runStep(step: Step): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(step.command, step.args, { stdio: ['ignore', 'ignore', 'pipe'], env: HOST_ENV });
-    let stderr = '';
-    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    c.on('error', (e) => resolve({ code: -1, stderr: e.message }));
-    c.on('close', (code) => resolve({ code: code ?? -1, stderr }));
-  });
 }
 
 function signalName(n: number): string | undefined {

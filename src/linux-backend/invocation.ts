@@ -7,13 +7,10 @@ import type { Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
 export interface Tools {
-  bwrap: string; unshare: string; sh: string; mount: string; umount: string;
+  bwrap: string; unshare: string; sh: string; mount: string;
   /** The host's busybox, when installed: its mount starts and mounts an overlay ~3x faster than util-linux's. */
   busybox?: string;
 }
-
-/** A command run to completion before (or after) the container. */
-export interface Step { command: string; args: string[] }
 
 export interface Invocation {
   command: string;
@@ -22,13 +19,6 @@ export interface Invocation {
   seccomp: Uint8Array;
   /** bwrap writes its JSON status (child pid, exit code) to fd 4. */
   statusFd: 4;
-  /** As root: the overlay root is mounted (private) in the host's mount namespace before bwrap starts... */
-  before?: Step;
-  /**
-   * ...and detached from the host's namespace as soon as bwrap reports its child (whose new mount
-   * namespace holds its own copy), so nothing stays mounted on the host while the container runs.
-   */
-  after?: Step;
 }
 
 export const SECCOMP_FD = 3;
@@ -87,61 +77,42 @@ export function overlayOptions(plan: Pick<Plan, 'root'>, privileged: boolean): s
   return `lowerdir=${lower},upperdir=${upper},workdir=${work}${privileged ? '' : ',userxattr'}`;
 }
 
-/** As root: the commands that mount the overlay root in the host's namespace and detach it again. */
-export function overlayMountSteps(root: Plan['root'], tools: Tools, sharedMounts: boolean): { before: Step; after: Step } {
-  const merged = root.merged!;
-  const opts = overlayOptions({ root }, true);
-  // Under a shared mount the overlay would be shared too, and its early detach would propagate into
-  // bwrap's namespace: it is made private (util-linux's mount does that in the same call).
-  return tools.busybox && !sharedMounts
-    ? {
-      before: { command: tools.busybox, args: ['mount', '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
-      after: { command: tools.busybox, args: ['umount', '-l', merged] },
-    }
-    : {
-      before: { command: tools.mount, args: ['-n', ...(sharedMounts ? ['--make-private'] : []), '-t', 'overlay', '-o', opts, 'wasmbox', merged] },
-      after: { command: tools.umount, args: ['-n', '-l', merged] },
-    };
-}
-
 /**
- * As root the overlay is mounted in the host's mount namespace by `mount` itself and detached
- * again (umount -l) once bwrap's namespace holds its copy: one process fewer on the start path
- * than a private-namespace prelude, and no second mount namespace to tear down. Unprivileged, it must be mounted inside a user
- * namespace, so a short `unshare -Urm sh -c 'mount … && exec bwrap'` prelude does it.
+ * The plan as one process. A writable root needs an overlay mount, which bwrap 0.8 cannot make: a
+ * short prelude does it in a mount namespace of its own (plus a user namespace when not root) and
+ * execs bwrap, so the mount never exists on the host and goes away with the container:
+ *   unshare [--user --map-root-user] --mount --propagation private sh -c 'mount … && exec bwrap "$@"'
+ * The host's busybox mounts when installed (it starts and mounts an overlay ~3x faster than
+ * util-linux's libmount). Limits add `echo $$ > cgroup.procs` first, so the process joins its
+ * cgroups before anything else runs.
  */
 export function buildInvocation(
   plan: Plan,
   tools: Tools,
-  o: { privileged: boolean; cgroupProcs: string[]; sharedMounts?: boolean },
+  o: { privileged: boolean; cgroupProcs: string[] },
 ): Invocation {
   const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
   const bwrap = bwrapArgs(plan);
-  if (o.privileged && plan.root.writable) {
-    const steps = overlayMountSteps(plan.root, tools, o.sharedMounts ?? true);
-    if (!o.cgroupProcs.length) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD, ...steps };
-    const script = [...o.cgroupProcs.map((p) => `echo $$ > ${shellQuote(p)}`), `exec ${shellQuote(tools.bwrap)} "$@"`].join(' && ');
-    return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD, ...steps };
-  }
   const needsPrelude = plan.root.writable || o.cgroupProcs.length > 0;
   if (!needsPrelude) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD };
 
   const lines: string[] = [];
-  // Joining the cgroups first: everything the container will ever fork is then counted.
   for (const procs of o.cgroupProcs) lines.push(`echo $$ > ${shellQuote(procs)}`);
   if (plan.root.writable) {
-    lines.push(`${shellQuote(tools.mount)} -t overlay -o ${shellQuote(overlayOptions(plan, o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
+    const mount = tools.busybox ? `${shellQuote(tools.busybox)} mount` : shellQuote(tools.mount);
+    lines.push(`${mount} -t overlay -o ${shellQuote(overlayOptions(plan, o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
   }
   lines.push(`exec ${shellQuote(tools.bwrap)} "$@"`);
   const script = lines.join(' && ');
   if (!plan.root.writable) {
     return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD };
   }
-  // Unprivileged: the overlay is mounted in a user + mount namespace of its own, so it disappears
-  // with the container.
+  const namespaces = o.privileged
+    ? ['--mount', '--propagation', 'private']
+    : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
   return {
     command: tools.unshare,
-    args: ['--user', '--map-root-user', '--mount', '--propagation', 'private', tools.sh, '-c', script, 'wasmbox', ...bwrap],
+    args: [...namespaces, tools.sh, '-c', script, 'wasmbox', ...bwrap],
     seccomp,
     statusFd: STATUS_FD,
   };
