@@ -3,16 +3,19 @@
 //   node build.mjs && node --expose-gc bench/fs-ops.mjs [--quick]
 // 1. A layer tree of FILES small files (built with applyTar): packTree time, bytes per file of the
 //    packed form vs the heap per file of the Inode tree.
-// 2. Path lookups (resolvePath, 4 components): treeVfs, packedVfs, Overlay over each, memfs.
+// 2. Path lookups (resolvePath, 4 components): treeVfs, packedVfs, Overlay over each, memfs; each peer in
+//    its own process, so that no peer's JIT state (a call site seeing several Vfs classes) taxes another.
 // 3. Overlay writes: create+write of small files and stats vs memfs 4.x (the peer from DESIGN.md).
 // 4. Overlay.diff of a container that changed CHANGED files, and the tar it makes.
 // 5. Handing the tree to a Worker: postMessage of the packed tree, shared vs copied buffers.
 import { Worker } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
+const peerArg = process.argv.includes('--peer') ? process.argv[process.argv.indexOf('--peer') + 1] : undefined;
 const FILES = quick ? 5_000 : 20_000;
 const DIRS = Math.max(1, Math.floor(FILES / 100));
 const LOOKUPS = quick ? 50_000 : 200_000;
@@ -72,10 +75,11 @@ const tree = await applyTar(undefined, new Response(tarBytes).body, { chainId: d
 const treeHeap = heap() - before;
 const lower = treeVfs(tree);
 
-const packMs = timeIt(() => packTree(lower, { shared: true }));
+const packMs = peerArg ? 0 : timeIt(() => packTree(lower, { shared: true }));
 const packed = packTree(lower, { shared: true });
 const size = packedSize(packed);
 const metaPerFile = (size.total - size.data) / FILES;
+if (!peerArg) {
 console.log(`## 1. tree of ${FILES.toLocaleString('en')} files x ${content.length} B in ${DIRS * 2 + 1} dirs`);
 console.log(`packTree: ${packMs.toFixed(1)} ms (${rate(FILES, packMs)} files)`);
 console.log(`packed bytes per file (excluding content): ${metaPerFile.toFixed(0)} B  ` +
@@ -87,6 +91,7 @@ if (globalThis.gc) {
 } else {
   console.log('(run with node --expose-gc for the Inode tree heap per file)');
 }
+}
 
 // ---- 2. lookups
 const paths = [];
@@ -94,9 +99,6 @@ for (let i = 0; i < 1000; i++) {
   const f = (i * 7919) % FILES;
   paths.push(`/srv/d${f % DIRS}/sub/file-${f}.txt`);
 }
-const vol = Volume.fromJSON({});
-for (let d = 0; d < DIRS; d++) vol.mkdirSync(`/srv/d${d}/sub`, { recursive: true });
-for (let i = 0; i < FILES; i++) vol.writeFileSync(`/srv/d${i % DIRS}/sub/file-${i}.txt`, content);
 const opts = { followFinal: true, escape: 'clamp' };
 const lookupRate = (vfs, n = LOOKUPS) => {
   const r = vfs.root();
@@ -105,26 +107,44 @@ const lookupRate = (vfs, n = LOOKUPS) => {
   });
   return n / ms;
 };
-const pv = packedVfs(packed);
-const lookupPeers = [
-  ['treeVfs (Inode tree)', lower],
-  ['packedVfs', pv],
-  ['Overlay over treeVfs', Overlay.prepare(lower, { nextIno: tree.nextIno })],
-  ['Overlay over packedVfs', Overlay.prepare(pv)],
-];
-for (const [, vfs] of lookupPeers) lookupRate(vfs, LOOKUPS / 5); // warm-up: every peer JIT-compiled alike
-const peerMs = timeIt(() => {
-  for (let i = 0; i < LOOKUPS; i++) vol.statSync(paths[i % paths.length]);
-});
-const peer = LOOKUPS / peerMs;
-console.log(`\n## 2. resolve + stat of 4-component paths (${LOOKUPS.toLocaleString('en')} per run)`);
+const PEERS = ['treeVfs (Inode tree)', 'packedVfs', 'Overlay over treeVfs', 'Overlay over packedVfs', 'memfs statSync'];
+if (peerArg) {
+  let rate;
+  if (peerArg === 'memfs statSync') {
+    const vol = Volume.fromJSON({});
+    for (let d = 0; d < DIRS; d++) vol.mkdirSync(`/srv/d${d}/sub`, { recursive: true });
+    for (let i = 0; i < FILES; i++) vol.writeFileSync(`/srv/d${i % DIRS}/sub/file-${i}.txt`, content);
+    const run = (n) => timeIt(() => {
+      for (let i = 0; i < n; i++) vol.statSync(paths[i % paths.length]);
+    });
+    run(LOOKUPS / 5);
+    rate = LOOKUPS / run(LOOKUPS);
+  } else {
+    const pv = packedVfs(packed);
+    const vfs = {
+      'treeVfs (Inode tree)': lower,
+      packedVfs: pv,
+      'Overlay over treeVfs': Overlay.prepare(lower, { nextIno: tree.nextIno }),
+      'Overlay over packedVfs': Overlay.prepare(pv),
+    }[peerArg];
+    lookupRate(vfs, LOOKUPS / 5);
+    rate = lookupRate(vfs);
+  }
+  console.log(JSON.stringify({ rate }));
+  process.exit(0);
+}
+console.log(`\n## 2. resolve + stat of 4-component paths (${LOOKUPS.toLocaleString('en')} per run, one process per peer)`);
 const rates = new Map();
-for (const [name, vfs] of lookupPeers) {
-  const r = lookupRate(vfs);
-  rates.set(name, r);
+for (const name of PEERS) {
+  const args = [fileURLToPath(import.meta.url), '--peer', name, ...(quick ? ['--quick'] : [])];
+  const out = execFileSync(process.execPath, args, { encoding: 'utf8' }).trim().split('\n').pop();
+  rates.set(name, JSON.parse(out).rate);
+}
+const peer = rates.get('memfs statSync');
+for (const name of PEERS) {
+  const r = rates.get(name);
   console.log(`${name.padEnd(24)} ${Math.round(r * 1000).toLocaleString('en').padStart(11)}/s  ratio to memfs ${(r / peer).toFixed(2)}`);
 }
-console.log(`${'memfs statSync'.padEnd(24)} ${Math.round(peer * 1000).toLocaleString('en').padStart(11)}/s`);
 console.log(`packedVfs / treeVfs: ${(rates.get('packedVfs') / rates.get('treeVfs (Inode tree)')).toFixed(2)}, ` +
   `Overlay over treeVfs / treeVfs: ${(rates.get('Overlay over treeVfs') / rates.get('treeVfs (Inode tree)')).toFixed(2)}`);
 
