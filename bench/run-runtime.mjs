@@ -16,7 +16,7 @@ import { WASI as NodeWasi } from 'node:wasi';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
-const REPS = quick ? 3 : 5;
+const REPS = quick ? 3 : 7;
 const CPU_MIB = quick ? 16 : 48;
 const FS_FILES = quick ? 1000 : 3000;
 const CLI_RUNS = quick ? 7 : 15;
@@ -28,15 +28,6 @@ const runtime = createRuntime({ home: mkdtempSync(join(tmpdir(), 'wasmbox-bench-
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const fmt = (ms) => `${ms.toFixed(1)} ms`;
 const ratio = (a, b) => (a / b).toFixed(3);
-async function timeIt(fn, reps = REPS) {
-  const times = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  return median(times);
-}
 
 async function moduleOf(image, path) {
   const c = await runtime.create(image, {});
@@ -82,13 +73,30 @@ async function runWasmer(module, args, withTmp) {
   if (code !== 0) throw new Error(`@wasmer/wasi exit ${code}`);
 }
 
-async function peer(name, fn) {
-  try {
-    await fn(); // warm-up (and the check that it runs at all)
-    return { name, ms: await timeIt(fn) };
-  } catch (e) {
-    return { name, ms: undefined, note: `does not run it: ${String(e.message ?? e).split('\n')[0].slice(0, 80)}` };
+/**
+ * Times every peer REPS times, interleaved (one round runs each peer once, in a rotating order), so
+ * that load from elsewhere on the machine falls on all of them alike. A warm-up round comes first;
+ * a peer that fails it is reported as not running the program.
+ */
+async function peers(list) {
+  const rows = list.map(([name]) => ({ name, times: [] }));
+  for (const [i, [, fn]] of list.entries()) {
+    try {
+      await fn();
+    } catch (e) {
+      rows[i].note = `does not run it: ${String(e.message ?? e).split('\n')[0].slice(0, 80)}`;
+    }
   }
+  for (let round = 0; round < REPS; round++) {
+    for (let k = 0; k < list.length; k++) {
+      const i = (round + k) % list.length;
+      if (rows[i].note) continue;
+      const t0 = performance.now();
+      await list[i][1]();
+      rows[i].times.push(performance.now() - t0);
+    }
+  }
+  return rows.map((r) => ({ name: r.name, ms: r.note ? undefined : median(r.times), ...(r.note ? { note: r.note } : {}) }));
 }
 
 function gccBuild(src, out) {
@@ -109,6 +117,7 @@ function table(title, rows, base) {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'wasmbox-bench-'));
+console.log(`wasmbox runtime bench: node ${process.version}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 const figures = {};
 
 // 1. CPU
@@ -119,16 +128,16 @@ const figures = {};
   const args = ['bench-cpu', String(CPU_MIB)];
   const native = join(tmp, 'bench-cpu');
   const hasGcc = gccBuild(join(root, 'images/src/bench-cpu.c'), native);
-  const rows = [
-    await peer('wasmbox', async () => {
+  const rows = await peers([
+    ['wasmbox', async () => {
       const r = await runtime.run(image, { args: [String(CPU_MIB)] });
       if (r.code !== 0) throw new Error(`exit ${r.code}`);
-    }),
-    await peer('node:wasi', () => runNodeWasi(module, args)),
-    await peer('@bjorn3/browser_wasi_shim', () => runShim(module, args, false)),
-    await peer('@wasmer/wasi', () => runWasmer(module, args, false)),
-    hasGcc ? await peer('native (gcc -O2)', () => { execFileSync(native, [String(CPU_MIB)], { stdio: 'ignore' }); }) : { name: 'native (gcc -O2)', note: 'gcc missing' },
-  ];
+    }],
+    ['node:wasi', () => runNodeWasi(module, args)],
+    ['@bjorn3/browser_wasi_shim', () => runShim(module, args, false)],
+    ['@wasmer/wasi', () => runWasmer(module, args, false)],
+    ['native (gcc -O2)', () => { if (!hasGcc) throw new Error('gcc missing'); execFileSync(native, [String(CPU_MIB)], { stdio: 'ignore' }); }],
+  ]);
   const base = rows[1].ms;
   table(`CPU-bound: sha256 over ${CPU_MIB} MiB (median of ${REPS})`, rows, base);
   figures.cpu = rows[0].ms / base;
@@ -145,16 +154,16 @@ const figures = {};
   const shm = mkdtempSync(join(shmBase, 'wasmbox-bench-fs-'));
   const native = join(tmp, 'bench-fs');
   const hasGcc = gccBuild(join(root, 'images/src/bench-fs.c'), native);
-  const rows = [
-    await peer('wasmbox (overlay)', async () => {
+  const rows = await peers([
+    ['wasmbox (overlay)', async () => {
       const r = await runtime.run(image, { args: [String(FS_FILES), '/tmp/bench-fs'] });
       if (r.code !== 0) throw new Error(`exit ${r.code}: ${new TextDecoder().decode(r.stderr)}`);
-    }),
-    await peer(`node:wasi (${shmBase})`, () => runNodeWasi(module, args, { '/tmp': shm })),
-    await peer('@bjorn3/browser_wasi_shim', () => runShim(module, args, true)),
-    await peer('@wasmer/wasi (memfs)', () => runWasmer(module, args, true)),
-    hasGcc ? await peer(`native (gcc, ${shmBase})`, () => { execFileSync(native, [String(FS_FILES), join(shm, 'native')], { stdio: 'ignore' }); }) : { name: 'native', note: 'gcc missing' },
-  ];
+    }],
+    [`node:wasi (${shmBase})`, () => runNodeWasi(module, args, { '/tmp': shm })],
+    ['@bjorn3/browser_wasi_shim', () => runShim(module, args, true)],
+    ['@wasmer/wasi (memfs)', () => runWasmer(module, args, true)],
+    [`native (gcc, ${shmBase})`, () => { if (!hasGcc) throw new Error('gcc missing'); execFileSync(native, [String(FS_FILES), join(shm, 'native')], { stdio: 'ignore' }); }],
+  ]);
   rmSync(shm, { recursive: true, force: true });
   const base = rows[1].ms;
   table(`Small files: create/stat/list/read/rename/unlink ${FS_FILES} files (median of ${REPS})`, rows, base);
