@@ -394,6 +394,23 @@ describe('toolbox', () => {
     expect(r.code).toBe(0);
   });
 
+  it('has functions with arguments and return, recursion bounded', async () => {
+    const r = await sh([
+      'greet() { echo "hi $1 ($#) $0"; }',
+      'greet bob x; greet',
+      'fact() { if [ $1 -le 1 ]; then echo 1; return; fi; echo $(( $1 * $(fact $(( $1 - 1 ))) )); }',
+      'fact 5',
+      'f() {',
+      '  for i in 1 2 3; do [ $i = 2 ] && return 7; echo "f$i"; done',
+      '}',
+      'f; echo "ret=$?"',
+      'ls() { echo "shadowed ls"; }; ls',
+      'rec() { rec; }; rec; echo "rec=$?"',
+    ].join('\n'), {}, '');
+    expect(r.stdout).toBe(['hi bob (2) sh', 'hi  (0) sh', '120', 'f1', 'ret=7', 'shadowed ls', 'rec=2', ''].join('\n'));
+    expect(r.stderr).toBe('sh: rec: function calls nested too deeply\n');
+  });
+
   it('has text tools: cut, tr, xargs, date, uname, hostname, which, command -v', async () => {
     const r = await sh([
       'echo "a:b:c:d" | cut -d: -f2,4; echo abcdef | cut -c 2-4',

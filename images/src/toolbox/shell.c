@@ -10,7 +10,8 @@
  * loops; the environment is shared). Here-documents: <<WORD, <<-WORD, <<'WORD'.
  * Builtins: cd export unset exit break continue read . source exec command type set shift :
  * plus every toolbox applet. set -e -u -x -o pipefail, set -- ARGS.
- * Not supported: functions, background jobs (& runs in the foreground), $(( )) assignments.
+ * Functions: NAME() COMPOUND, with $1... and return [N].
+ * Not supported: local, background jobs (& runs in the foreground), $(( )) assignments.
  */
 #include "toolbox.h"
 
@@ -23,6 +24,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+typedef struct Node Node;
+
+/* Functions defined with NAME() COMMAND; shared by a shell and its subshells. */
+typedef struct Function {
+  char *name;
+  Node *body;
+  struct Function *next;
+} Function;
+
 typedef struct {
   int status;   /* $? */
   int exiting;  /* `exit` ran: stop */
@@ -34,6 +44,9 @@ typedef struct {
   int conditions;   /* > 0 while running an if/while condition or the left of && || (no errexit) */
   int expand_error; /* an unset variable was used under set -u */
   int nesting;      /* $(...) and `.` levels, bounded so that the stack cannot run out */
+  int calls;        /* function calls being run, bounded likewise */
+  int returning;    /* `return` ran: leave the function */
+  Function **functions;
 } Shell;
 
 enum { T_EOF, T_WORD, T_SEMI, T_DSEMI, T_NEWLINE, T_AND, T_OR, T_PIPE, T_AMP, T_REDIR, T_LPAREN, T_RPAREN, T_ERROR };
@@ -57,10 +70,9 @@ typedef struct {
   char *target; /* raw word; here-documents: the body */
 } Redir;
 
-enum { N_SIMPLE, N_PIPELINE, N_ANDOR, N_LIST, N_IF, N_WHILE, N_FOR, N_CASE, N_GROUP, N_SUBSHELL };
+enum { N_SIMPLE, N_PIPELINE, N_ANDOR, N_LIST, N_IF, N_WHILE, N_FOR, N_CASE, N_GROUP, N_SUBSHELL, N_FUNCTION };
 
 /* The syntax tree. Words stay raw (quotes kept) until the node runs. */
-typedef struct Node Node;
 struct Node {
   int kind;
   StrList words;  /* N_SIMPLE: the words; N_FOR: the words after `in`; N_CASE: the subject, then patterns */
@@ -74,10 +86,11 @@ struct Node {
   int until;      /* N_WHILE: `until` */
   int has_else;   /* N_IF */
   int has_in;     /* N_FOR */
-  char *var;      /* N_FOR */
+  char *var;      /* N_FOR: the variable; N_FUNCTION: the name (kids[0] is the body) */
 };
 
 static int run_source(Shell *sh, const char *src, Io *io);
+static int run_node(Shell *sh, Node *n, Io *io);
 
 /* ---- lexing ---- */
 
@@ -837,15 +850,56 @@ static int builtin_set(Shell *sh, int argc, char **argv, Io *io) {
 
 static int is_shell_builtin(const char *name) {
   static const char *names[] = {"cd", "export", "read", ":", "unset", "exit", "break", "continue", "command", "type",
-                                "exec", ".", "source", "set", "shift", NULL};
+                                "exec", ".", "source", "set", "shift", "return", NULL};
   for (int i = 0; names[i]; i++)
     if (strcmp(names[i], name) == 0) return 1;
   return 0;
 }
 
 /* Runs a command by name: shell builtins, then applets; 127 when nothing has the name. */
+static int call_function(Shell *sh, Function *f, int argc, char **argv, Io *io) {
+  if (sh->calls >= 200) return fail(io, "sh", "%s: function calls nested too deeply", f->name), 2;
+  int saved_argc = sh->argc;
+  char **saved_argv = sh->argv;
+  char **params = xmalloc(sizeof(char *) * (size_t)(argc + 1));
+  params[0] = saved_argv ? saved_argv[0] : "sh"; /* $0 stays the shell's */
+  for (int i = 1; i < argc; i++) params[i] = argv[i];
+  params[argc] = NULL;
+  sh->argc = argc;
+  sh->argv = params;
+  sh->calls++;
+  int status = run_node(sh, f->body, io);
+  sh->calls--;
+  if (sh->returning) {
+    sh->returning = 0;
+    status = sh->status;
+  }
+  sh->argc = saved_argc;
+  sh->argv = saved_argv;
+  free(params);
+  return status;
+}
+
+static int is_special_builtin(const char *name) {
+  static const char *names[] = {":", ".", "break", "continue", "exec", "exit", "export", "return", "set", "shift", "source",
+                                "unset", NULL};
+  for (int i = 0; names[i]; i++)
+    if (strcmp(names[i], name) == 0) return 1;
+  return 0;
+}
+
 static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
   const char *name = argv[0];
+  if (sh->functions && !is_special_builtin(name)) {
+    for (Function *f = *sh->functions; f; f = f->next)
+      if (strcmp(f->name, name) == 0) return call_function(sh, f, argc, argv, io);
+  }
+  if (strcmp(name, "return") == 0) {
+    if (sh->calls == 0 && sh->nesting == 0) return fail(io, "sh", "return: not in a function"), 2;
+    sh->returning = 1;
+    sh->status = argc > 1 ? atoi(argv[1]) & 0xff : sh->status;
+    return sh->status;
+  }
   if (strcmp(name, "cd") == 0) return builtin_cd(sh, argc, argv, io);
   if (strcmp(name, "export") == 0) return builtin_export(argc, argv, io);
   if (strcmp(name, "read") == 0) return builtin_read(sh, argc, argv, io);
@@ -906,6 +960,7 @@ static int run_argv(Shell *sh, int argc, char **argv, Io *io) {
     sh->nesting++;
     int status = run_source(sh, src, io);
     sh->nesting--;
+    if (sh->returning && sh->calls == 0) sh->returning = 0;
     free(src);
     return status;
   }
@@ -1177,6 +1232,27 @@ static Node *parse_command(Parser *p) {
       break;
     }
   }
+  if (n->words.len == 1 && n->nredirs == 0 && p->tok.type == T_LPAREN && is_name_start(n->words.items[0][0])) {
+    advance(p); /* NAME ( ) COMMAND */
+    if (p->tok.type != T_RPAREN) {
+      syntax_error(p);
+      return n;
+    }
+    advance(p);
+    skip_newlines(p);
+    Node *f = new_node(N_FUNCTION);
+    f->var = n->words.items[0];
+    n->words.items[0] = NULL;
+    n->words.len = 0;
+    free_node(n);
+    if (!(p->tok.type == T_LPAREN || is_word(p, "{") || is_word(p, "if") || is_word(p, "while") || is_word(p, "until") ||
+          is_word(p, "for") || is_word(p, "case"))) {
+      syntax_error(p);
+      return f;
+    }
+    add_kid(f, parse_compound(p), 0);
+    return f;
+  }
   if (n->words.len == 0 && n->nredirs == 0) syntax_error(p);
   return n;
 }
@@ -1379,6 +1455,7 @@ static int run_pipeline(Shell *sh, Node *n, Io *io) {
       sh->exiting = saved.exiting;
       sh->breaking = saved.breaking;
       sh->continuing = saved.continuing;
+      sh->returning = saved.returning;
       if (in) fclose(in); /* frees data */
       if (out) fclose(out);
       data = next;
@@ -1389,7 +1466,7 @@ static int run_pipeline(Shell *sh, Node *n, Io *io) {
   return n->negate ? !status : status;
 }
 
-static int interrupted(Shell *sh) { return sh->exiting || sh->breaking || sh->continuing; }
+static int interrupted(Shell *sh) { return sh->exiting || sh->breaking || sh->continuing || sh->returning; }
 
 /* Runs a loop body; returns 1 when the loop must stop (break, exit). */
 static int loop_body(Shell *sh, Node *body, Io *io) {
@@ -1427,6 +1504,20 @@ static int run_node(Shell *sh, Node *n, Io *io) {
       /* set -e: a failing command ends the shell, unless it was tested (if, while, && ||, !). */
       if (sh->errexit && sh->status != 0 && last_ran && !sh->conditions && !n->kids[n->nkids - 1]->negate) sh->exiting = 1;
       return sh->status;
+    }
+    case N_FUNCTION: {
+      Function *f = NULL;
+      for (Function *g = *sh->functions; g; g = g->next)
+        if (strcmp(g->name, n->var) == 0) f = g;
+      if (!f) {
+        f = xmalloc(sizeof *f);
+        f->name = xstrdup(n->var);
+        f->next = *sh->functions;
+        *sh->functions = f;
+      } /* an old body is kept: it may be running */
+      f->body = n->kids[0];
+      n->nkids = 0; /* the definition outlives this tree */
+      return 0;
     }
     case N_LIST:
       for (int i = 0; i < n->nkids && !interrupted(sh); i++) sh->status = run_node(sh, n->kids[i], io);
@@ -1571,7 +1662,8 @@ static int needs_more(const char *src) {
 }
 
 int sh_main(int argc, char **argv, Io *io) {
-  Shell sh = {0};
+  Function *functions = NULL; /* kept until exit: bodies may be shared with subshell copies */
+  Shell sh = {.functions = &functions};
   Opts o;
   int i = parse_opts(argc, argv, "cexu", &o, io);
   if (i < 0) return 2;
