@@ -8,6 +8,9 @@ import { register as registerTag } from './commands/tag.ts';
 import { register as registerSave } from './commands/save.ts';
 import { register as registerExport } from './commands/export.ts';
 import { register as registerRun } from './commands/run.ts';
+import { register as registerPull } from './commands/pull.ts';
+import { register as registerPush } from './commands/push.ts';
+import { register as registerLogin } from './commands/login.ts';
 
 export const VERSION = '0.1.0';
 
@@ -28,7 +31,7 @@ export function createProgram(): Command {
     })
     // Usage errors throw instead of exiting; main() turns them into status 125 as docker does.
     .exitOverride();
-  for (const register of [registerLoad, registerImages, registerInspect, registerRmi, registerTag, registerSave, registerExport, registerRun]) {
+  for (const register of [registerLoad, registerImages, registerInspect, registerRmi, registerTag, registerSave, registerExport, registerRun, registerPull, registerPush, registerLogin]) {
     register(program);
   }
   return program;

@@ -3,6 +3,7 @@ import { SandboxError } from '../errors.ts';
 import { parseRef } from '../loader/ref.ts';
 import type { LayoutStore } from '../loader/store/layout-store.ts';
 import type { Image } from '../loader/source.ts';
+import type { Platform } from '../loader/types.ts';
 import { createImageTrees, type ImageTrees } from './image-trees.ts';
 import { resolveSpec, type RunOptions } from './spec.ts';
 import type { Backend, Container, ContainerSpec, ExitStatus } from './types.ts';
@@ -24,6 +25,11 @@ export interface RuntimeOptions {
   inline?: { stdout(b: Uint8Array): void; stderr(b: Uint8Array): void };
   /** An image archive to load for a name the store lacks (the CLI's bundled sample images). */
   fallback?: (name: string) => string | undefined;
+  /**
+   * How `REGISTRY/REPO[:TAG]` names missing from the store are pulled (default: from the registry, with
+   * credentials from `wasmbox login` and Docker's config; `false`: never pull).
+   */
+  pull?: false | ((ref: string, o: { platform?: string | Platform; store: LayoutStore }) => Promise<Image>);
 }
 
 /** What `run` adds to `RunOptions`: stdio for a whole run. */
@@ -61,6 +67,12 @@ export interface Runtime {
   prewarm(): Promise<void>;
 }
 
+/** `docker run`'s implicit pull, with the credentials stored next to the image store. */
+async function pullMissing(store: LayoutStore, ref: string, o: { platform?: string | Platform }): Promise<Image> {
+  const [{ pullImage }, { hostCredentials }] = await Promise.all([import('../loader/registry/pull.ts'), import('#host/credentials')]);
+  return (await pullImage(store, ref, { credentials: hostCredentials(store.dir), ...(o.platform ? { platform: o.platform } : {}) })).image;
+}
+
 /** A runtime: its own caches (layer trees, packed trees, compiled modules), nothing global. */
 export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   const trees: ImageTrees = createImageTrees();
@@ -80,17 +92,19 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     if (typeof ref !== 'string') return ref;
     const platform = o.platform ?? opts.platform;
     const parsed = parseRef(ref);
-    if (parsed.transport !== 'store') {
+    if (parsed.transport !== 'store' && parsed.transport !== 'registry') {
       // A file or directory reference (image archive, OCI layout, bare .wasm) needs no store.
       const { openLocalImage } = await import('../loader/sources/local.ts');
       return openLocalImage(parsed, platform ? { platform } : {});
     }
     const { resolveImage } = await import('../loader/store/resolve-image.ts');
     storePromise ??= opts.store ? Promise.resolve(opts.store) : openStore(opts.home);
+    const store = (await storePromise) as LayoutStore;
     return resolveImage(ref, {
-      store: (await storePromise) as LayoutStore,
+      store,
       ...(platform ? { platform } : {}),
       ...(opts.fallback ? { fallback: opts.fallback } : {}),
+      ...(opts.pull !== false ? { pull: (r: string, po: { platform?: string | Platform }) => (opts.pull ? opts.pull(r, { ...po, store }) : pullMissing(store, r, po)) } : {}),
     });
   }
 

@@ -265,6 +265,13 @@ export class RegistryClient {
 
   // ---- the distribution API ----
 
+  /** `GET /v2/`, authenticating as the credentials say (what `docker login` checks). */
+  async ping(): Promise<void> {
+    const res = await this.request('/v2/', { scopes: [], what: 'GET /v2/' });
+    await this.check(res, [200], 'GET /v2/');
+    await discard(res);
+  }
+
   /** GET a manifest or index by tag or digest, bounded by `maxBytes`; its digest computed (and checked when asked by digest). */
   async getManifest(repository: string, reference: string, maxBytes = 4 * 1024 ** 2): Promise<{ bytes: Uint8Array; descriptor: Descriptor }> {
     const what = `manifest ${repository}:${reference}`;

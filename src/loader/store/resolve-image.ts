@@ -1,6 +1,7 @@
 import { SandboxError } from '../../errors.ts';
 import { openImage, type OpenImageLimits } from '../open-image.ts';
 import { parseRef } from '../ref.ts';
+import { hasRegistryDomain } from '../registry/reference.ts';
 import type { Image } from '../source.ts';
 import { openLocalImage } from '../sources/local.ts';
 import type { Platform } from '../types.ts';
@@ -15,6 +16,11 @@ export interface ResolveImageOptions {
   limits?: OpenImageLimits;
   /** A bundled archive for a name the store lacks (the CLI's sample images), loaded on first use. */
   fallback?: (name: string) => string | undefined;
+  /**
+   * Pulls an image the store lacks (`docker run` pulls first): called for `docker://` references and for
+   * names that start with a registry host (`127.0.0.1:5000/app`) when neither the store nor `fallback` has them.
+   */
+  pull?: (ref: string, o: { platform?: Platform | string }) => Promise<Image>;
 }
 
 /**
@@ -24,11 +30,15 @@ export interface ResolveImageOptions {
  */
 export async function resolveImage(nameOrRef: string, o: ResolveImageOptions): Promise<Image> {
   const ref = parseRef(nameOrRef);
+  if (ref.transport === 'registry' && o.pull) return o.pull(nameOrRef, o.platform ? { platform: o.platform } : {});
   if (ref.transport === 'registry') {
     throw new SandboxError('BACKEND_UNAVAILABLE', `pulling from a registry is not supported yet (${nameOrRef}); load an archive with 'wasmbox load -i FILE'`);
   }
   if (ref.transport !== 'store') return openLocalImage(ref, { platform: o.platform, limits: o.limits });
   const text = storeRefText(ref);
+  if (o.pull && hasRegistryDomain(ref.name) && (await o.store.lookup(text)).length === 0) {
+    return o.pull(text, o.platform ? { platform: o.platform } : {});
+  }
   await findOrLoad(text, o);
   return openImage(storeSource(o.store), ref, { store: o.store, platform: o.platform, limits: o.limits });
 }

@@ -1,0 +1,108 @@
+import type { Command } from 'commander';
+import type { TransferEvent, TransferListener } from '../../loader/registry/progress.ts';
+import { print, storeFor } from '../program.ts';
+
+export interface RegistryFlags {
+  insecure?: boolean;
+  timeout?: string;
+}
+
+/** Client options from the flags every registry command takes. */
+export async function clientOptions(flags: RegistryFlags, cmd: Command): Promise<{ home: string; insecure: boolean; timeoutMs?: number; credentials: import('../../loader/registry/credentials.ts').CredentialProvider }> {
+  const store = await storeFor(cmd);
+  const { hostCredentials } = await import('#host/credentials');
+  const out: Awaited<ReturnType<typeof clientOptions>> = { home: store.dir, insecure: flags.insecure ?? false, credentials: hostCredentials(store.dir) };
+  if (flags.timeout !== undefined) {
+    const { parseDuration } = await import('../../runtime/spec.ts');
+    out.timeoutMs = parseDuration(flags.timeout);
+  }
+  return out;
+}
+
+const short = (d: string) => d.slice(7, 19);
+
+function mb(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)}MB` : `${(n / 1024).toFixed(1)}kB`;
+}
+
+/**
+ * Per-blob progress: bars (cli-progress) on a terminal, one plain line per state change otherwise,
+ * nothing when quiet. `verb` is docker's: Pull / Push.
+ */
+export async function progressReporter(mode: 'pull' | 'push', quiet: boolean): Promise<{ listener?: TransferListener; stop(): void }> {
+  if (quiet) return { stop() {} };
+  const done = mode === 'pull' ? 'Pull complete' : 'Pushed';
+  if (!process.stdout.isTTY) {
+    const listener = (e: TransferEvent) => {
+      if (e.type === 'start') print(`${short(e.digest)}: ${mode === 'pull' ? 'Pulling' : 'Pushing'} (${mb(e.size)})`);
+      else if (e.type === 'skip') print(`${short(e.digest)}: ${e.reason === 'mounted' ? 'Mounted' : mode === 'pull' ? 'Already exists' : 'Layer already exists'}`);
+      else if (e.type === 'done') print(`${short(e.digest)}: ${done}`);
+    };
+    return { listener, stop() {} };
+  }
+  const { default: cliProgress } = await import('cli-progress');
+  const multi = new cliProgress.MultiBar({
+    format: '{id}: [{bar}] {percentage}% {status}',
+    hideCursor: true,
+    clearOnComplete: false,
+    stopOnComplete: false,
+    barsize: 30,
+  }, cliProgress.Presets.shades_classic);
+  const bars = new Map<string, ReturnType<typeof multi.create>>();
+  const listener = (e: TransferEvent) => {
+    const id = short(e.digest);
+    let bar = bars.get(e.digest);
+    if (!bar) {
+      bar = multi.create(Math.max(1, e.size), 0, { id, status: '' });
+      bars.set(e.digest, bar);
+    }
+    if (e.type === 'start') bar.update(0, { status: mb(e.size) });
+    else if (e.type === 'bytes') bar.update(e.done, { status: `${mb(e.done)}/${mb(e.size)}` });
+    else if (e.type === 'skip') bar.update(Math.max(1, e.size), { status: e.reason === 'mounted' ? 'Mounted' : 'Already exists' });
+    else bar.update(Math.max(1, e.size), { status: done });
+  };
+  return { listener, stop: () => multi.stop() };
+}
+
+export function register(program: Command): void {
+  program
+    .command('pull')
+    .description('Download an image from a registry into the store')
+    .argument('<ref>', '[REGISTRY[:PORT]/]REPO[:TAG|@DIGEST] (docker.io when no registry is named)')
+    .option('--platform <os/arch>', 'image of a multi-platform index to pull (default: wasi/wasm, then the host)')
+    .option('-q, --quiet', 'print only the image reference')
+    .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
+    .option('--timeout <duration>', 'time allowed for each registry response or read (default 30s)')
+    .action(async (refText: string, o: RegistryFlags & { platform?: string; quiet?: boolean }, cmd: Command) => {
+      const [{ pullImage }, { parseRegistryRef, formatRegistryRef }, { buildRootfs }, { LayerCache }] = await Promise.all([
+        import('../../loader/registry/pull.ts'),
+        import('../../loader/registry/reference.ts'),
+        import('../../fs/rootfs.ts'),
+        import('../../fs/layer-cache.ts'),
+      ]);
+      const ref = parseRegistryRef(refText);
+      const store = await storeFor(cmd);
+      const client = await clientOptions(o, cmd);
+      if (!o.quiet) print(`${ref.tag ?? ref.digest}: Pulling from ${ref.repository}`);
+      const progress = await progressReporter('pull', o.quiet ?? false);
+      try {
+        const r = await pullImage(store, ref, {
+          ...client,
+          ...(o.platform ? { platform: o.platform } : {}),
+          ...(progress.listener ? { onProgress: progress.listener } : {}),
+          // As load: building the filesystem checks every entry and the diff_ids before anything is stored.
+          validate: async (image) => { await buildRootfs(image, new LayerCache()); },
+        });
+        progress.stop();
+        if (o.quiet) {
+          print(formatRegistryRef(ref));
+          return;
+        }
+        print(`Digest: ${r.image.digest}`);
+        print(`Status: Downloaded image for ${formatRegistryRef(ref)}`);
+        print(formatRegistryRef(ref));
+      } finally {
+        progress.stop();
+      }
+    });
+}
