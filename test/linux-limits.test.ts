@@ -155,6 +155,16 @@ describe('linux escape attempts', () => {
     expect(res.getpid).toBe(0);
   });
 
+  it('/proc/sys and the other kernel knobs are read-only, /proc/keys and friends hidden', async (ctx) => {
+    if (skipReason) return ctx.skip();
+    // Writes the host's current value back: harmless even if the protection were missing.
+    const aslr = fs.readFileSync('/proc/sys/kernel/randomize_va_space', 'utf8').trim();
+    const r = await run(spec(`cat /proc/sys/kernel/randomize_va_space; echo ${aslr} > /proc/sys/kernel/randomize_va_space; echo sys=$?; cat /proc/keys 2>/dev/null | wc -c; ls /proc/irq >/dev/null; echo irq=$?`));
+    expect(r.stdout).toBe(`${aslr}\nsys=1\n0\nirq=0\n`);
+    expect(r.stderr).toMatch(/Read-only file system/);
+    expect(fs.readFileSync('/proc/sys/kernel/randomize_va_space', 'utf8').trim()).toBe(aslr);
+  });
+
   it('the same as a non-root user', async (ctx) => {
     if (skipReason) return ctx.skip();
     if (!probeBinary) return ctx.skip('no C compiler to build the probe');

@@ -11,6 +11,8 @@ const ID = 'abcdef0123456789'.repeat(4);
 function host(o: Partial<PlanHost> = {}): PlanHost {
   return {
     arch: 'x86_64',
+    procPresent: ['/proc/sys', '/proc/keys', '/proc/acpi', '/proc/irq'],
+    emptyDir: '/var/lib/wb/linux/empty',
     rootfsDir: '/var/lib/wb/linux/layers/aa',
     containerDir: '/var/lib/wb/linux/containers/c1',
     cgroups: { memory: 'v1', pids: 'v1', cpu: 'v1' },
@@ -39,7 +41,16 @@ describe('planContainer', () => {
   it('isolates by default: all namespaces, own /proc, minimal /dev, tmpfs /tmp, docker caps, seccomp, no new privileges', () => {
     const p = plan();
     expect(p.namespaces).toEqual({ user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true });
-    expect(p.mounts).toEqual([{ kind: 'proc', dest: '/proc' }, { kind: 'dev', dest: '/dev' }, { kind: 'tmpfs', dest: '/tmp' }]);
+    expect(p.mounts).toEqual([
+      { kind: 'proc', dest: '/proc' },
+      // docker's read-only and masked /proc paths, those this kernel's sandbox /proc has
+      { kind: 'proc-readonly', dest: '/proc/irq' },
+      { kind: 'proc-readonly', dest: '/proc/sys' },
+      { kind: 'proc-mask', dest: '/proc/keys', source: '/dev/null' },
+      { kind: 'proc-mask', dest: '/proc/acpi', source: '/var/lib/wb/linux/empty' },
+      { kind: 'dev', dest: '/dev' },
+      { kind: 'tmpfs', dest: '/tmp' },
+    ]);
     expect(p.hostname).toBe(ID.slice(0, 12));
     expect(p.capabilities).toEqual([...DOCKER_DEFAULT_CAPS]);
     expect(p.capabilities).not.toContain('CAP_SYS_ADMIN');
@@ -80,7 +91,7 @@ describe('planContainer', () => {
         { guest: '/var/run/x', source: { type: 'host', path: '/h/c' }, mode: 'rw' },
       ],
     });
-    expect(p.mounts.slice(3)).toEqual([
+    expect(p.mounts.slice(7)).toEqual([
       { kind: 'bind', source: '/h/a', dest: '/data', readOnly: false },
       { kind: 'bind', source: '/h/b', dest: '/data/sub', readOnly: true },
       { kind: 'bind', source: '/h/c', dest: '/run/x', readOnly: false },
@@ -145,6 +156,8 @@ describe('bwrap invocation', () => {
     expect(a.slice(at('--hostname'), at('--hostname') + 2)).toEqual(['--hostname', 'box']);
     expect(a.slice(at('--bind'), at('--bind') + 3)).toEqual(['--bind', '/var/lib/wb/linux/containers/c1/merged', '/']);
     expect(at('--proc')).toBeLessThan(at('--dev'));
+    expect(a.slice(at('--proc'), at('--proc') + 5)).toEqual(['--proc', '/proc', '--ro-bind-try', '/proc/irq', '/proc/irq']);
+    expect(a.join(' ')).toContain('--ro-bind-try /proc/sys /proc/sys --ro-bind-try /dev/null /proc/keys --ro-bind-try /var/lib/wb/linux/empty /proc/acpi --dev /dev');
     expect(at('--tmpfs')).toBeLessThan(at('--ro-bind'));
     expect(a.slice(at('--ro-bind'), at('--ro-bind') + 3)).toEqual(['--ro-bind', '/h/a', '/data']);
     expect(a.slice(at('--chdir'), at('--chdir') + 3)).toEqual(['--chdir', '/data', '--clearenv']);

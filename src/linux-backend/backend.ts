@@ -18,7 +18,7 @@ import { createCgroups, probeCgroups } from './cgroups.ts';
 import { LinuxContainer } from './container.ts';
 import { buildInvocation, overlayOptionSafe, type Tools } from './invocation.ts';
 import { ensureMaterialised, removeTree } from './materialise.ts';
-import { planContainer, validatePlan, type CgroupSupport, type PlanHost } from './plan.ts';
+import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import type { SeccompArch } from './syscalls.ts';
 
@@ -39,6 +39,7 @@ interface HostCheck {
   ociArch?: string;
   privileged?: boolean;
   cgroups?: CgroupSupport;
+  procPresent?: string[];
 }
 
 const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
@@ -80,10 +81,14 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
   // The namespace checks cost two process starts: their verdict is kept per boot, user and tool versions.
   const cacheKey = probeCacheKey(tools as Tools);
   const cacheFile = path.join(home, 'linux', 'host-probe.json');
-  if (cacheKey && readProbeCache(cacheFile) === cacheKey) {
-    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups() };
+  const cached = cacheKey ? readProbeCache(cacheFile) : undefined;
+  if (cached && cached.key === cacheKey) {
+    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), procPresent: cached.procPresent };
   }
-  const userns = spawnSync(tools.bwrap, ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+  // Can bwrap make user namespaces, and which /proc paths to protect does a sandbox's /proc have?
+  const candidates = [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS];
+  const userns = spawnSync(tools.bwrap, ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--',
+    tools.sh, '-c', 'for p in "$@"; do [ -e "$p" ] && echo "$p"; done; exit 0', 'sh', ...candidates], { encoding: 'utf8', timeout: 10_000 });
   if (userns.status !== 0) {
     const why = (userns.stderr || userns.error?.message || '').trim();
     return {
@@ -106,8 +111,9 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
   } finally {
     removeTree(scratch);
   }
-  if (cacheKey) writeProbeCache(cacheFile, cacheKey);
-  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups() };
+  const procPresent = userns.stdout.split('\n').filter((p) => candidates.includes(p));
+  if (cacheKey) writeProbeCache(cacheFile, { key: cacheKey, procPresent });
+  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), procPresent };
 }
 
 function probeCacheKey(tools: Tools): string | undefined {
@@ -123,18 +129,22 @@ function probeCacheKey(tools: Tools): string | undefined {
   }
 }
 
-function readProbeCache(file: string): string | undefined {
+interface ProbeCache { key: string; procPresent: string[] }
+
+function readProbeCache(file: string): ProbeCache | undefined {
   try {
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { ok?: string }).ok;
+    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<ProbeCache>;
+    return typeof c.key === 'string' && Array.isArray(c.procPresent) && c.procPresent.every((p) => typeof p === 'string')
+      ? { key: c.key, procPresent: c.procPresent } : undefined;
   } catch {
     return undefined;
   }
 }
 
-function writeProbeCache(file: string, key: string): void {
+function writeProbeCache(file: string, value: ProbeCache): void {
   try {
     const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify({ ok: key }));
+    fs.writeFileSync(tmp, JSON.stringify(value));
     fs.renameSync(tmp, file);
   } catch { /* only a cache */ }
 }
@@ -176,6 +186,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     const lookup = rootfsLookup(rootfsDir);
     const planHost: PlanHost = {
       arch: h.arch!,
+      procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
+      emptyDir: emptyHostDir(home),
       rootfsDir,
       containerDir,
       cgroups: h.cgroups!,
@@ -251,6 +263,16 @@ function reapStaleContainers(home: string): void {
     if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) continue;
     removeTree(cdir);
   }
+}
+
+/** <home>/linux/empty: an empty read-only directory to hide /proc directories under. */
+function emptyHostDir(home: string): string {
+  const dir = path.join(home, 'linux', 'empty');
+  if (!fs.existsSync(dir)) {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.chmodSync(dir, 0o555);
+  }
+  return dir;
 }
 
 function processAlive(pid: number): boolean {

@@ -47,6 +47,10 @@ export function bwrapArgs(plan: Plan): string[] {
         a.push('--tmpfs', m.dest);
         break;
       case 'bind': a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.dest); break;
+      // The host's /proc/X read-only over the container's: sysctls are global (net ones follow the
+      // reader's network namespace), so the view is the same, minus writing.
+      case 'proc-readonly': a.push('--ro-bind-try', m.dest, m.dest); break;
+      case 'proc-mask': a.push('--ro-bind-try', m.source, m.dest); break;
     }
   }
   for (const d of plan.createDirs ?? []) a.push('--dir', d);

@@ -19,6 +19,9 @@ export const DOCKER_DEFAULT_CAPS = [
 
 export type PlanMount =
   | { kind: 'bind'; source: string; dest: string; readOnly: boolean }
+  /** A path of the container's /proc made read-only, or hidden (under an empty dir or /dev/null), as docker does. */
+  | { kind: 'proc-readonly'; dest: string }
+  | { kind: 'proc-mask'; dest: string; source: string }
   | { kind: 'proc'; dest: string }
   | { kind: 'dev'; dest: string }
   | { kind: 'tmpfs'; dest: string; sizeBytes?: number }
@@ -37,8 +40,20 @@ export interface CgroupSupport {
   missingReason?: string;
 }
 
+/**
+ * /proc paths docker makes read-only (global kernel knobs: with the host's root mapped to the
+ * container's root, /proc/sys would otherwise write the host's sysctls) and the ones it hides.
+ */
+export const PROC_READ_ONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+export const PROC_MASKED_FILES = ['/proc/kcore', '/proc/keys', '/proc/kmsg', '/proc/latency_stats', '/proc/sched_debug', '/proc/timer_list', '/proc/timer_stats'];
+export const PROC_MASKED_DIRS = ['/proc/acpi', '/proc/asound', '/proc/scsi'];
+
 export interface PlanHost {
   arch: SeccompArch;
+  /** Which of the PROC_* paths exist in a fresh /proc of a sandbox on this kernel (bwrap cannot create them). */
+  procPresent: string[];
+  /** An empty, read-only host directory (to hide /proc directories under). */
+  emptyDir: string;
   /** The image's merged layers on disk (read-only lower). */
   rootfsDir: string;
   /** Private directory of this container (overlay upper and work dirs). */
@@ -104,8 +119,12 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
   }
   const { uid, gid } = spec.user ? host.resolveUser(spec.user) : { uid: 0, gid: 0 };
 
+  const present = new Set(host.procPresent);
   const mounts: PlanMount[] = [
     { kind: 'proc', dest: '/proc' },
+    ...PROC_READ_ONLY.filter((p) => present.has(p)).map((dest): PlanMount => ({ kind: 'proc-readonly', dest })),
+    ...PROC_MASKED_FILES.filter((p) => present.has(p)).map((dest): PlanMount => ({ kind: 'proc-mask', dest, source: '/dev/null' })),
+    ...PROC_MASKED_DIRS.filter((p) => present.has(p)).map((dest): PlanMount => ({ kind: 'proc-mask', dest, source: host.emptyDir })),
     { kind: 'dev', dest: '/dev' },
   ];
   const userMounts = spec.mounts.map((m) => {
@@ -184,6 +203,7 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups'>): Plan 
     }
   }
   if (plan.mounts.some((m) => m.kind === 'proc' && m.dest !== '/proc')) problems.push('proc may only be mounted on /proc');
+  if (plan.mounts.some((m) => (m.kind === 'proc-readonly' || m.kind === 'proc-mask') && !m.dest.startsWith('/proc/'))) problems.push('proc masks must be under /proc');
 
   const l = plan.limits;
   if (l.memoryBytes !== undefined && !(Number.isSafeInteger(l.memoryBytes) && l.memoryBytes >= 4 * 1024 * 1024)) problems.push(`memory limit must be at least 4 MiB, got ${l.memoryBytes}`);
