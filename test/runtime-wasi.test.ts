@@ -147,7 +147,11 @@ describe('runtime.run on the sample images', () => {
     expect(stream('1:')).toBe('to-out\nx\n');
     expect(stream('2:')).toBe('to-err\n');
     expect(r.stdout.length).toBe(0);
-    await expect(r.container.fs()).rejects.toThrow(/no filesystem/);
+    const fs = await r.container.fs();
+    const f = fs.lookup(fs.lookup(fs.root(), 'tmp'), 'f');
+    const buf = new Uint8Array(8);
+    expect(text(buf.subarray(0, fs.read(f, buf, 0)))).toBe('x\n');
+    expect(() => fs.unlink(fs.lookup(fs.root(), 'tmp'), 'f')).toThrow(/EROFS/);
     let inlineBytes = 0;
     const big = createRuntime({ home: join(tmp, 'home'), inline: { stdout: (b) => { inlineBytes += b.length; }, stderr: () => {} } });
     expect((await big.run(toolbox, { args: ['seq', '1', '300000'] })).code).toBe(0); // more than the 1 MiB flow window

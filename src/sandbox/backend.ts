@@ -245,7 +245,7 @@ class WasiContainer implements Container {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #status: ExitStatus | undefined;
   #failure: SandboxError | undefined;
-  #finalRoot: unknown;
+  #finalRoot: { live: Vfs } | { packed: unknown } | undefined;
   readonly #done: Promise<ExitStatus>;
   #resolveDone!: (s: ExitStatus) => void;
   #rejectDone!: (e: unknown) => void;
@@ -345,7 +345,7 @@ class WasiContainer implements Container {
       // Inline output goes straight to the sinks: nothing to wait for (a flow would block forever).
       ...(this.#flow && !this.#inline ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
       ...(this.#spec.limits.outputBytes !== undefined ? { outputLimit: this.#spec.limits.outputBytes } : {}),
-      returnFs: !this.#inline,
+      returnFs: this.#inline ? 'live' : 'packed',
     };
     if (this.#inline) {
       // Same thread: runGuest reports through #onMessage synchronously, exit included.
@@ -424,7 +424,7 @@ class WasiContainer implements Container {
         this.#stop({ code: 137, reason: 'output-limit', detail: `output passed the limit of ${this.#spec.limits.outputBytes} bytes`, signal: 'SIGKILL' });
         return;
       case 'exit':
-        this.#finalRoot = m.rootfs;
+        this.#finalRoot = m.rootVfs ? { live: m.rootVfs } : m.rootfs === undefined ? undefined : { packed: m.rootfs };
         for (const v of m.volumes ?? []) this.#opts.provider.volumes.set(v.name, v.packed);
         this.#finish({ code: m.code, reason: m.reason, ...(m.detail !== undefined ? { detail: m.detail } : {}) }, true);
         return;
@@ -533,7 +533,9 @@ class WasiContainer implements Container {
         : `it was stopped (${this.#status?.reason}) before it could hand its filesystem back`;
       throw new SandboxError('INVALID_STATE', `container ${this.id.slice(0, 12)} has no filesystem to show: ${why}`);
     }
-    return this.#opts.provider.openPacked(this.#finalRoot);
+    // After exit nothing writes to the overlay any more: a read-only view of it is stable.
+    if ('live' in this.#finalRoot) return Overlay.view(this.#finalRoot.live);
+    return this.#opts.provider.openPacked(this.#finalRoot.packed);
   }
 }
 

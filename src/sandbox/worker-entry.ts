@@ -146,14 +146,12 @@ function run(msg: StartMessage, post: Post): void {
 
   function exit(code: number, reason: 'exit' | 'trap', detail?: string): void {
     const root = vfsByMount.find(({ mount }) => mount.guestPath === '/' && mount.source.kind !== 'host');
-    if (!msg.returnFs) {
-      post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}) });
-      return;
-    }
-    const rootfs = root ? packTree(root.vfs, { shared: SHARE_PACKED_TREES }) : undefined;
     const volumes = vfsByMount
       .filter(({ mount }) => mount.volume !== undefined && !mount.readOnly)
       .map(({ mount, vfs }) => ({ name: mount.volume!, packed: packTree(vfs, { shared: SHARE_PACKED_TREES }) }));
-    post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}), rootfs, volumes });
+    const fs = !root ? {}
+      : msg.returnFs === 'live' ? { rootVfs: root.vfs }
+      : { rootfs: packTree(root.vfs, { shared: SHARE_PACKED_TREES }) };
+    post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}), ...fs, volumes });
   }
 }

@@ -44,8 +44,11 @@ export interface StartMessage {
   outputFlow?: SharedArrayBuffer;
   /** Total stdout + stderr bytes allowed before the guest is stopped. */
   outputLimit?: number;
-  /** Post the container's final root filesystem (and named volumes) back at exit. */
-  returnFs: boolean;
+  /**
+   * How the container's final root filesystem comes back at exit: packed (from a Worker), or 'live',
+   * the Vfs object itself (inline mode, same thread). Named volumes always come back packed.
+   */
+  returnFs: 'packed' | 'live';
 }
 
 export type ToWorker = StartMessage;
@@ -60,6 +63,8 @@ export type FromWorker =
       reason: 'exit' | 'trap';
       detail?: string;
       rootfs?: unknown;
+      /** Inline mode: the root Vfs itself. */
+      rootVfs?: Vfs;
       volumes?: Array<{ name: string; packed: unknown }>;
     }
   | { type: 'failed'; code: string; message: string };
