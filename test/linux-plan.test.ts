@@ -49,7 +49,7 @@ describe('planContainer', () => {
       { kind: 'proc-mask', dest: '/proc/keys', source: '/dev/null' },
       { kind: 'proc-mask', dest: '/proc/acpi', source: '/var/lib/wb/linux/empty' },
       { kind: 'dev', dest: '/dev' },
-      { kind: 'tmpfs', dest: '/tmp' },
+      { kind: 'tmpfs', dest: '/tmp', mode: 0o1777 },
     ]);
     expect(p.hostname).toBe(ID.slice(0, 12));
     expect(p.capabilities).toEqual([...DOCKER_DEFAULT_CAPS]);
@@ -159,6 +159,7 @@ describe('bwrap invocation', () => {
     expect(a.slice(at('--proc'), at('--proc') + 5)).toEqual(['--proc', '/proc', '--ro-bind-try', '/proc/irq', '/proc/irq']);
     expect(a.join(' ')).toContain('--ro-bind-try /proc/sys /proc/sys --ro-bind-try /dev/null /proc/keys --ro-bind-try /var/lib/wb/linux/empty /proc/acpi --dev /dev');
     expect(at('--tmpfs')).toBeLessThan(at('--ro-bind'));
+    expect(a.slice(at('--tmpfs') - 2, at('--tmpfs') + 2)).toEqual(['--perms', '1777', '--tmpfs', '/tmp']);
     expect(a.slice(at('--ro-bind'), at('--ro-bind') + 3)).toEqual(['--ro-bind', '/h/a', '/data']);
     expect(a.slice(at('--chdir'), at('--chdir') + 3)).toEqual(['--chdir', '/data', '--clearenv']);
     expect(a.join(' ')).toContain('--setenv X a=b');

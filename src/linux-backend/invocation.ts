@@ -44,6 +44,7 @@ export function bwrapArgs(plan: Plan): string[] {
       case 'mqueue': a.push('--mqueue', m.dest); break;
       case 'tmpfs':
         if (m.sizeBytes !== undefined) a.push('--size', String(m.sizeBytes));
+        if (m.mode !== undefined) a.push('--perms', m.mode.toString(8).padStart(4, '0'));
         a.push('--tmpfs', m.dest);
         break;
       case 'bind': a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.dest); break;

@@ -24,7 +24,7 @@ export type PlanMount =
   | { kind: 'proc-mask'; dest: string; source: string }
   | { kind: 'proc'; dest: string }
   | { kind: 'dev'; dest: string }
-  | { kind: 'tmpfs'; dest: string; sizeBytes?: number }
+  | { kind: 'tmpfs'; dest: string; sizeBytes?: number; mode?: number }
   | { kind: 'mqueue'; dest: string };
 
 export interface Namespaces { user: boolean; mount: boolean; pid: boolean; net: boolean; uts: boolean; ipc: boolean; cgroup: boolean }
@@ -134,7 +134,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     if (!isAbsoluteNormal(m.guest)) throw invalid(`mount point must be an absolute path without '.' or '..': ${m.guest}`);
     return { kind: 'bind' as const, source: m.source.path, dest: host.canonicalGuestPath(m.guest), readOnly: m.mode === 'ro' };
   });
-  if (!userMounts.some((m) => m.dest === '/tmp')) mounts.push({ kind: 'tmpfs', dest: '/tmp' });
+  if (!userMounts.some((m) => m.dest === '/tmp')) mounts.push({ kind: 'tmpfs', dest: '/tmp', mode: 0o1777 });
   mounts.push(...userMounts.sort((a, b) => depth(a.dest) - depth(b.dest)));
 
   const writable = !spec.readOnlyRoot;
