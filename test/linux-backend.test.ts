@@ -223,7 +223,7 @@ describe('linux backend', () => {
     if (skipReason) return ctx.skip();
     expect((await run(busybox, spec(['id'], { user: 'app' }))).stdout.trim()).toMatch(/^uid=1000.* gid=1000/);
     // /tmp is a sticky, world-writable tmpfs, as in any image
-    expect((await run(busybox, sh('ls -ld /tmp | cut -c1-10; echo x > /tmp/mine && cat /tmp/mine', { user: 'app' }))).stdout).toBe('drwxrwxrwt\nx\n');
+    expect((await run(busybox, sh('ls -ld /tmp | cut -c1-10; echo x > /tmp/mine && cat /tmp/mine; echo y > /dev/shm/s && cat /dev/shm/s', { user: 'app' }))).stdout).toBe('drwxrwxrwt\nx\ny\n');
     expect((await run(busybox, spec(['id'], { user: '1234:50' }))).stdout.trim()).toMatch(/^uid=1234.* gid=50/);
     const err = await backend.create(busybox, spec(['id'], { user: 'nosuchuser' })).catch((e) => e);
     expect(isSandboxError(err, 'NOT_FOUND')).toBe(true);

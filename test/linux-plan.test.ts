@@ -49,6 +49,7 @@ describe('planContainer', () => {
       { kind: 'proc-mask', dest: '/proc/keys', source: '/dev/null' },
       { kind: 'proc-mask', dest: '/proc/acpi', source: '/var/lib/wb/linux/empty' },
       { kind: 'dev', dest: '/dev' },
+      { kind: 'tmpfs', dest: '/dev/shm', mode: 0o1777 },
       { kind: 'tmpfs', dest: '/tmp', mode: 0o1777 },
     ]);
     expect(p.hostname).toBe(ID.slice(0, 12));
@@ -91,7 +92,7 @@ describe('planContainer', () => {
         { guest: '/var/run/x', source: { type: 'host', path: '/h/c' }, mode: 'rw' },
       ],
     });
-    expect(p.mounts.slice(7)).toEqual([
+    expect(p.mounts.slice(8)).toEqual([
       { kind: 'bind', source: '/h/a', dest: '/data', readOnly: false },
       { kind: 'bind', source: '/h/b', dest: '/data/sub', readOnly: true },
       { kind: 'bind', source: '/h/c', dest: '/run/x', readOnly: false },
@@ -159,7 +160,7 @@ describe('bwrap invocation', () => {
     expect(a.slice(at('--proc'), at('--proc') + 5)).toEqual(['--proc', '/proc', '--ro-bind-try', '/proc/irq', '/proc/irq']);
     expect(a.join(' ')).toContain('--ro-bind-try /proc/sys /proc/sys --ro-bind-try /dev/null /proc/keys --ro-bind-try /var/lib/wb/linux/empty /proc/acpi --dev /dev');
     expect(at('--tmpfs')).toBeLessThan(at('--ro-bind'));
-    expect(a.slice(at('--tmpfs') - 2, at('--tmpfs') + 2)).toEqual(['--perms', '1777', '--tmpfs', '/tmp']);
+    expect(a.join(' ')).toContain('--dev /dev --perms 1777 --tmpfs /dev/shm --perms 1777 --tmpfs /tmp');
     expect(a.slice(at('--ro-bind'), at('--ro-bind') + 3)).toEqual(['--ro-bind', '/h/a', '/data']);
     expect(a.slice(at('--chdir'), at('--chdir') + 3)).toEqual(['--chdir', '/data', '--clearenv']);
     expect(a.join(' ')).toContain('--setenv X a=b');

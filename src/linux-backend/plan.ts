@@ -126,6 +126,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     ...PROC_MASKED_FILES.filter((p) => present.has(p)).map((dest): PlanMount => ({ kind: 'proc-mask', dest, source: '/dev/null' })),
     ...PROC_MASKED_DIRS.filter((p) => present.has(p)).map((dest): PlanMount => ({ kind: 'proc-mask', dest, source: host.emptyDir })),
     { kind: 'dev', dest: '/dev' },
+    { kind: 'tmpfs', dest: '/dev/shm', mode: 0o1777 },
   ];
   const userMounts = spec.mounts.map((m) => {
     if (m.source.type !== 'host') {
