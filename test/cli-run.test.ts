@@ -138,6 +138,19 @@ describe.skipIf(!hasWasiClang())('wasmbox run FILE.wasm with limits', () => {
     expect(r.code).toBe(124);
   });
 
+  it('Ctrl-C (SIGINT) ends a guest with 130, on the main thread and in a Worker', async () => {
+    const loop = join(tmp, 'loop-int.wasm');
+    writeFileSync(loop, await compileWasi('int main(void) { volatile unsigned n = 0; for (;;) n++; }'));
+    for (const args of [['run', loop], ['run', '--timeout', '60s', loop]]) {
+      const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, WASMBOX_HOME: home }, stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 1500));
+      child.kill('SIGINT');
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('close', (c, s) => r([c, s])));
+      // On the main thread the process takes SIGINT's default action; in a Worker, wasmbox kills the guest.
+      expect(code === 130 || signal === 'SIGINT').toBe(true);
+    }
+  });
+
   it('--output-limit kills a flood with 137 after exactly that many bytes', async () => {
     const flood = join(tmp, 'flood.wasm');
     writeFileSync(flood, await compileWasi('#include <stdio.h>\nint main(void) { for (;;) puts("yes"); }'));

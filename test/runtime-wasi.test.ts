@@ -247,7 +247,7 @@ describe.skipIf(!hasWasiClang())('limits and hostile guests', () => {
   it('kill() before start ends the container; start() afterwards is INVALID_STATE', async () => {
     const c = await runtime.create(hello);
     await c.kill('SIGTERM');
-    expect(await c.wait()).toMatchObject({ code: 143, reason: 'killed', signal: 'SIGTERM' });
+    expect(await c.wait()).toMatchObject({ code: 143, reason: 'signal', signal: 'SIGTERM' });
     await expect(c.start()).rejects.toThrow(/already/);
   });
 

@@ -514,12 +514,12 @@ class WasiContainer implements Container {
     if (!Number.isInteger(n) || n <= 0 || n > 64) throw new SandboxError('INVALID_ARGUMENT', `unknown signal ${signal}`);
     if (this.#state === 'exited') return;
     if (this.#state === 'created') {
-      this.#finish({ code: 128 + n, reason: 'killed', signal: signalName(n), detail: 'killed before it started' });
+      this.#finish({ code: 128 + n, reason: n === 9 ? 'killed' : 'signal', signal: signalName(n), detail: 'killed before it started' });
       return;
     }
     // A WASI guest has no signal handlers: every signal ends it, as SIGKILL would.
     const worker = this.#worker;
-    this.#stop({ code: 128 + n, reason: 'killed', signal: signalName(n) });
+    this.#stop({ code: 128 + n, reason: n === 9 ? 'killed' : 'signal', signal: signalName(n) });
     await worker?.terminate();
   }
 

@@ -66,13 +66,13 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     });
     // Otherwise boot the sandbox Worker while the image is opened and compiled on this thread.
     if (!inline) void runtime.prewarm();
-    const container = await runtime.create(
-      resolveLocalPath(image, resolve),
-      { ...options, ...(flags.platform ? { platform: flags.platform } : {}) },
-    );
+    const img = await runtime.image(resolveLocalPath(image, resolve), flags.platform ? { platform: flags.platform } : {});
+    const onThisThread = inline && (await runtime.backendFor(img)).name === 'wasi';
+    const container = await runtime.create(img, options);
     const pumps = [pipeOut(container.stdout, process.stdout), pipeOut(container.stderr, process.stderr)];
     const onSignal = (signal: NodeJS.Signals) => { void container.kill(signal); };
-    if (!inline) {
+    // A guest on this thread keeps the default signal actions (a JS handler could not run anyway).
+    if (!onThisThread) {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
     }
