@@ -164,6 +164,9 @@ describe('linux backend', () => {
     await run(layered, sh('true'));
     expect(fs.statSync(path.join(dir, 'data', 'keep.txt')).ino).toBe(before);
     expect(fs.readdirSync(path.join(home, 'linux', 'layers')).filter((n) => n.startsWith('.tmp'))).toEqual([]);
+    // the cache holds the image's setuid files: nobody else on the host may reach them
+    expect(fs.statSync(path.join(home, 'linux', 'layers')).mode & 0o077).toBe(0);
+    expect(fs.statSync(path.join(home, 'linux', 'containers')).mode & 0o077).toBe(0);
     expect(fs.readdirSync(path.join(home, 'linux', 'containers'))).toEqual([]); // removed after exit
   });
 
