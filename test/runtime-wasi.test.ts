@@ -36,7 +36,10 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'wasmbox-runtime-'));
   runtime = createRuntime({ home: join(tmp, 'home'), workerUrl: await buildWorker(tmp) });
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  await runtime?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('runtime.run on the sample images', () => {
   it('hello: image Entrypoint, Env, WorkingDir; args replace Cmd; -e and -w', async () => {

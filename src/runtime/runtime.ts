@@ -65,6 +65,8 @@ export interface Runtime {
   backendFor(image: Image): Promise<Backend>;
   /** Boots what the next container needs ahead of time (a sandbox Worker), while other work goes on. */
   prewarm(): Promise<void>;
+  /** Ends the idle sandbox Workers the runtime keeps for reuse (in a browser they would live on). */
+  close(): Promise<void>;
 }
 
 /** `docker run`'s implicit pull, with the credentials stored next to the image store. */
@@ -152,7 +154,12 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     for (const b of await getBackends()) (b as { prewarm?: () => void }).prewarm?.();
   }
 
-  return { image, spec, create, run, backendFor, prewarm };
+  async function close(): Promise<void> {
+    if (!backends) return;
+    await Promise.all((await backends).map((b) => (b as { close?: () => Promise<void> }).close?.()));
+  }
+
+  return { image, spec, create, run, backendFor, prewarm, close };
 }
 
 async function openStore(home: string | undefined): Promise<LayoutStore> {

@@ -42,6 +42,8 @@ export interface WasiBackendOptions {
 export interface WasiBackend extends Backend {
   /** Boots a spare Worker now (it does not keep the process alive while idle). */
   prewarm(): void;
+  /** Ends the idle Workers kept for reuse (running containers are not touched). */
+  close(): Promise<void>;
 }
 
 /** Trap exit code: 128 + SIGABRT, what a native program that aborts gives (and wasmtime's CLI). */
@@ -89,6 +91,7 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
   return {
     name: 'wasi',
     prewarm: () => pool.prewarm(),
+    close: () => pool.close(),
     async probe(image: Image): Promise<ProbeResult> {
       if (image.kind === 'wasm-module') return { ok: true };
       if (image.kind === 'wasm-component') {
@@ -201,6 +204,11 @@ class WorkerPool {
     worker.keepAlive(true);
     if (this.#opts.keepWarm) queueMicrotask(() => this.prewarm());
     return worker;
+  }
+
+  async close(): Promise<void> {
+    const idle = this.#idle.splice(0);
+    await Promise.all(idle.map((e) => { e.unsubscribe(); return e.worker.terminate(); }));
   }
 
   release(worker: HostWorker): void {
