@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,4 +110,50 @@ export async function removeRegistry(reg: TestRegistry | undefined): Promise<voi
 export function skopeo(args: string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync('skopeo', args, { encoding: 'utf8', timeout: 60_000 });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const root = join(import.meta.dirname, '..', '..');
+
+/** Builds dist/ when it is missing or older than src/ (as the CLI tests do). */
+export function ensureBuilt(): void {
+  const cli = join(root, 'dist/cli.js');
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'src'))) {
+    spawnSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
+  }
+}
+
+/** Runs the built CLI without blocking this process's event loop (fake registries in the test answer meanwhile). */
+export function wasmbox(home: string, args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'bin/wasmbox.mjs'), '--home', home, ...args], { env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (b: Buffer) => { stdout += b.toString(); });
+    child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+    child.stdin!.end(o.input ?? '');
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** Every file under `dir` with its size: what "nothing half-written" is compared against. */
+export function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string, rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(p);
+    } catch {
+      return;
+    }
+    for (const n of names.sort()) {
+      const full = join(p, n);
+      const st = statSync(full);
+      if (st.isDirectory()) walk(full, `${rel}${n}/`);
+      else out.push(`${rel}${n} ${st.size}`);
+    }
+  };
+  walk(dir, '');
+  return out;
 }

@@ -3,7 +3,9 @@ import type { Image } from '../source.ts';
 import type { LayoutStore, StoredImage } from '../store/layout-store.ts';
 import { checkDiffIds } from '../store/load.ts';
 import { storeSource } from '../store/store-source.ts';
-import type { Platform } from '../types.ts';
+import type { Descriptor, Platform } from '../types.ts';
+import type { SourceCore } from '../source.ts';
+
 import { RegistryClient, type RegistryClientOptions } from './client.ts';
 import { counting, inParallel, type TransferListener } from './progress.ts';
 import { parseRegistryRef, storeNameFor, type RegistryRef } from './reference.ts';
@@ -38,18 +40,37 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
   const client = o.client ?? new RegistryClient(ref.registry, o);
   const core = registrySource(client, ref.repository, o.limits?.maxManifestBytes !== undefined ? { maxManifestBytes: o.limits.maxManifestBytes } : {});
   const tx = await store.beginLoad();
+  // Each blob is downloaded once, whole, into the transaction; openImage then reads it from there
+  // (it peeks into layers to tell a module from a component, which would otherwise fetch them twice).
+  const downloads = new Map<string, Promise<void>>();
+  const download = (d: Descriptor): Promise<void> => {
+    let p = downloads.get(d.digest);
+    if (!p) {
+      p = (async () => {
+        if (await tx.has(d.digest)) {
+          o.onProgress?.({ type: 'skip', digest: d.digest, size: d.size, reason: 'exists' });
+          return;
+        }
+        o.onProgress?.({ type: 'start', digest: d.digest, size: d.size, what: 'layer' });
+        await tx.put(counting(await core.fetch(d), d.digest, d.size, o.onProgress), d);
+        o.onProgress?.({ type: 'done', digest: d.digest, size: d.size });
+      })();
+      downloads.set(d.digest, p);
+    }
+    return p;
+  };
+  const viaStore: SourceCore = {
+    resolve: (r) => core.resolve(r),
+    async fetch(d) {
+      // Manifests, indexes and configs (JSON) go straight to openImage, which stores them once checked.
+      if (/[+/]json$/.test(d.mediaType)) return core.fetch(d);
+      await download(d);
+      return tx.read(d);
+    },
+  };
   try {
-    const image = await openImage(core, ref, { store: tx, ...(o.platform ? { platform: o.platform } : {}), ...(o.limits ? { limits: o.limits } : {}) });
-    await inParallel(image.layers, o.concurrency ?? 3, async (layer) => {
-      const { digest, size } = layer.descriptor;
-      if (await tx.has(digest)) {
-        o.onProgress?.({ type: 'skip', digest, size, reason: 'exists' });
-        return;
-      }
-      o.onProgress?.({ type: 'start', digest, size, what: 'layer' });
-      await tx.put(counting(await layer.blob(), digest, size, o.onProgress), layer.descriptor);
-      o.onProgress?.({ type: 'done', digest, size });
-    });
+    const image = await openImage(viaStore, ref, { store: tx, ...(o.platform ? { platform: o.platform } : {}), ...(o.limits ? { limits: o.limits } : {}) });
+    await inParallel(image.layers, o.concurrency ?? 3, (layer) => download(layer.descriptor));
     await (o.validate ?? checkDiffIds)(image);
     const name = storeNameFor(ref);
     const stored = await tx.commit(name ? [name] : [], image.manifestDescriptor);
