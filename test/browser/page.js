@@ -28,6 +28,7 @@ async function main() {
     ? await runtime.run(toolbox, { args: ['sh', '-c', 'while true; do true; done'], limits: { timeoutMs: 300 } })
     : undefined;
 
+  await runtime.close();
   return {
     crossOriginIsolated,
     hello: { code: h.code, reason: h.reason, stdout: decode(h.stdout), stderr: decode(h.stderr) },
