@@ -6,7 +6,8 @@ import { LayoutStore } from '../src/loader/store/layout-store.ts';
 import { loadImage } from '../src/loader/store/load.ts';
 import { pullImage } from '../src/loader/registry/pull.ts';
 import { pushImage } from '../src/loader/registry/push.ts';
-import { haveRegistry, haveSkopeo, removeRegistry, skopeo, startRegistry, type TestRegistry } from './helpers/registry.ts';
+import { Layout, tagged, withPlatform, wasmBytes } from './helpers/image-fixtures.ts';
+import { ensureBuilt, haveRegistry, haveSkopeo, removeRegistry, skopeo, startRegistry, wasmbox, type TestRegistry } from './helpers/registry.ts';
 
 const images = join(import.meta.dirname, '..', 'images');
 
@@ -16,6 +17,7 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
   let store: LayoutStore;
 
   beforeAll(async () => {
+    ensureBuilt();
     reg = await startRegistry();
     dir = mkdtempSync(join(tmpdir(), 'wasmbox-reg-rt-'));
     store = await LayoutStore.open(join(dir, 'home'));
@@ -105,4 +107,38 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     const [local] = await store.get('toolbox:latest');
     expect(r.image.digest).toBe(local!.descriptor.digest);
   });
+
+  it('wasmbox run REGISTRY/REPO pulls what is missing, then runs it', async () => {
+    await pushImage(store, 'hello:latest', `${reg.host}/hello:latest`);
+    const home = join(dir, 'run-home');
+    const r = await wasmbox(home, ['run', `${reg.host}/hello`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/hello from wasmbox/);
+    const images = await wasmbox(home, ['images']);
+    expect(images.stdout).toContain(`${reg.host}/hello`);
+    const missing = await wasmbox(home, ['run', `${reg.host}/nothing:here`]);
+    expect(missing.status).toBe(125);
+    expect(missing.stderr).toMatch(/MANIFEST_UNKNOWN|not found|unknown/i);
+  }, 60_000);
+
+  it('CLI pull of a multi-platform index picks --platform (pushed with skopeo copy --all)', async () => {
+    const layout = new Layout();
+    const wasi = await layout.image({ os: 'wasi', architecture: 'wasm', entrypoint: ['/app.wasm'], layers: [{ entries: [{ path: 'app.wasm', data: wasmBytes('module', 16) }] }] });
+    const linux = await layout.image({ os: 'linux', architecture: 'amd64', layers: [{ entries: [{ path: 'etc/os', data: 'linux' }] }] });
+    const index = layout.index([withPlatform(wasi.manifest, 'wasi', 'wasm'), withPlatform(linux.manifest, 'linux', 'amd64')]);
+    layout.finish([tagged(index, 'multi')]);
+    const ociDir = await layout.writeDir(join(dir, 'multi'));
+    const copy = skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${ociDir}:multi`, `docker://${reg.host}/multi:1`]);
+    expect(copy.status, copy.stderr).toBe(0);
+    const home = join(dir, 'multi-home');
+    const l = await wasmbox(home, ['pull', '--platform', 'linux/amd64', `${reg.host}/multi:1`]);
+    expect(l.status, l.stderr).toBe(0);
+    expect(l.stdout).toContain(`Digest: ${linux.manifest.digest}`);
+    const w = await wasmbox(home, ['pull', `${reg.host}/multi:1`]);
+    expect(w.status, w.stderr).toBe(0);
+    expect(w.stdout).toContain(`Digest: ${wasi.manifest.digest}`);
+    const none = await wasmbox(home, ['pull', '--platform', 'linux/s390x', `${reg.host}/multi:1`]);
+    expect(none.status).toBe(125);
+    expect(none.stderr).toMatch(/s390x/);
+  }, 60_000);
 });
