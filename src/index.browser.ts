@@ -38,3 +38,10 @@ export { resolveSpec, parseSize, parseDuration, parseEnvFile, DEFAULT_PATH, type
 export { createWasiBackend, TRAP_EXIT_CODE, TIMEOUT_EXIT_CODE, type WasiBackend, type WasiBackendOptions, type RootfsProvider } from './sandbox/backend.ts';
 export { limitMemory, readMemories, WASM_PAGE_BYTES, type MemoryInfo, type LimitedModule } from './sandbox/memory-limit.ts';
 export { overlayDiff, overlayDiffEntries } from './fs/overlay-diff.ts';
+export { RegistryClient, ACCEPT_MANIFESTS, type RegistryClientOptions, type RegistryResponse } from './loader/registry/client.ts';
+export { parseChallenge, repositoryScope, type Challenge } from './loader/registry/challenge.ts';
+export { staticCredentials, credentialFromAuths, type Credential, type CredentialProvider } from './loader/registry/credentials.ts';
+export { parseRegistryRef, formatRegistryRef, isLoopback, type RegistryRef } from './loader/registry/reference.ts';
+export { registrySource } from './loader/registry/source.ts';
+export { openRegistryImage, type OpenRegistryImageOptions } from './loader/registry/open.ts';
+export type { TransferEvent, TransferListener } from './loader/registry/progress.ts';

@@ -48,3 +48,12 @@ export { resolveImage, type ResolveImageOptions } from './loader/store/resolve-i
 export { storeSource } from './loader/store/store-source.ts';
 export { parseImageName, formatImageName, type ImageName } from './loader/store/names.ts';
 export { saveImage, type SaveFormat, type SaveOptions } from './loader/save.ts';
+export { RegistryClient, ACCEPT_MANIFESTS, type RegistryClientOptions, type RegistryResponse } from './loader/registry/client.ts';
+export { parseChallenge, repositoryScope, type Challenge } from './loader/registry/challenge.ts';
+export { staticCredentials, credentialFromAuths, type Credential, type CredentialProvider } from './loader/registry/credentials.ts';
+export { parseRegistryRef, formatRegistryRef, isLoopback, type RegistryRef } from './loader/registry/reference.ts';
+export { registrySource } from './loader/registry/source.ts';
+export { openRegistryImage, type OpenRegistryImageOptions } from './loader/registry/open.ts';
+export type { TransferEvent, TransferListener } from './loader/registry/progress.ts';
+export { pullImage, type PullOptions, type PullResult } from './loader/registry/pull.ts';
+export { pushImage, wasmArtifact, type PushOptions, type PushResult, type PushFormat } from './loader/registry/push.ts';
