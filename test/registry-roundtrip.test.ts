@@ -98,6 +98,10 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     const r = await pullImage(fresh, `${reg.host}/demo/hello:artifact`);
     expect(r.image.kind).toBe('wasm-module');
     expect(r.image.layers[0]!.kind).toBe('wasm');
+    // The artifact's config names no command: the module (titled by its layer annotation) is the entrypoint.
+    const run = await wasmbox(join(dir, 'artifact-run'), ['run', `${reg.host}/demo/hello:artifact`]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/argv\[0\]: \/hello.wasm/);
   });
 
   it('pushes in PATCH chunks when a blob is bigger than the chunk size', async () => {

@@ -87,6 +87,14 @@ function wasmArtifactConfig(json: unknown, manifest: ImageManifest, what: string
   };
   if (typeof o.created === 'string') config.created = o.created;
   if (typeof o.author === 'string') config.author = o.author;
+  // The artifact names no command (runwasi runs the module itself): its one module is the entrypoint,
+  // named by the layer's title annotation when that is a plain file name.
+  const raw = manifest.layers.filter((l) => RAW_WASM_LAYER_TYPES.includes(l.mediaType));
+  if (raw.length === 1) {
+    const title = raw[0]!.annotations?.['org.opencontainers.image.title'];
+    const name = title && /^[\w.-]+$/.test(title) && title !== '.' && title !== '..' ? title : 'module.wasm';
+    config.config = { Entrypoint: [`/${name}`], WorkingDir: '/' };
+  }
   return config;
 }
 

@@ -152,6 +152,9 @@ export async function wasmArtifact(store: LayoutStore, root: Descriptor, platfor
     if (!module) throw new SandboxError('NOT_FOUND', `the image's module ${path} is in none of its layers`);
   }
   const moduleDesc: Descriptor = { mediaType: MediaType.wasm, digest: sha256(module), size: module.byteLength };
+  const entry = image.config.config?.Entrypoint?.[0] ?? image.config.config?.Cmd?.[0];
+  const title = entry?.split('/').pop();
+  if (title && /^[\w.-]+$/.test(title)) moduleDesc.annotations = { 'org.opencontainers.image.title': title };
   const config: Record<string, unknown> = {
     architecture: 'wasm',
     os: image.kind === 'wasm-component' ? 'wasip2' : 'wasip1',
