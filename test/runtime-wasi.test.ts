@@ -175,6 +175,42 @@ describe('runtime.run on the sample images', () => {
   });
 });
 
+describe.skipIf(!hasWasiClang())('a host directory as the root (-v HOST:/)', () => {
+  it('replaces the image root, read-write and :ro, and the program still comes from the image', async () => {
+    const prog = await wasmFile('rootls', `
+      #include <dirent.h>
+      #include <stdio.h>
+      #include <string.h>
+      int main(void) {
+        DIR *d = opendir("/");
+        struct dirent *e;
+        while ((e = readdir(d))) if (e->d_name[0] != '.') printf("%s\\n", e->d_name);
+        closedir(d);
+        FILE *f = fopen("/in.txt", "r");
+        char buf[64] = {0};
+        if (f) { fgets(buf, sizeof buf, f); fclose(f); }
+        printf("read: %s", buf);
+        FILE *w = fopen("/out.txt", "w");
+        if (!w) { perror("write"); return 3; }
+        fputs("written\\n", w);
+        fclose(w);
+        return 0;
+      }`);
+    const host = join(tmp, 'rootdir');
+    mkdirSync(host);
+    writeFileSync(join(host, 'in.txt'), 'host root\n');
+    const rw = await runtime.run(prog, { mounts: [{ guest: '/', source: { type: 'host', path: host }, mode: 'rw' }] });
+    expect(rw).toMatchObject({ code: 0, reason: 'exit' });
+    expect(text(rw.stdout)).toBe('in.txt\nread: host root\n');
+    expect(readFileSync(join(host, 'out.txt'), 'utf8')).toBe('written\n');
+    rmSync(join(host, 'out.txt'));
+    const ro = await runtime.run(prog, { mounts: [{ guest: '/', source: { type: 'host', path: host }, mode: 'ro' }] });
+    expect(ro.code).toBe(3);
+    expect(text(ro.stderr)).toMatch(/read-only/i);
+    expect(existsSync(join(host, 'out.txt'))).toBe(false);
+  });
+});
+
 describe.skipIf(!hasWasiClang())('limits and hostile guests', () => {
   it('an infinite loop under a timeout: reason timeout (124), and the host stays responsive', async () => {
     const loop = await wasmFile('loop', 'int main(void) { volatile unsigned long n = 0; for (;;) n++; }');
