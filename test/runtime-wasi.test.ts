@@ -114,11 +114,11 @@ describe('runtime.run on the sample images', () => {
     mkdirSync(host);
     writeFileSync(join(host, 'in.txt'), 'from host\n');
     const rw = await runtime.run(toolbox, {
-      args: ['sh', '-c', 'cat /data/in.txt; echo from guest > /data/out.txt'],
+      args: ['sh', '-c', 'cat /data/in.txt; echo from guest > /data/out.txt; ls / | grep -c data'],
       mounts: [{ guest: '/data', source: { type: 'host', path: host }, mode: 'rw' }],
     });
     expect(rw.code).toBe(0);
-    expect(text(rw.stdout)).toBe('from host\n');
+    expect(text(rw.stdout)).toBe('from host\n1\n'); // the mount point shows in its parent, as in docker
     expect(readFileSync(join(host, 'out.txt'), 'utf8')).toBe('from guest\n');
 
     const ro = await runtime.run(toolbox, {

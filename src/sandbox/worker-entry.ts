@@ -37,18 +37,20 @@ export function runGuest(msg: StartMessage, post: Post): void {
   }
 }
 
-function mountVfs(m: WorkerMount, cwd: string): Vfs {
+/** `mustExist`: directories to create in the root when missing (the working directory, mount points). */
+function mountVfs(m: WorkerMount, mustExist: string[]): Vfs {
   switch (m.source.kind) {
     case 'host':
       return hostDirVfs(m.source.path, { readOnly: m.readOnly }) as Vfs;
     case 'packed':
     case 'vfs': {
       const lower = m.source.kind === 'vfs' ? m.source.vfs : packedVfs(m.source.packed as never) as Vfs;
-      if (m.guestPath === '/' && !exists(lower, cwd)) {
-        // docker creates a missing working directory; a read-only root stays read-only for the guest
-        // through the preopen's readOnly flag.
+      const missing = m.guestPath === '/' ? mustExist.filter((p) => !exists(lower, p)) : [];
+      if (missing.length > 0) {
+        // docker creates a missing working directory and mount points; a read-only root stays
+        // read-only for the guest through the preopen's readOnly flag.
         const overlay = Overlay.prepare(lower);
-        mkdirp(overlay, cwd);
+        for (const p of missing) mkdirp(overlay, p);
         return overlay;
       }
       return m.readOnly ? Overlay.view(lower) : Overlay.prepare(lower);
@@ -59,7 +61,8 @@ function mountVfs(m: WorkerMount, cwd: string): Vfs {
 }
 
 function run(msg: StartMessage, post: Post): void {
-  const vfsByMount = msg.mounts.map((m) => ({ mount: m, vfs: mountVfs(m, msg.cwd) }));
+  const mustExist = [msg.cwd, ...msg.mounts.map((m) => m.guestPath)].filter((p) => p !== '/');
+  const vfsByMount = msg.mounts.map((m) => ({ mount: m, vfs: mountVfs(m, mustExist) }));
   const flow = msg.outputFlow ? new Int32Array(msg.outputFlow) : undefined;
   const limit = msg.outputLimit;
   let written = 0;
