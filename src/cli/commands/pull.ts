@@ -74,11 +74,11 @@ export function register(program: Command): void {
     .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
     .option('--timeout <duration>', 'time allowed for each registry response or read (default 30s)')
     .action(async (refText: string, o: RegistryFlags & { platform?: string; quiet?: boolean }, cmd: Command) => {
-      const [{ pullImage }, { parseRegistryRef, formatRegistryRef }, { buildRootfs }, { LayerCache }] = await Promise.all([
+      // Digests, sizes and every layer's diff_id are checked before anything is stored; unsafe tar entries
+      // are refused when the filesystem is built (run, export), as docker does when it extracts.
+      const [{ pullImage }, { parseRegistryRef, formatRegistryRef }] = await Promise.all([
         import('../../loader/registry/pull.ts'),
         import('../../loader/registry/reference.ts'),
-        import('../../fs/rootfs.ts'),
-        import('../../fs/layer-cache.ts'),
       ]);
       const ref = parseRegistryRef(refText);
       const store = await storeFor(cmd);
@@ -90,8 +90,6 @@ export function register(program: Command): void {
           ...client,
           ...(o.platform ? { platform: o.platform } : {}),
           ...(progress.listener ? { onProgress: progress.listener } : {}),
-          // As load: building the filesystem checks every entry and the diff_ids before anything is stored.
-          validate: async (image) => { await buildRootfs(image, new LayerCache()); },
         });
         progress.stop();
         if (o.quiet) {

@@ -24,6 +24,7 @@ export interface RegistryClientOptions {
 export const ACCEPT_MANIFESTS = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
 const MAX_REDIRECTS = 5;
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 interface RequestOptions {
   method?: string;
@@ -245,7 +246,8 @@ export class RegistryClient {
           clearTimeout(timer);
           return reader.cancel(reason).catch(() => {});
         },
-      }, { highWaterMark: 0 });
+        // Reads ahead while the consumer writes to disk: network and disk overlap.
+      }, new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }));
     }
     return { status: res.status, headers: res.headers, url: res.url || url, body: body$ };
   }

@@ -1,7 +1,6 @@
 import { openImage, type OpenImageLimits } from '../open-image.ts';
 import type { Image } from '../source.ts';
 import type { LayoutStore, StoredImage } from '../store/layout-store.ts';
-import { checkDiffIds } from '../store/load.ts';
 import { storeSource } from '../store/store-source.ts';
 import type { Descriptor, Platform } from '../types.ts';
 import type { SourceCore } from '../source.ts';
@@ -19,7 +18,7 @@ export interface PullOptions extends RegistryClientOptions {
   /** Layers downloaded at once. Default 3. */
   concurrency?: number;
   onProgress?: TransferListener;
-  /** Checks the image before it is published (default: every layer's diff_id), as LoadOptions.validate. */
+  /** Checks the image before it is published, as LoadOptions.validate (default: each layer's diff_id, checked as it arrives). */
   validate?: (image: Image) => Promise<void>;
 }
 
@@ -70,8 +69,12 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
   };
   try {
     const image = await openImage(viaStore, ref, { store: tx, ...(o.platform ? { platform: o.platform } : {}), ...(o.limits ? { limits: o.limits } : {}) });
-    await inParallel(image.layers, o.concurrency ?? 3, (layer) => download(layer.descriptor));
-    await (o.validate ?? checkDiffIds)(image);
+    await inParallel(image.layers, o.concurrency ?? 3, async (layer) => {
+      await download(layer.descriptor);
+      // Without a validate hook each layer's diff_id is checked as soon as it is in, while others download.
+      if (!o.validate && layer.kind === 'tar') await drain(await layer.open());
+    });
+    if (o.validate) await o.validate(image);
     const name = storeNameFor(ref);
     const stored = await tx.commit(name ? [name] : [], image.manifestDescriptor);
     // The image as the store now holds it (the transaction's staging is gone).
@@ -81,4 +84,9 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
     await tx.abort();
     throw e;
   }
+}
+
+async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = stream.getReader();
+  for (;;) if ((await reader.read()).done) return;
 }

@@ -62,7 +62,7 @@ async function copyLayers(image: Image, tx: ContentStore): Promise<void> {
 }
 
 /** Reads every tar layer decompressed to its end, which checks its diff_id. */
-export async function checkDiffIds(image: Image): Promise<void> {
+async function checkDiffIds(image: Image): Promise<void> {
   for (const layer of image.layers) {
     if (layer.kind !== 'tar') continue;
     const reader = (await layer.open()).getReader();
