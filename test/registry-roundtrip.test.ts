@@ -145,4 +145,24 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     expect(none.status).toBe(125);
     expect(none.stderr).toMatch(/s390x/);
   }, 60_000);
+
+  it('pushes a multi-platform index from the store (each manifest, then the index) and pulls either platform', async () => {
+    const layout = new Layout();
+    const wasi = await layout.image({ os: 'wasi', architecture: 'wasm', entrypoint: ['/app.wasm'], layers: [{ entries: [{ path: 'app.wasm', data: wasmBytes('module', 32) }] }] });
+    const linux = await layout.image({ os: 'linux', architecture: 'arm64', layers: [{ entries: [{ path: 'etc/arch', data: 'arm64' }] }] });
+    const index = layout.index([withPlatform(wasi.manifest, 'wasi', 'wasm'), withPlatform(linux.manifest, 'linux', 'arm64')]);
+    layout.finish([tagged(index, 'both')]);
+    const ociDir = await layout.writeDir(join(dir, 'index-src'));
+    const home = join(dir, 'index-home');
+    const into = skopeo(['copy', '--all', `oci:${ociDir}:both`, `oci:${home}:multi:1`]);
+    expect(into.status, into.stderr).toBe(0);
+    const indexStore = await LayoutStore.open(home);
+    const r = await pushImage(indexStore, 'multi:1', `${reg.host}/indexed/multi:1`);
+    expect(r.digest).toBe(index.digest);
+    const raw = skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/indexed/multi:1`]);
+    expect(JSON.parse(raw.stdout).manifests.length).toBe(2);
+    const fresh = await LayoutStore.open(join(dir, 'index-pull'));
+    expect((await pullImage(fresh, `${reg.host}/indexed/multi:1`, { platform: 'linux/arm64' })).image.digest).toBe(linux.manifest.digest);
+    expect((await pullImage(fresh, `${reg.host}/indexed/multi:1`)).image.digest).toBe(wasi.manifest.digest);
+  }, 60_000);
 });
