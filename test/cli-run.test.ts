@@ -77,6 +77,29 @@ describe('wasmbox run', () => {
     expect(closed.stdout).not.toContain('not given');
   });
 
+  it('a bare .wasm runs like wasmtime: only -e and -v are granted, not its image filesystem', async (ctx) => {
+    if (!hasWasiClang()) ctx.skip();
+    const module = await compileWasi(`#include <stdio.h>
+extern char **environ;
+int main(void) {
+  for (char **e = environ; *e; e++) printf("env %s\\n", *e);
+  FILE *f = fopen("/data/out.txt", "w");
+  if (f) { fputs("from the guest", f); fclose(f); }
+  printf("own module visible: %s\\n", fopen("/bare.wasm", "r") ? "yes" : "no");
+  return 7;
+}
+`);
+    const wasmPath = join(tmp, 'bare.wasm');
+    writeFileSync(wasmPath, module);
+    const data = join(tmp, 'bare-data');
+    mkdirSync(data, { recursive: true });
+    const r = await wasmbox(['run', '-e', 'ONLY=this', '-v', `${data}:/data`, wasmPath]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(7);
+    expect(r.stdout).toBe('env ONLY=this\nown module visible: no\n');
+    expect(readFileSync(join(data, 'out.txt'), 'utf8')).toBe('from the guest');
+  });
+
   it('exit statuses: 127 not found, 126 not runnable, 125 for wasmbox failures', async () => {
     const notFound = await wasmbox(['run', '--entrypoint', 'nope', 'toolbox']);
     expect(notFound.code).toBe(127);

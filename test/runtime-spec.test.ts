@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_PATH, parseDuration, parseEnvFile, parseSize, resolveSpec } from '../src/runtime/spec.ts';
 import type { ImageConfig } from '../src/loader/types.ts';
 import { isSandboxError } from '../src/errors.ts';
+import { BARE_MODULE_LABEL } from '../src/loader/wasm-image.ts';
 
 function config(c: NonNullable<ImageConfig['config']>): ImageConfig {
   return { os: 'wasi', architecture: 'wasm', rootfs: { type: 'layers', diff_ids: [] }, config: c };
@@ -34,6 +35,14 @@ describe('container spec from the image config (docker run rules)', () => {
     const bare = resolveSpec(config({ Cmd: ['x'] }), { env: { HOME: '/h' } }, '');
     expect(bare.env).toEqual([`PATH=${DEFAULT_PATH}`, 'HOME=/h']);
     expect(() => resolveSpec(image, { env: ['=x'] })).toThrow(/invalid environment/);
+  });
+
+  it('a bare .wasm module gets no docker defaults and no root preopen, only what is granted', () => {
+    const bareModule = config({ Entrypoint: ['/m.wasm'], Labels: { [BARE_MODULE_LABEL]: 'true' } });
+    const s = resolveSpec(bareModule, { env: ['K=V'] }, 'abcdef0123456789');
+    expect(s.env).toEqual(['K=V']);
+    expect(s.rootfsPreopen).toBe(false);
+    expect(resolveSpec(image, {}, 'id').rootfsPreopen).toBeUndefined();
   });
 
   it('-w must be absolute and is normalised', () => {

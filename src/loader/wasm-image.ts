@@ -6,6 +6,16 @@ import type { ImageConfig } from './types.ts';
 
 export const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
+/**
+ * Marks an image wrapped from a bare .wasm file. Such a module runs as `wasmtime run` would run it:
+ * no filesystem and no environment beyond what the caller grants (-v, -e), instead of docker's defaults.
+ */
+export const BARE_MODULE_LABEL = 'io.wasmbox.bare-module';
+
+export function isBareModule(config: ImageConfig): boolean {
+  return config.config?.Labels?.[BARE_MODULE_LABEL] === 'true';
+}
+
 /** 'module' (version 1, layer 0), 'component' (layer 1), or undefined when the bytes are not wasm. */
 export function wasmKind(head: Uint8Array): 'module' | 'component' | undefined {
   if (head.length < 8 || !WASM_MAGIC.every((b, i) => head[i] === b)) return undefined;
@@ -69,7 +79,7 @@ export function wasmImageSource(module: Uint8Array, fileName: string): SourceCor
   const config: ImageConfig = {
     architecture: 'wasm',
     os: 'wasi',
-    config: { Entrypoint: [`/${name}`], WorkingDir: '/' },
+    config: { Entrypoint: [`/${name}`], WorkingDir: '/', Labels: { [BARE_MODULE_LABEL]: 'true' } },
     rootfs: { type: 'layers', diff_ids: [layer.digest] },
     history: [{ created_by: `wasmbox: wrapped ${name}` }],
   };

@@ -1,5 +1,6 @@
 import { SandboxError } from '../errors.ts';
 import type { ImageConfig } from '../loader/types.ts';
+import { isBareModule } from '../loader/wasm-image.ts';
 import type { ContainerSpec, Limits, Mount } from './types.ts';
 
 /** What a caller may override on top of the image config (docker run's options). */
@@ -36,6 +37,8 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  * - env: PATH (docker's default when neither the image nor the options set it), HOSTNAME, the image's
  *   Env, the options' env (same key replaces in place), HOME=/root when unset;
  * - cwd: `workdir`, else WorkingDir, else '/'; it must be absolute.
+ * A bare .wasm module gets none of docker's defaults (PATH, HOSTNAME, HOME) and no root filesystem:
+ * only what the options grant, as `wasmtime run` does.
  */
 export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = ''): ContainerSpec {
   const rc = config.config ?? {};
@@ -56,10 +59,11 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
   for (const e of rc.Env ?? []) env.set(e);
   for (const e of normalizeEnvOptions(opts.env, opts.hostEnv)) env.set(e);
   const merged = env.entries();
+  const bare = isBareModule(config);
   const head: string[] = [];
-  if (!env.has('PATH')) head.push(`PATH=${DEFAULT_PATH}`);
-  if (hostname && !env.has('HOSTNAME')) head.push(`HOSTNAME=${hostname}`);
-  const tail = env.has('HOME') ? [] : ['HOME=/root'];
+  if (!bare && !env.has('PATH')) head.push(`PATH=${DEFAULT_PATH}`);
+  if (!bare && hostname && !env.has('HOSTNAME')) head.push(`HOSTNAME=${hostname}`);
+  const tail = bare || env.has('HOME') ? [] : ['HOME=/root'];
 
   const cwd = opts.workdir ?? (rc.WorkingDir ? rc.WorkingDir : '/');
   if (!cwd.startsWith('/')) {
@@ -76,6 +80,7 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     tty: opts.tty ?? false,
     stdin: opts.interactive ?? false,
     readOnlyRoot: opts.readOnly ?? false,
+    ...(bare ? { rootfsPreopen: false } : {}),
     mounts: (opts.mounts ?? []).map(checkMount),
     network: 'none',
     limits: checkLimits(opts.limits ?? {}),

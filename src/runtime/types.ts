@@ -30,6 +30,11 @@ export interface ContainerSpec {
   /** Keep stdin open for the guest (docker -i); otherwise the guest reads EOF. */
   stdin: boolean;
   readOnlyRoot: boolean;
+  /**
+   * WASI: the image's filesystem is preopened as `/` (docker's model). False for a bare .wasm module,
+   * which sees only its mounts, as under `wasmtime run --dir`.
+   */
+  rootfsPreopen?: boolean;
   mounts: Mount[];
   network: 'none' | 'loopback';
   limits: Limits;

@@ -346,7 +346,7 @@ class WasiContainer implements Container {
       module: this.#compiled.module,
       memories: this.#compiled.memories,
       args: this.#spec.argv,
-      env: withPwd(this.#spec.env, this.#spec.cwd),
+      env: this.#spec.rootfsPreopen === false ? this.#spec.env : withPwd(this.#spec.env, this.#spec.cwd),
       cwd: this.#spec.cwd,
       mounts: this.#mounts(),
       stdin,
@@ -388,7 +388,7 @@ class WasiContainer implements Container {
   #mounts(): WorkerMount[] {
     const mounts: WorkerMount[] = [];
     const root = this.#spec.mounts.find((m) => m.guest === '/');
-    if (!root) {
+    if (!root && this.#spec.rootfsPreopen !== false) {
       mounts.push({
         guestPath: '/',
         source: this.#inline ? { kind: 'vfs', vfs: this.#rootfs.vfs } : { kind: 'packed', packed: this.#rootfs.packed() },
