@@ -100,6 +100,14 @@ int main(void) {
     expect(readFileSync(join(data, 'out.txt'), 'utf8')).toBe('from the guest');
   });
 
+  it('--cpus is refused for a WASI guest rather than ignored; --pids-limit must be a whole number', async () => {
+    const cpus = await wasmbox(['run', '--cpus', '1', 'hello']);
+    expect(cpus.code).toBe(125);
+    expect(cpus.stderr).toMatch(/CPU quota .* cannot be enforced/);
+    expect((await wasmbox(['run', '--pids-limit', '2.5', 'hello'])).code).toBe(125);
+    expect((await wasmbox(['run', '--pids-limit', '4', 'hello'])).code).toBe(0);
+  });
+
   it('exit statuses: 127 not found, 126 not runnable, 125 for wasmbox failures', async () => {
     const notFound = await wasmbox(['run', '--entrypoint', 'nope', 'toolbox']);
     expect(notFound.code).toBe(127);

@@ -91,4 +91,17 @@ describe('wasmbox run (linux images)', () => {
     if (oom.stderr.includes('cannot enforce')) return ctx.skip(oom.stderr.trim());
     expect(oom.code).toBe(137);
   });
+
+  it('--pids-limit and --cpus reach the cgroup', (ctx) => {
+    if (skipReason) return ctx.skip();
+    // With 8 pids the shell cannot start 20 background sleeps: some forks fail.
+    const r = wasmbox(['run', '--pids-limit', '8', '--timeout', '20s', `oci:${busybox}`, 'sh', '-c',
+      'n=0; for i in $(seq 20); do sleep 3 & n=$((n+1)); done 2>/dev/null; set -- /proc/[0-9]*; echo $#']);
+    if (r.stderr.includes('cannot enforce')) return ctx.skip(r.stderr.trim());
+    expect(Number(r.stdout.trim())).toBeLessThanOrEqual(8);
+    const cpu = wasmbox(['run', '--cpus', '0.5', `oci:${busybox}`, 'true']);
+    if (cpu.stderr.includes('cannot enforce')) return ctx.skip(cpu.stderr.trim());
+    expect(cpu.code).toBe(0);
+    expect(wasmbox(['run', '--cpus', 'lots', `oci:${busybox}`, 'true']).code).toBe(125);
+  });
 });

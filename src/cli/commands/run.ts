@@ -17,6 +17,8 @@ interface RunFlags {
   readOnly?: boolean;
   platform?: string;
   outputLimit?: string;
+  pidsLimit?: string;
+  cpus?: string;
   user?: string;
   hostname?: string;
 }
@@ -41,6 +43,8 @@ export function register(program: Command): void {
     .option('--read-only', 'mount the container\'s root filesystem read-only')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image (e.g. wasi/wasm)')
     .option('--output-limit <size>', 'kill the container once its stdout + stderr pass this size (exit status 137)')
+    .option('--pids-limit <n>', 'most processes the container may have (Linux images; a WASI guest is one process)')
+    .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5 (Linux images)')
     .option('-u, --user <user>', 'user (recorded; WASI guests have no users)')
     .option('--hostname <name>', 'container host name')
     .passThroughOptions()
@@ -119,6 +123,8 @@ async function runOptions(args: string[], flags: RunFlags) {
     ...(flags.memory !== undefined ? { memoryBytes: parseSize(flags.memory) } : {}),
     ...(flags.timeout !== undefined ? { timeoutMs: parseDuration(flags.timeout) } : {}),
     ...(flags.outputLimit !== undefined ? { outputBytes: parseSize(flags.outputLimit) } : {}),
+    ...(flags.pidsLimit !== undefined ? { pids: parseCount('--pids-limit', flags.pidsLimit, true) } : {}),
+    ...(flags.cpus !== undefined ? { cpus: parseCount('--cpus', flags.cpus, false) } : {}),
   };
   return {
     args,
@@ -133,6 +139,14 @@ async function runOptions(args: string[], flags: RunFlags) {
     interactive: flags.interactive ?? false,
     limits,
   };
+}
+
+function parseCount(flag: string, value: string, integer: boolean): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new SandboxError('INVALID_ARGUMENT', `invalid ${flag} '${value}': expected a positive ${integer ? 'whole ' : ''}number`);
+  }
+  return n;
 }
 
 /** docker's -v: `HOST:GUEST[:ro|rw]` with an absolute (or ./relative) host path, or `NAME:GUEST` for a volume. */
