@@ -19,7 +19,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 3 : 5;
 const LAYERS = 4;
-const LAYER_BYTES = (quick ? 6 : 12.5) * 2 ** 20;
+const LAYER_BYTES = (quick ? 6 : 25) * 2 ** 20;
 const work = mkdtempSync(join(tmpdir(), 'wasmbox-bench-registry-'));
 const children = new Set();
 

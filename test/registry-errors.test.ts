@@ -1,5 +1,5 @@
 // Bad registries: each failure a typed error (exit 125 from the CLI) and nothing half-written in the store.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -140,6 +140,26 @@ describe('registry failures against a fake registry (node:http)', () => {
     } finally {
       fake.blobs.set(layer, good);
     }
+  });
+
+  it('a config whose diff_id does not match the layer: DIGEST_MISMATCH while it downloads, nothing stored', async () => {
+    const manifest = JSON.parse(new TextDecoder().decode(fake.blobs.get(served.manifest)!.bytes));
+    const config = JSON.parse(new TextDecoder().decode(fake.blobs.get(served.config)!.bytes));
+    config.rootfs.diff_ids = [`sha256:${'1'.repeat(64)}`];
+    const configBytes = new TextEncoder().encode(JSON.stringify(config));
+    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    fake.blobs.set(configDigest, { type: 'application/octet-stream', bytes: configBytes });
+    manifest.config = { ...manifest.config, digest: configDigest, size: configBytes.byteLength };
+    const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
+    const manifestDigest = `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`;
+    fake.blobs.set(manifestDigest, { type: manifest.mediaType, bytes: manifestBytes });
+    fake.tags.set('baddiff', manifestDigest);
+    const store = await freshStore('baddiff');
+    const before = listing(store.dir);
+    const e = await pullImage(store, `${fake.host}/demo/hello:baddiff`, { retries: 0 }).catch((x: unknown) => x as Error);
+    expect((e as { code?: string }).code).toBe('DIGEST_MISMATCH');
+    expect((e as Error).message).toMatch(/diff_id/);
+    expect(listing(store.dir)).toEqual(before);
   });
 
   it('a manifest asked for by digest whose bytes differ: DIGEST_MISMATCH', async () => {
