@@ -101,6 +101,8 @@ try {
   const pushHome = join(work, 'push-home');
   run(process.execPath, [wasmbox, '--home', pushHome, 'pull', '-q', `${reg.host}/bench:1`]);
 
+  const { pullImage, LayoutStore } = await import(join(root, 'dist/index.js'));
+  const library = { checked: [], unchecked: [] };
   const pull = { wasmbox: [], skopeo: [] };
   const push = { wasmbox: [], skopeo: [] };
   for (let round = 0; round <= ROUNDS; round++) {
@@ -115,7 +117,18 @@ try {
     const r2 = await startRegistry(`push-s-${round}`);
     const ps = run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${r2.host}/bench:1`], { HOME: join(work, `skopeo-push-home-${round}`) });
     await r2.stop();
+    const timeLib = async (o) => {
+      const store = await LayoutStore.open(join(work, `lib-${round}`));
+      const t = performance.now();
+      await pullImage(store, `${reg.host}/bench:1`, o);
+      const ms = performance.now() - t;
+      rmSync(store.dir, { recursive: true, force: true });
+      return ms;
+    };
+    const lc = await timeLib({});
+    const lu = await timeLib({ validate: async () => {} });
     if (round === 0) continue; // warm-up
+    library.checked.push(lc); library.unchecked.push(lu);
     pull.wasmbox.push(w); pull.skopeo.push(s); push.wasmbox.push(pw); push.skopeo.push(ps);
     console.error(`round ${round}: pull ${w.toFixed(0)} / ${s.toFixed(0)} ms, push ${pw.toFixed(0)} / ${ps.toFixed(0)} ms`);
   }
@@ -125,6 +138,8 @@ try {
   console.log('| figure | wasmbox | peer | ratio | target |\n|---|---|---|---|---|');
   console.log(row('pull, loopback registry', pull));
   console.log(row('push, loopback registry', push));
+  console.log(`| pullImage in-process (no CLI start-up) | ${median(library.checked).toFixed(0)} ms | skopeo copy ${median(pull.skopeo).toFixed(0)} ms | **${(median(library.checked) / median(pull.skopeo)).toFixed(2)}** | |`);
+  console.log(`| pullImage in-process, diff_ids not checked | ${median(library.unchecked).toFixed(0)} ms | skopeo copy ${median(pull.skopeo).toFixed(0)} ms | **${(median(library.unchecked) / median(pull.skopeo)).toFixed(2)}** | |`);
 } finally {
   for (const c of children) c.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });

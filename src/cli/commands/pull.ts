@@ -61,7 +61,8 @@ export async function progressReporter(mode: 'pull' | 'push', quiet: boolean): P
     else if (e.type === 'skip') bar.update(Math.max(1, e.size), { status: e.reason === 'mounted' ? 'Mounted' : 'Already exists' });
     else bar.update(Math.max(1, e.size), { status: done });
   };
-  return { listener, stop: () => multi.stop() };
+  let stopped = false;
+  return { listener, stop: () => { if (!stopped) { stopped = true; multi.stop(); } } };
 }
 
 export function register(program: Command): void {
