@@ -42,6 +42,17 @@ afterAll(async () => {
 });
 
 describe('runtime.run on the sample images', () => {
+  it('finds the bundled sample images by name in an empty store, unless fallback is false', async () => {
+    const home = join(tmp, 'fresh-home');
+    const fresh = createRuntime({ home, workerUrl: await buildWorker(tmp) });
+    const r = await fresh.run('toolbox', { args: ['sh', '-c', 'echo hi | wc -c'] });
+    expect([r.code, text(r.stdout)]).toEqual([0, '3\n']);
+    await fresh.close();
+    const strict = createRuntime({ home: join(tmp, 'strict-home'), fallback: false });
+    await expect(strict.run('toolbox', {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await strict.close();
+  });
+
   it('hello: image Entrypoint, Env, WorkingDir; args replace Cmd; -e and -w', async () => {
     const r = await runtime.run(hello, { args: ['one', 'two words'], env: ['GREETING=bonjour', 'EXTRA=1'], workdir: '/tmp' });
     expect(r.reason).toBe('exit');

@@ -6,7 +6,7 @@ import { isSandboxError } from '../src/errors.ts';
 import { LayoutStore } from '../src/loader/store/layout-store.ts';
 import { loadImage, nameStem, namesFor } from '../src/loader/store/load.ts';
 import { resolveImage } from '../src/loader/store/resolve-image.ts';
-import { sampleImageNames, sampleImagePath } from '../src/cli/sample-images.ts';
+import { sampleImageNames, sampleImagePath } from '../src/host/node/sample-images.ts';
 import { Layout, collect, hex, sha, tagged } from './helpers/image-fixtures.ts';
 
 let dir: string;

@@ -1,4 +1,5 @@
 import { defaultBackends } from '#host/backends';
+import { sampleImagePath } from '#host/sample-images';
 import { SandboxError } from '../errors.ts';
 import { parseRef } from '../loader/ref.ts';
 import type { LayoutStore } from '../loader/store/layout-store.ts';
@@ -23,8 +24,8 @@ export interface RuntimeOptions {
   keepWarm?: boolean;
   /** Run WASI guests that need no Worker on the calling thread (see WasiBackendOptions.inline). */
   inline?: { stdout(b: Uint8Array): void; stderr(b: Uint8Array): void };
-  /** An image archive to load for a name the store lacks (the CLI's bundled sample images). */
-  fallback?: (name: string) => string | undefined;
+  /** An image archive to load for a name the store lacks (default: the bundled sample images; `false`: none). */
+  fallback?: false | ((name: string) => string | undefined);
   /**
    * How `REGISTRY/REPO[:TAG]` names missing from the store are pulled (default: from the registry, with
    * credentials from `wasmbox login` and Docker's config; `false`: never pull).
@@ -105,7 +106,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     return resolveImage(ref, {
       store,
       ...(platform ? { platform } : {}),
-      ...(opts.fallback ? { fallback: opts.fallback } : {}),
+      ...(opts.fallback !== false ? { fallback: opts.fallback ?? sampleImagePath } : {}),
       ...(opts.pull !== false ? { pull: (r: string, po: { platform?: string | Platform }) => (opts.pull ? opts.pull(r, { ...po, store }) : pullMissing(store, r, po)) } : {}),
     });
   }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { storeFor } from '../program.ts';
-import { sampleImagePath } from '../sample-images.ts';
+import { sampleImagePath } from '#host/sample-images';
 
 export function register(program: Command): void {
   program

@@ -57,7 +57,7 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
   try {
     const options = await runOptions(args, flags);
     const [{ createRuntime }, { resolve }, { sampleImagePath }] = await Promise.all([
-      import('../../runtime/runtime.ts'), import('node:path'), import('../sample-images.ts'),
+      import('../../runtime/runtime.ts'), import('node:path'), import('#host/sample-images'),
     ]);
     const home = cmd.optsWithGlobals<{ home?: string }>().home;
     // A guest with no timeout, output cap or interactive stdin runs on this thread (no Worker to

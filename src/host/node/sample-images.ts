@@ -4,12 +4,12 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The sample images that ship in the package as `images/NAME.tar` (OCI archives). The directory is found
- * relative to this code: `dist/cli.js` -> `../images`, or `src/cli/sample-images.ts` -> `../../images`
+ * relative to this code: `dist/*.js` -> `../images`, or `src/host/node/sample-images.ts` -> `../../../images`
  * when run from source (tests).
  */
 export function sampleImagesDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const rel of ['../images', '../../images']) {
+  for (const rel of ['../images', '../../../images']) {
     const dir = join(here, rel);
     if (existsSync(join(dir, '..', 'package.json')) && existsSync(dir)) return dir;
   }
