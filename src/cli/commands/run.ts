@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { SandboxError } from '../../errors.ts';
 import type { Mount } from '../../runtime/types.ts';
 import { exitCodeForStatus, reportError } from '../exit-codes.ts';
@@ -56,16 +58,13 @@ export function register(program: Command): void {
 async function runCommand(image: string, args: string[], flags: RunFlags, cmd: Command): Promise<number> {
   try {
     const options = await runOptions(args, flags);
-    const [{ createRuntime }, { resolve }, { sampleImagePath }] = await Promise.all([
-      import('../../runtime/runtime.ts'), import('node:path'), import('#host/sample-images'),
-    ]);
+    const { createRuntime } = await import('../../runtime/runtime.ts');
     const home = cmd.optsWithGlobals<{ home?: string }>().home;
     // A guest with no timeout, output cap or interactive stdin runs on this thread (no Worker to
     // boot); Ctrl-C then ends the whole process, as it would a native program.
     const inline = flags.timeout === undefined && flags.outputLimit === undefined && !flags.interactive;
     const runtime = createRuntime({
       ...(home ? { home } : {}),
-      fallback: sampleImagePath,
       ...(inline ? { inline: { stdout: (b: Uint8Array) => writeAllSync(1, b), stderr: (b: Uint8Array) => writeAllSync(2, b) } } : {}),
     });
     // Otherwise boot the sandbox Worker while the image is opened and compiled on this thread.
@@ -107,7 +106,6 @@ async function runOptions(args: string[], flags: RunFlags) {
   const { parseSize, parseDuration, parseEnvFile } = await import('../../runtime/spec.ts');
   const env: string[] = [];
   if (flags.envFile.length) {
-    const { readFile } = await import('node:fs/promises');
     for (const file of flags.envFile) {
       let text: string;
       try {
@@ -168,7 +166,6 @@ async function parseVolume(spec: string): Promise<Mount> {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(source)) throw new SandboxError('INVALID_ARGUMENT', `invalid volume name '${source}'`);
     return { guest, source: { type: 'volume', name: source }, mode };
   }
-  const [{ resolve }, { stat }] = await Promise.all([import('node:path'), import('node:fs/promises')]);
   const path = resolve(source);
   const st = await stat(path).catch(() => undefined);
   if (!st) throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${spec}: ${path} does not exist`);
