@@ -194,10 +194,10 @@ describe('malformed tars: MALFORMED', () => {
 
 describe('limits: LIMIT_EXCEEDED, and the rest is not read', () => {
   test('total bytes (a gzip bomb through DecompressionStream)', async () => {
-    // Concatenated gzip members: a 3 MiB file, then 256 MiB of zeros, from ~300 KB of gzip.
-    const zeros = gzip(new Uint8Array(1 << 20));
-    const bomb = concat([gzip(ustarHeader({ name: 'big', size: 3 << 20 })), ...Array.from({ length: 256 }, () => zeros)]);
-    expect(bomb.length).toBeLessThan(400_000);
+    // One gzip member (DecompressionStream in Node 24 and in browsers stops at the end of the first
+    // member): a header for a 3 MiB file, then 64 MiB of zeros, from ~70 KB of gzip.
+    const bomb = gzip(concat([ustarHeader({ name: 'big', size: 3 << 20 }), new Uint8Array(64 << 20)]));
+    expect(bomb.length).toBeLessThan(100_000);
     let inflated = 0;
     const counter = new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, c) {
