@@ -32,7 +32,7 @@ export async function resolveImage(nameOrRef: string, o: ResolveImageOptions): P
   const ref = parseRef(nameOrRef);
   if (ref.transport === 'registry' && o.pull) return o.pull(nameOrRef, o.platform ? { platform: o.platform } : {});
   if (ref.transport === 'registry') {
-    throw new SandboxError('BACKEND_UNAVAILABLE', `pulling from a registry is not supported yet (${nameOrRef}); load an archive with 'wasmbox load -i FILE'`);
+    throw new SandboxError('BACKEND_UNAVAILABLE', `${nameOrRef} is a registry reference and pulling is off here: pull it first (wasmbox pull) or give resolveImage a pull hook`);
   }
   if (ref.transport !== 'store') return openLocalImage(ref, { platform: o.platform, limits: o.limits });
   const text = storeRefText(ref);
