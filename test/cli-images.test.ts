@@ -1,24 +1,14 @@
 // End to end through the built CLI (node bin/wasmbox.mjs), each test with its own --home store.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { extract } from 'tar-stream';
 import { Layout, OCI, dockerSaveFiles, enc, filesToTar, hex, sha, tagged, type Desc } from './helpers/image-fixtures.ts';
+import { ensureBuilt, dirListing, cliBin } from './helpers/cli.ts';
 
-const root = resolve(import.meta.dirname, '..');
-const bin = join(root, 'bin/wasmbox.mjs');
-
-/** Builds dist/ unless it is newer than every source file (npm test builds first anyway). */
-function ensureBuilt(): void {
-  const cli = join(root, 'dist/cli.js');
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'src'))) {
-    execFileSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
-  }
-}
+const bin = cliBin;
 
 interface Run { status: number | null; stdout: string; stderr: string }
 
@@ -33,23 +23,6 @@ const ok = (...args: string[]): string => {
   if (r.status !== 0) throw new Error(`wasmbox ${args.join(' ')} -> ${r.status}\n${r.stderr}`);
   return r.stdout;
 };
-
-/** Every file of the store with its hash: what "nothing written" is checked against. */
-function listing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (p: string, rel: string): void => {
-    for (const name of readdirSync(p).sort()) {
-      const full = join(p, name);
-      const r = rel ? `${rel}/${name}` : name;
-      if (statSync(full).isDirectory()) {
-        out.push(`${r}/`);
-        walk(full, r);
-      } else out.push(`${r} ${sha(readFileSync(full))}`);
-    }
-  };
-  walk(dir, '');
-  return out;
-}
 
 async function tarMembers(bytes: Uint8Array): Promise<Map<string, { type: string; data: Uint8Array }>> {
   const out = new Map<string, { type: string; data: Uint8Array }>();
@@ -301,7 +274,7 @@ describe('bad input: status 125, a clear message, nothing written to the store',
     const p = join(home, '..', `present-${Math.random().toString(16).slice(2)}.tar`);
     writeFileSync(p, await layout.toTar());
     ok('load', '-i', p);
-    before = listing(home);
+    before = dirListing(home);
   });
 
   const expectRejected = (file: string, message: RegExp): void => {
@@ -310,7 +283,7 @@ describe('bad input: status 125, a clear message, nothing written to the store',
     expect(r.stderr).toMatch(/^wasmbox: /);
     expect(r.stderr).toMatch(message);
     expect(r.stdout).not.toContain('Loaded image');
-    expect(listing(home)).toEqual(before);
+    expect(dirListing(home)).toEqual(before);
   };
 
   it('a truncated archive', async () => {
@@ -418,7 +391,7 @@ describe('bad input: status 125, a clear message, nothing written to the store',
     const r = wasmbox('load', '-i', file, '--max-layer-size', '1m');
     expect(r.status, r.stderr).toBe(125);
     expect(r.stderr).toMatch(/^wasmbox: .*limit/);
-    expect(listing(home)).toEqual(before);
+    expect(dirListing(home)).toEqual(before);
   });
 
   it('a missing file, and a file that is no image', () => {

@@ -1,23 +1,14 @@
 // What wasmbox writes, skopeo reads; what skopeo writes, wasmbox loads. Both directions, through the CLI.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Layout, hex, tagged } from './helpers/image-fixtures.ts';
+import { ensureBuilt, cliBin } from './helpers/cli.ts';
 
-const root = resolve(import.meta.dirname, '..');
-const bin = join(root, 'bin/wasmbox.mjs');
+const bin = cliBin;
 const hasSkopeo = spawnSync('skopeo', ['--version']).status === 0;
-
-function ensureBuilt(): void {
-  const cli = join(root, 'dist/cli.js');
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'src'))) {
-    execFileSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
-  }
-}
 
 let tmp: string;
 let home: string;

@@ -1,22 +1,13 @@
 // Several wasmbox processes on one store at once: loads and removals must never corrupt it.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Layout, hex, sha, tagged } from './helpers/image-fixtures.ts';
+import { ensureBuilt, dirListing, cliBin } from './helpers/cli.ts';
 
-const root = resolve(import.meta.dirname, '..');
-const bin = join(root, 'bin/wasmbox.mjs');
-
-function ensureBuilt(): void {
-  const cli = join(root, 'dist/cli.js');
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'src'))) {
-    execFileSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
-  }
-}
+const bin = cliBin;
 
 let tmp: string;
 let home: string;
@@ -45,22 +36,6 @@ async function archive(name: string, tag: string): Promise<string> {
   const file = join(tmp, `${name}.tar`);
   writeFileSync(file, await layout.toTar());
   return file;
-}
-
-function listing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (p: string, rel: string): void => {
-    for (const name of readdirSync(p).sort()) {
-      const full = join(p, name);
-      const r = rel ? `${rel}/${name}` : name;
-      if (statSync(full).isDirectory()) {
-        out.push(`${r}/`);
-        walk(full, r);
-      } else out.push(`${r} ${sha(readFileSync(full))}`);
-    }
-  };
-  walk(dir, '');
-  return out;
 }
 
 /**
@@ -129,7 +104,7 @@ describe('concurrent processes on one store', () => {
     layout.finish([tagged(img.manifest, 'big:1')]);
     const dir = await layout.writeDir(join(tmp, 'big-layout'));
     expect((await run('images')).status).toBe(0);
-    const before = listing(home);
+    const before = dirListing(home);
     for (const signal of ['SIGINT', 'SIGKILL'] as const) {
       const p = spawn(process.execPath, [bin, '--home', home, 'load', '-i', dir], { stdio: 'ignore' });
       const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
@@ -142,7 +117,7 @@ describe('concurrent processes on one store', () => {
       const code = await exited;
       if (signal === 'SIGINT') expect(code).toBe(130);
       expect((await run('images')).status).toBe(0); // the next open removes what a killed load staged
-      expect(listing(home), signal).toEqual(before);
+      expect(dirListing(home), signal).toEqual(before);
     }
   });
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { MediaType } from '../src/loader/media-types.ts';
 import type { Descriptor } from '../src/loader/types.ts';
 import type { LoadTransaction } from '../src/loader/store/transaction.ts';
 import { isSandboxError } from '../src/errors.ts';
+import { dirListing } from './helpers/cli.ts';
 
 const enc = new TextEncoder();
 
@@ -32,23 +33,6 @@ function makeImage(layerTexts: string[], os = 'wasi', architecture = 'wasm') {
 
 async function putAll(tx: LoadTransaction, img: ReturnType<typeof makeImage>): Promise<void> {
   for (const b of img.all) await tx.put(b.data, b.d);
-}
-
-/** Every file under dir with its content hash: the store's observable state. */
-function listing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (p: string, rel: string): void => {
-    for (const name of readdirSync(p).sort()) {
-      const full = join(p, name);
-      const r = rel ? `${rel}/${name}` : name;
-      if (statSync(full).isDirectory()) {
-        out.push(`${r}/`);
-        walk(full, r);
-      } else out.push(`${r} ${sha256(readFileSync(full))}`);
-    }
-  };
-  walk(dir, '');
-  return out;
 }
 
 let dir: string;
@@ -102,14 +86,14 @@ describe('LayoutStore', () => {
 
   it('rejects a blob whose digest or size does not match, leaving no file behind', async () => {
     const store = await LayoutStore.open(dir);
-    const before = listing(dir);
+    const before = dirListing(dir);
     const tx = await store.beginLoad();
     const good = blob(MediaType.ociLayer, enc.encode('the real bytes'));
     await expect(tx.put(enc.encode('other bytes!!!'), good.d)).rejects.toSatisfy((e) => isSandboxError(e, 'DIGEST_MISMATCH'));
     await expect(tx.put(enc.encode('the real bytes plus'), good.d)).rejects.toSatisfy((e) => isSandboxError(e, 'SIZE_MISMATCH'));
     await expect(store.put(enc.encode('short'), good.d)).rejects.toSatisfy((e) => isSandboxError(e, 'SIZE_MISMATCH'));
     await tx.abort();
-    expect(listing(dir)).toEqual(before);
+    expect(dirListing(dir)).toEqual(before);
   });
 
   it('a load that fails in its last layer leaves the store byte-identical', async () => {
@@ -118,7 +102,7 @@ describe('LayoutStore', () => {
     let tx = await store.beginLoad();
     await putAll(tx, first);
     await tx.commit([{ repository: 'first', tag: 'latest' }], first.manifest.d);
-    const before = listing(dir);
+    const before = dirListing(dir);
 
     const second = makeImage(['shared base', 'second middle', 'second top']);
     tx = await store.beginLoad();
@@ -134,20 +118,20 @@ describe('LayoutStore', () => {
     });
     await expect(tx.put(stream, second.layers[2]!.d)).rejects.toSatisfy((e) => isSandboxError(e, 'DIGEST_MISMATCH'));
     await tx.abort();
-    expect(listing(dir)).toEqual(before);
+    expect(dirListing(dir)).toEqual(before);
   });
 
   it('refuses to commit an image whose blobs were not all loaded', async () => {
     const store = await LayoutStore.open(dir);
     const img = makeImage(['x', 'y']);
-    const before = listing(dir);
+    const before = dirListing(dir);
     const tx = await store.beginLoad();
     await tx.put(img.config.data, img.config.d);
     await tx.put(img.manifest.data, img.manifest.d);
     await expect(tx.commit([{ repository: 'partial', tag: 'latest' }], img.manifest.d)).rejects.toSatisfy((e) =>
       isSandboxError(e, 'INVALID_STATE'),
     );
-    expect(listing(dir)).toEqual(before);
+    expect(dirListing(dir)).toEqual(before);
   });
 
   it('rmi removes the name and only the blobs nothing else references', async () => {

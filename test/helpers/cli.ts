@@ -1,0 +1,35 @@
+// What the CLI tests share: the built CLI and a snapshot of a directory to check "nothing written".
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const repoRoot = resolve(import.meta.dirname, '../..');
+export const cliBin = join(repoRoot, 'bin/wasmbox.mjs');
+
+/** Builds dist/ unless it is newer than every source file (npm test builds first anyway). */
+export function ensureBuilt(): void {
+  const cli = join(repoRoot, 'dist/cli.js');
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(repoRoot, 'src'))) {
+    execFileSync(process.execPath, ['build.mjs'], { cwd: repoRoot, stdio: 'inherit' });
+  }
+}
+
+/** Every file under `dir` with its content hash, sorted: a directory's observable state. */
+export function dirListing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string, rel: string): void => {
+    for (const name of readdirSync(p).sort()) {
+      const full = join(p, name);
+      const r = rel ? `${rel}/${name}` : name;
+      if (statSync(full).isDirectory()) {
+        out.push(`${r}/`);
+        walk(full, r);
+      } else out.push(`${r} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
