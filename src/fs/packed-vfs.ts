@@ -1,5 +1,6 @@
 import { SandboxError } from '../errors.ts';
 import { FsError, type DirEntry, type Stat, type Vfs } from './vfs.ts';
+import { ReadOnlyVfs } from './read-only-vfs.ts';
 import { ENTRY_WORDS, KIND_CODES, NODE_BYTES, PACKED_FORMAT, nodeColumns, type PackedTree } from './packed-tree.ts';
 
 const decoder = new TextDecoder();
@@ -17,8 +18,7 @@ export function packedVfs(p: PackedTree): Vfs<number> & { readonly nextIno: numb
   return new PackedVfs(p);
 }
 
-class PackedVfs implements Vfs<number> {
-  readonly readOnly = true;
+class PackedVfs extends ReadOnlyVfs<number> {
   readonly nextIno: number;
   readonly #n: number;
   readonly #dev: number;
@@ -34,6 +34,7 @@ class PackedVfs implements Vfs<number> {
 
   constructor(p: PackedTree) {
     validate(p);
+    super('packed trees');
     const n = p.nodeCount;
     const cols = nodeColumns(p.nodes, n);
     this.#n = n;
@@ -155,36 +156,6 @@ class PackedVfs implements Vfs<number> {
     return count;
   }
 
-  write(): number {
-    throw erofs();
-  }
-  setSize(): void {
-    throw erofs();
-  }
-  setTimes(): void {
-    throw erofs();
-  }
-  mkdir(): number {
-    throw erofs();
-  }
-  createFile(): number {
-    throw erofs();
-  }
-  symlink(): number {
-    throw erofs();
-  }
-  link(): void {
-    throw erofs();
-  }
-  unlink(): void {
-    throw erofs();
-  }
-  rmdir(): void {
-    throw erofs();
-  }
-  rename(): void {
-    throw erofs();
-  }
 
   #check(h: number): void {
     if (!(h >>> 0 === h && h < this.#n)) throw new FsError('EBADF', 'not a node of this tree');
@@ -206,9 +177,6 @@ class PackedVfs implements Vfs<number> {
   }
 }
 
-function erofs(): FsError {
-  return new FsError('EROFS', 'packed trees are read-only');
-}
 
 function malformed(why: string): SandboxError {
   return new SandboxError('MALFORMED', `packed tree: ${why}`);

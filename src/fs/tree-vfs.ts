@@ -1,6 +1,7 @@
 import { FsError, type DirEntry, type Stat, type Vfs } from './vfs.ts';
 import { statInode, type DirInode, type Inode } from './inode.ts';
 import type { LayerTree } from './layer-tree.ts';
+import { ReadOnlyVfs } from './read-only-vfs.ts';
 
 export interface TreeVfsOptions {
   /** st_dev reported by stat (default 0). */
@@ -16,13 +17,13 @@ export function treeVfs(tree: LayerTree | DirInode, opts: TreeVfsOptions = {}): 
   return new TreeVfs(root, opts.dev ?? 0);
 }
 
-class TreeVfs implements Vfs<Inode> {
-  readonly readOnly = true;
-
+class TreeVfs extends ReadOnlyVfs<Inode> {
   constructor(
     private readonly rootDir: DirInode,
     private readonly dev: number,
-  ) {}
+  ) {
+    super('layer trees');
+  }
 
   root(): Inode {
     return this.rootDir;
@@ -62,38 +63,5 @@ class TreeVfs implements Vfs<Inode> {
     return n;
   }
 
-  write(): number {
-    throw erofs();
-  }
-  setSize(): void {
-    throw erofs();
-  }
-  setTimes(): void {
-    throw erofs();
-  }
-  mkdir(): Inode {
-    throw erofs();
-  }
-  createFile(): Inode {
-    throw erofs();
-  }
-  symlink(): Inode {
-    throw erofs();
-  }
-  link(): void {
-    throw erofs();
-  }
-  unlink(): void {
-    throw erofs();
-  }
-  rmdir(): void {
-    throw erofs();
-  }
-  rename(): void {
-    throw erofs();
-  }
 }
 
-function erofs(): FsError {
-  return new FsError('EROFS', 'layer trees are read-only');
-}

@@ -1,4 +1,5 @@
 import { SandboxError, isSandboxError } from '../../errors.ts';
+import { readAll } from '../byte-source.ts';
 import { sha256, type Digest } from '../digest.ts';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../media-types.ts';
 import type { Descriptor } from '../types.ts';
@@ -488,27 +489,7 @@ async function discard(res: RegistryResponse): Promise<void> {
 }
 
 async function readBytes(res: RegistryResponse, limit: number, what: string): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array(0);
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw new SandboxError('LIMIT_EXCEEDED', `${what}: more than the ${limit} bytes allowed`, { data: { limit } });
-    }
-    parts.push(value);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return res.body ? readAll(res.body, limit, what) : new Uint8Array(0);
 }
 
 async function readText(res: RegistryResponse, limit: number): Promise<string> {
