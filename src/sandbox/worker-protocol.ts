@@ -68,3 +68,23 @@ export type FromWorker =
       volumes?: Array<{ name: string; packed: unknown }>;
     }
   | { type: 'failed'; code: string; message: string };
+
+/** The host's Worker, as the sandbox runtime sees it (Node: worker_threads; browsers: a module Web Worker). */
+export interface HostWorker {
+  post(message: unknown, transfer?: Transferable[]): void;
+  /** Returns a function that removes the listener. */
+  onMessage(cb: (message: unknown) => void): () => void;
+  /** An uncaught error in the Worker (its code failed, not the guest). */
+  onError(cb: (error: unknown) => void): () => void;
+  /** The Worker's thread ended (after terminate(), or on its own: out of memory, a crash). Web Workers report no exit. */
+  onExit(cb: () => void): () => void;
+  terminate(): Promise<void>;
+  /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
+  keepAlive(on: boolean): void;
+}
+
+/** The Worker's side of the channel to the thread that spawned it. */
+export interface WorkerChannel {
+  post(message: unknown, transfer?: Transferable[]): void;
+  onMessage(cb: (message: unknown) => void): void;
+}

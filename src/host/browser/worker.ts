@@ -1,20 +1,5 @@
-/** The host's Worker, as the sandbox runtime sees it (browsers: a module Web Worker). */
-export interface HostWorker {
-  post(message: unknown, transfer?: Transferable[]): void;
-  /** Returns a function that removes the listener. */
-  onMessage(cb: (message: unknown) => void): () => void;
-  onError(cb: (error: unknown) => void): () => void;
-  /** Web Workers report no exit; only terminate() ends them. */
-  onExit(cb: () => void): () => void;
-  terminate(): Promise<void>;
-  /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
-  keepAlive(on: boolean): void;
-}
-
-export interface WorkerChannel {
-  post(message: unknown, transfer?: Transferable[]): void;
-  onMessage(cb: (message: unknown) => void): void;
-}
+import type { HostWorker, WorkerChannel } from '../../sandbox/worker-protocol.ts';
+export type { HostWorker, WorkerChannel } from '../../sandbox/worker-protocol.ts';
 
 /**
  * Browsers refuse TextDecoder.decode on views of a SharedArrayBuffer, which the packed tree reader

@@ -1,3 +1,4 @@
+import type { HostWorker, WorkerChannel } from '../../sandbox/worker-protocol.ts';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -6,24 +7,7 @@ import { fileURLToPath } from 'node:url';
 let workerThreads: typeof import('node:worker_threads') | undefined;
 const threads = () => (workerThreads ??= createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads'));
 
-/** The host's Worker, as the sandbox runtime sees it (Node: worker_threads). */
-export interface HostWorker {
-  post(message: unknown, transfer?: Transferable[]): void;
-  /** Returns a function that removes the listener. */
-  onMessage(cb: (message: unknown) => void): () => void;
-  /** An uncaught error in the Worker (its code failed, not the guest). */
-  onError(cb: (error: unknown) => void): () => void;
-  /** The Worker's thread ended (after terminate(), or on its own: out of memory, a crash). */
-  onExit(cb: () => void): () => void;
-  terminate(): Promise<void>;
-  /** Whether an idle Worker keeps the host process alive (Node; a no-op in browsers). */
-  keepAlive(on: boolean): void;
-}
-
-export interface WorkerChannel {
-  post(message: unknown, transfer?: Transferable[]): void;
-  onMessage(cb: (message: unknown) => void): void;
-}
+export type { HostWorker, WorkerChannel } from '../../sandbox/worker-protocol.ts';
 
 /** Image trees are packed into SharedArrayBuffers and shared with Workers, not copied. */
 export const SHARE_PACKED_TREES = true;
