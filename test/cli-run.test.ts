@@ -108,6 +108,42 @@ int main(void) {
     expect((await wasmbox(['run', '--pids-limit', '4', 'hello'])).code).toBe(0);
   });
 
+  it('what a guest writes to its in-memory filesystem is bounded: ENOSPC, never a host allocation', async (ctx) => {
+    if (!hasWasiClang()) ctx.skip();
+    const module = await compileWasi(`#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void try_write(const char *path, long long offset, size_t len) {
+  int fd = open(path, O_WRONLY | O_CREAT, 0644);
+  char *buf = calloc(1, len);
+  ssize_t n = pwrite(fd, buf, len, offset);
+  printf("%s %lld+%zu: %s\\n", path, offset, len, n < 0 ? strerror(errno) : "ok");
+  close(fd);
+  free(buf);
+}
+int main(void) {
+  try_write("/tmp/sparse", 3LL << 30, 1);
+  try_write("/tmp/small", 0, 512 << 10);
+  try_write("/tmp/big", 0, 2 << 20);
+  return 0;
+}
+`);
+    const wasmPath = join(tmp, 'quota.wasm');
+    writeFileSync(wasmPath, module);
+    const tmpDir = join(tmp, 'quota-tmp');
+    mkdirSync(tmpDir, { recursive: true });
+    // A bare module sees only its mounts: an in-memory volume as /tmp.
+    const def = await wasmbox(['run', '-v', 'scratch:/tmp', wasmPath]);
+    expect(def.stderr).toBe('');
+    expect(def.stdout).toBe('/tmp/sparse 3221225472+1: No space left on device\n/tmp/small 0+524288: ok\n/tmp/big 0+2097152: ok\n');
+    const small = await wasmbox(['run', '--storage-opt', 'size=1m', '-v', 'scratch:/tmp', wasmPath]);
+    expect(small.stdout).toBe('/tmp/sparse 3221225472+1: No space left on device\n/tmp/small 0+524288: ok\n/tmp/big 0+2097152: No space left on device\n');
+    expect((await wasmbox(['run', '--storage-opt', 'bogus=1', 'hello'])).code).toBe(125);
+  });
+
   it('exit statuses: 127 not found, 126 not runnable, 125 for wasmbox failures', async () => {
     const notFound = await wasmbox(['run', '--entrypoint', 'nope', 'toolbox']);
     expect(notFound.code).toBe(127);

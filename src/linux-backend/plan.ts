@@ -143,6 +143,10 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     ? { lower: host.rootfsDir, writable, upper: `${host.containerDir}/upper`, work: `${host.containerDir}/work`, merged: `${host.containerDir}/merged` }
     : { lower: host.rootfsDir, writable };
 
+  if (spec.limits.storageBytes !== undefined) {
+    // Refused rather than ignored: the writable layer of a Linux container is a directory on disk.
+    throw new SandboxError('INVALID_ARGUMENT', 'a storage size (--storage-opt size=) is not supported for Linux images yet');
+  }
   const limits: Plan['limits'] = {};
   for (const key of ['memoryBytes', 'pids', 'cpus', 'timeoutMs', 'outputBytes'] as const) {
     const v = spec.limits[key];

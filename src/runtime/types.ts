@@ -18,7 +18,16 @@ export interface Limits {
   cpus?: number;
   /** Total bytes of stdout + stderr kept; the guest is killed past it. */
   outputBytes?: number;
+  /**
+   * WASI: bytes of file content each in-memory filesystem of the container (its root's writable layer,
+   * each in-memory volume) may hold; writes past it fail with ENOSPC. Host memory backs them, so there is
+   * always a bound: DEFAULT_STORAGE_BYTES when unset (docker's `--storage-opt size=`).
+   */
+  storageBytes?: number;
 }
+
+/** The default `storageBytes`: 1 GiB. */
+export const DEFAULT_STORAGE_BYTES = 2 ** 30;
 
 export interface ContainerSpec {
   argv: string[];

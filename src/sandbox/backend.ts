@@ -6,7 +6,7 @@ import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type Vfs } from '../fs/vfs.ts';
 import type { Image } from '../loader/source.ts';
 import { DEFAULT_PATH } from '../runtime/spec.ts';
-import type { Backend, Container, ContainerSpec, ExitStatus, ProbeResult } from '../runtime/types.ts';
+import { DEFAULT_STORAGE_BYTES, type Backend, type Container, type ContainerSpec, type ExitStatus, type ProbeResult } from '../runtime/types.ts';
 import { limitMemory, readMemories, type MemoryInfo } from './memory-limit.ts';
 import {
   createOutputFlow, createStdinRing, outputConsumed, outputStop, sharedMemoryAvailable, StdinRingWriter,
@@ -357,6 +357,7 @@ class WasiContainer implements Container {
       // Inline output goes straight to the sinks: nothing to wait for (a flow would block forever).
       ...(this.#flow && !this.#inline ? { outputFlow: this.#flow.buffer as SharedArrayBuffer } : {}),
       ...(this.#spec.limits.outputBytes !== undefined ? { outputLimit: this.#spec.limits.outputBytes } : {}),
+      storageBytes: this.#spec.limits.storageBytes ?? DEFAULT_STORAGE_BYTES,
       returnFs: this.#inline ? 'live' : 'packed',
     };
     if (this.#inline) {

@@ -38,7 +38,7 @@ export function runGuest(msg: StartMessage, post: Post): void {
 }
 
 /** `mustExist`: directories to create in the root when missing (the working directory, mount points). */
-function mountVfs(m: WorkerMount, mustExist: string[]): Vfs {
+function mountVfs(m: WorkerMount, mustExist: string[], quotaBytes: number): Vfs {
   switch (m.source.kind) {
     case 'host':
       return hostDirVfs(m.source.path, { readOnly: m.readOnly }) as Vfs;
@@ -49,20 +49,20 @@ function mountVfs(m: WorkerMount, mustExist: string[]): Vfs {
       if (missing.length > 0) {
         // docker creates a missing working directory and mount points; a read-only root stays
         // read-only for the guest through the preopen's readOnly flag.
-        const overlay = Overlay.prepare(lower);
+        const overlay = Overlay.prepare(lower, { quotaBytes });
         for (const p of missing) mkdirp(overlay, p);
         return overlay;
       }
-      return m.readOnly ? Overlay.view(lower) : Overlay.prepare(lower);
+      return m.readOnly ? Overlay.view(lower) : Overlay.prepare(lower, { quotaBytes });
     }
     case 'empty':
-      return m.readOnly ? Overlay.view(Overlay.prepare()) : Overlay.prepare();
+      return m.readOnly ? Overlay.view(Overlay.prepare()) : Overlay.prepare(undefined, { quotaBytes });
   }
 }
 
 function run(msg: StartMessage, post: Post): void {
   const mustExist = [msg.cwd, ...msg.mounts.map((m) => m.guestPath)].filter((p) => p !== '/');
-  const vfsByMount = msg.mounts.map((m) => ({ mount: m, vfs: mountVfs(m, mustExist) }));
+  const vfsByMount = msg.mounts.map((m) => ({ mount: m, vfs: mountVfs(m, mustExist, msg.storageBytes) }));
   const flow = msg.outputFlow ? new Int32Array(msg.outputFlow) : undefined;
   const limit = msg.outputLimit;
   let written = 0;

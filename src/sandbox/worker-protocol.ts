@@ -44,6 +44,8 @@ export interface StartMessage {
   outputFlow?: SharedArrayBuffer;
   /** Total stdout + stderr bytes allowed before the guest is stopped. */
   outputLimit?: number;
+  /** Bound on the file bytes each writable in-memory filesystem holds (Overlay quotaBytes). */
+  storageBytes: number;
   /**
    * How the container's final root filesystem comes back at exit: packed (from a Worker), or 'live',
    * the Vfs object itself (inline mode, same thread). Named volumes always come back packed.

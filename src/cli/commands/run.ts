@@ -20,6 +20,7 @@ interface RunFlags {
   platform?: string;
   outputLimit?: string;
   pidsLimit?: string;
+  storageOpt: string[];
   cpus?: string;
   user?: string;
   hostname?: string;
@@ -45,6 +46,7 @@ export function register(program: Command): void {
     .option('--read-only', 'mount the container\'s root filesystem read-only')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image (e.g. wasi/wasm)')
     .option('--output-limit <size>', 'kill the container once its stdout + stderr pass this size (exit status 137)')
+    .option('--storage-opt <size=SIZE>', 'bound on what a WASI container writes to its in-memory filesystem (default size=1g)', collect, [])
     .option('--pids-limit <n>', 'most processes the container may have (Linux images; a WASI guest is one process)')
     .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5 (Linux images)')
     .option('-u, --user <user>', 'user (recorded; WASI guests have no users)')
@@ -122,6 +124,7 @@ async function runOptions(args: string[], flags: RunFlags) {
     ...(flags.timeout !== undefined ? { timeoutMs: parseDuration(flags.timeout) } : {}),
     ...(flags.outputLimit !== undefined ? { outputBytes: parseSize(flags.outputLimit) } : {}),
     ...(flags.pidsLimit !== undefined ? { pids: parseCount('--pids-limit', flags.pidsLimit, true) } : {}),
+    ...storageLimit(flags.storageOpt, parseSize),
     ...(flags.cpus !== undefined ? { cpus: parseCount('--cpus', flags.cpus, false) } : {}),
   };
   return {
@@ -137,6 +140,17 @@ async function runOptions(args: string[], flags: RunFlags) {
     interactive: flags.interactive ?? false,
     limits,
   };
+}
+
+/** docker's `--storage-opt size=SIZE`; no other storage option means anything here. */
+function storageLimit(opts: string[], parseSize: (s: string) => number): { storageBytes?: number } {
+  let storageBytes: number | undefined;
+  for (const o of opts) {
+    const m = /^size=(.+)$/.exec(o);
+    if (!m) throw new SandboxError('INVALID_ARGUMENT', `invalid --storage-opt '${o}': only size=SIZE is supported (e.g. size=256m)`);
+    storageBytes = parseSize(m[1]!);
+  }
+  return storageBytes === undefined ? {} : { storageBytes };
 }
 
 function parseCount(flag: string, value: string, integer: boolean): number {
