@@ -134,6 +134,7 @@ export function runVfsSuite(
           const st = vfs.stat(h);
           expect(st.ino).toBe(e.ino);
           expect(st.kind).toBe(e.kind);
+          expect(vfs.kind(h)).toBe(e.kind);
           if (e.kind === 'symlink') expect(st.size).toBe(enc.encode(vfs.readlink(h)).length);
         }
         expect(vfs.lookup(root, 'surely-not-there-' + Math.random())).toBeUndefined();
@@ -254,9 +255,11 @@ export function runVfsSuite(
         const entries = vfs.readdir(base);
         sameNames(entries.map((e) => e.name), want);
         for (const e of entries) {
-          const st = vfs.stat(vfs.lookup(base, e.name));
+          const h = vfs.lookup(base, e.name);
+          const st = vfs.stat(h);
           expect(e.ino).toBe(st.ino);
           expect(e.kind).toBe(st.kind);
+          expect(vfs.kind(h)).toBe(st.kind);
         }
         const kinds = Object.fromEntries(entries.map((e) => [e.name, e.kind]));
         expect(kinds).toEqual({ zeta: 'file', alpha: 'dir', mid: 'file', Beta: 'dir', link: 'symlink' });

@@ -198,6 +198,11 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
     return child === undefined ? undefined : this.current(child);
   }
 
+  kind(h: OverlayHandle<L>): NodeKind {
+    const n = this.current(h);
+    return this.isUpper(n) ? n.kind : this.#lower!.kind(n as L);
+  }
+
   stat(h: OverlayHandle<L>): Stat {
     const n = this.current(h);
     if (!this.isUpper(n)) return this.#lower!.stat(n as L);

@@ -1,5 +1,5 @@
 import { SandboxError } from '../errors.ts';
-import { FsError, type DirEntry, type Stat, type Vfs } from './vfs.ts';
+import { FsError, type DirEntry, type NodeKind, type Stat, type Vfs } from './vfs.ts';
 import { ReadOnlyVfs } from './read-only-vfs.ts';
 import { ENTRY_WORDS, KIND_CODES, NODE_BYTES, PACKED_FORMAT, nodeColumns, type PackedTree } from './packed-tree.ts';
 
@@ -96,6 +96,11 @@ class PackedVfs extends ReadOnlyVfs<number> {
       else hi = mid - 1;
     }
     return undefined;
+  }
+
+  kind(h: number): NodeKind {
+    this.#check(h);
+    return KIND_CODES[this.#u32[h]! >>> 16]!;
   }
 
   stat(h: number): Stat {

@@ -1,4 +1,4 @@
-import { FsError, type DirEntry, type Stat, type Vfs } from './vfs.ts';
+import { FsError, type DirEntry, type NodeKind, type Stat, type Vfs } from './vfs.ts';
 
 /** The mutating half of a Vfs for trees that never change: every call fails with EROFS. */
 export abstract class ReadOnlyVfs<H> implements Vfs<H> {
@@ -9,6 +9,7 @@ export abstract class ReadOnlyVfs<H> implements Vfs<H> {
   abstract root(): H;
   abstract lookup(dir: H, name: string): H | undefined;
   abstract stat(h: H): Stat;
+  abstract kind(h: H): NodeKind;
   abstract readdir(dir: H): DirEntry[];
   abstract readlink(h: H): string;
   abstract read(h: H, into: Uint8Array, position: number): number;

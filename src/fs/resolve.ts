@@ -73,13 +73,13 @@ export function resolvePath<H>(vfs: Vfs<H>, start: H, path: string, opts: Resolv
     if (name.length * 3 > MAX_NAME_BYTES && utf8.encode(name).length > MAX_NAME_BYTES) {
       throw new FsError('ENAMETOOLONG', name);
     }
-    if (vfs.stat(dir).kind !== 'dir') throw new FsError('ENOTDIR', path);
+    if (vfs.kind(dir) !== 'dir') throw new FsError('ENOTDIR', path);
     const node = vfs.lookup(dir, name);
     if (node === undefined) {
       if (!last) throw new FsError('ENOENT', path);
       return { parent: dir, name, node: undefined, trailingSlash };
     }
-    const kind = vfs.stat(node).kind;
+    const kind = vfs.kind(node);
     if (kind === 'symlink' && (!last || opts.followFinal || trailingSlash)) {
       if (++follows > MAX_SYMLINK_FOLLOWS) throw new FsError('ELOOP', path);
       const target = vfs.readlink(node);

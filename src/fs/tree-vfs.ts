@@ -1,4 +1,4 @@
-import { FsError, type DirEntry, type Stat, type Vfs } from './vfs.ts';
+import { FsError, type DirEntry, type NodeKind, type Stat, type Vfs } from './vfs.ts';
 import { statInode, type DirInode, type Inode } from './inode.ts';
 import type { LayerTree } from './layer-tree.ts';
 import { ReadOnlyVfs } from './read-only-vfs.ts';
@@ -36,6 +36,10 @@ class TreeVfs extends ReadOnlyVfs<Inode> {
 
   stat(h: Inode): Stat {
     return statInode(h, this.dev);
+  }
+
+  kind(h: Inode): NodeKind {
+    return h.kind;
   }
 
   readdir(dir: Inode): DirEntry[] {

@@ -50,6 +50,8 @@ export interface Vfs<H = unknown> {
   /** One path component (never '', '.', '..' or containing '/'): the child, or undefined. */
   lookup(dir: H, name: string): H | undefined;
   stat(h: H): Stat;
+  /** The node's kind alone: what path walking asks at every component, without building a Stat. */
+  kind(h: H): NodeKind;
   /** Entries in a stable order (insertion order), without '.' and '..'. */
   readdir(dir: H): DirEntry[];
   readlink(h: H): string;

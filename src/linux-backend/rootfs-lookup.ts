@@ -27,6 +27,9 @@ class DirVfs implements Vfs<Handle> {
       return undefined;
     }
   }
+  kind(h: Handle): NodeKind {
+    return this.stat(h).kind;
+  }
   stat(h: Handle): Stat {
     let s: fs.BigIntStats;
     try {

@@ -190,6 +190,10 @@ class HostDirVfs implements Vfs<HostHandle> {
     return this.#handle(this.#child(this.#pathOf(dir), name));
   }
 
+  kind(h: HostHandle): NodeKind {
+    return this.stat(h).kind;
+  }
+
   stat(h: HostHandle): Stat {
     const st = this.#run(() =>
       h.path === undefined && h.box.fd !== undefined ? fs.fstatSync(h.box.fd, { bigint: true }) : fs.lstatSync(this.#leaf(h), { bigint: true }));
