@@ -39,7 +39,8 @@ export function resolvePath<H>(vfs: Vfs<H>, start: H, path: string, opts: Resolv
   let follows = 0;
   // The stack of directories from the start (or root) down: `..` pops it.
   let stack: H[] = [start];
-  let pending = splitPath(path);
+  // Components still to walk, the next one last (pop is cheaper than shift on every component).
+  const pending = componentsReversed(path);
   if (path.startsWith('/')) {
     if (opts.escape === 'error') throw new FsError('ENOTCAPABLE', `absolute path ${path}`);
     stack = [vfs.root()];
@@ -51,7 +52,7 @@ export function resolvePath<H>(vfs: Vfs<H>, start: H, path: string, opts: Resolv
     if (pending.length === 0) {
       return { parent: stack.length > 1 ? stack[stack.length - 2]! : dir, name: '.', node: dir, trailingSlash };
     }
-    const name = pending.shift()!;
+    const name = pending.pop()!;
     const last = pending.length === 0;
     if (name === '.') {
       if (last) return { parent: dir, name: '.', node: dir, trailingSlash };
@@ -88,9 +89,8 @@ export function resolvePath<H>(vfs: Vfs<H>, start: H, path: string, opts: Resolv
         if (opts.escape === 'error') throw new FsError('ENOTCAPABLE', `absolute symlink ${target} in ${path}`);
         stack = [vfs.root()];
       }
-      const rest = splitPath(target);
       if (last && target.endsWith('/')) trailingSlash = true;
-      pending = rest.concat(pending);
+      for (const c of componentsReversed(target)) pending.push(c);
       if (pending.length === 0) {
         const d = stack[stack.length - 1]!;
         return { parent: stack.length > 1 ? stack[stack.length - 2]! : d, name: '.', node: d, trailingSlash };
@@ -106,6 +106,15 @@ export function resolvePath<H>(vfs: Vfs<H>, start: H, path: string, opts: Resolv
   }
 }
 
-function splitPath(p: string): string[] {
-  return p.split('/').filter((c) => c.length > 0);
+/** The non-empty components of `p`, last first. */
+function componentsReversed(p: string): string[] {
+  const out: string[] = [];
+  let end = p.length;
+  for (let i = p.length - 1; i >= -1; i--) {
+    if (i === -1 || p.charCodeAt(i) === 0x2f) {
+      if (end - i > 1) out.push(p.slice(i + 1, end));
+      end = i;
+    }
+  }
+  return out;
 }
