@@ -117,7 +117,12 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     const home = join(dir, 'run-home');
     const r = await wasmbox(home, ['run', `${reg.host}/hello`]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/hello from wasmbox/);
+    expect(r.stdout).toMatch(/^hello from wasmbox\n/); // the pull reports on stderr, as docker run does
+    expect(r.stderr).toContain(`Unable to find image '${reg.host}/hello' locally`);
+    expect(r.stderr).toMatch(/Pull complete/);
+    expect(r.stderr).toContain(`Status: Downloaded newer image for ${reg.host}/hello`);
+    const again = await wasmbox(home, ['run', `${reg.host}/hello`]);
+    expect(again.stderr).toBe('');
     const images = await wasmbox(home, ['images']);
     expect(images.stdout).toContain(`${reg.host}/hello`);
     const missing = await wasmbox(home, ['run', `${reg.host}/nothing:here`]);

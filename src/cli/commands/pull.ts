@@ -27,12 +27,18 @@ function mb(n: number): string {
 
 /**
  * Per-blob progress: bars (cli-progress) on a terminal, one plain line per state change otherwise,
- * nothing when quiet. `verb` is docker's: Pull / Push.
+ * nothing when quiet. `verb` is docker's: Pull / Push. `run` reports its implicit pull on stderr, so
+ * that the container's stdout stays its own.
  */
-export async function progressReporter(mode: 'pull' | 'push', quiet: boolean): Promise<{ listener?: TransferListener; stop(): void }> {
+export async function progressReporter(
+  mode: 'pull' | 'push',
+  quiet: boolean,
+  out: NodeJS.WriteStream = process.stdout,
+): Promise<{ listener?: TransferListener; stop(): void }> {
   if (quiet) return { stop() {} };
   const done = mode === 'pull' ? 'Pull complete' : 'Pushed';
-  if (!process.stdout.isTTY) {
+  const print = (line: string) => out.write(`${line}\n`);
+  if (!out.isTTY) {
     const listener = (e: TransferEvent) => {
       if (e.type === 'start') print(`${short(e.digest)}: ${mode === 'pull' ? 'Pulling' : 'Pushing'} (${mb(e.size)})`);
       else if (e.type === 'skip') print(`${short(e.digest)}: ${e.reason === 'mounted' ? 'Mounted' : mode === 'pull' ? 'Already exists' : 'Layer already exists'}`);
@@ -44,6 +50,7 @@ export async function progressReporter(mode: 'pull' | 'push', quiet: boolean): P
   const multi = new cliProgress.MultiBar({
     format: '{id}: [{bar}] {percentage}% {status}',
     hideCursor: true,
+    stream: out,
     clearOnComplete: false,
     stopOnComplete: false,
     barsize: 30,

@@ -4,6 +4,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { SandboxError } from '../../errors.ts';
 import type { Mount } from '../../runtime/types.ts';
+import type { Image } from '../../loader/source.ts';
+import type { Platform } from '../../loader/types.ts';
+import type { LayoutStore } from '../../loader/store/layout-store.ts';
 import { exitCodeForStatus, reportError } from '../exit-codes.ts';
 
 interface RunFlags {
@@ -67,6 +70,7 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     const inline = flags.timeout === undefined && flags.outputLimit === undefined && !flags.interactive;
     const runtime = createRuntime({
       ...(home ? { home } : {}),
+      pull: implicitPull,
       ...(inline ? { inline: { stdout: (b: Uint8Array) => writeAllSync(1, b), stderr: (b: Uint8Array) => writeAllSync(2, b) } } : {}),
     });
     // Otherwise boot the sandbox Worker while the image is opened and compiled on this thread.
@@ -140,6 +144,27 @@ async function runOptions(args: string[], flags: RunFlags) {
     interactive: flags.interactive ?? false,
     limits,
   };
+}
+
+/** docker run's implicit pull of a registry image missing from the store, reported on stderr as docker does. */
+async function implicitPull(ref: string, o: { platform?: string | Platform; store: LayoutStore }): Promise<Image> {
+  process.stderr.write(`Unable to find image '${ref}' locally\n`);
+  const [{ pullImage }, { hostCredentials }, { progressReporter }] = await Promise.all([
+    import('../../loader/registry/pull.ts'), import('#host/credentials'), import('./pull.ts'),
+  ]);
+  const progress = await progressReporter('pull', false, process.stderr);
+  try {
+    const pulled = await pullImage(o.store, ref, {
+      credentials: hostCredentials(o.store.dir),
+      ...(o.platform ? { platform: o.platform } : {}),
+      ...(progress.listener ? { onProgress: progress.listener } : {}),
+    });
+    progress.stop();
+    process.stderr.write(`Status: Downloaded newer image for ${ref}\n`);
+    return pulled.image;
+  } finally {
+    progress.stop();
+  }
 }
 
 /** docker's `--storage-opt size=SIZE`; no other storage option means anything here. */
