@@ -2,7 +2,7 @@
 // written here; credentials from `wasmbox login` and from Docker's config.json.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,34 @@ describe.skipIf(!haveRegistry || !haveHtpasswd)('htpasswd (Basic) auth', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`${reg.host}/app/hello:1`);
   }, 30_000);
+
+  it('credentials from a Docker credential helper (credHelpers, then credsStore), never from a path', async () => {
+    const bin = join(dir, 'helper-bin');
+    mkdirSync(bin, { recursive: true });
+    const asked = join(dir, 'helper-asked');
+    // docker-credential-NAME get: the server URL on stdin, {Username, Secret} on stdout; unknown: exit 1.
+    const helper = `#!/bin/sh
+read server
+echo "$server" >> ${asked}
+if [ "$server" = "${reg.host}" ]; then echo '{"ServerURL":"${reg.host}","Username":"alice","Secret":"s3cret pass"}'; exit 0; fi
+echo "credentials not found in native keychain"; exit 1
+`;
+    writeFileSync(join(bin, 'docker-credential-fake'), helper);
+    chmodSync(join(bin, 'docker-credential-fake'), 0o755);
+    const env = (config: object) => {
+      const dockerDir = mkdtempSync(join(dir, 'docker-helper-'));
+      writeFileSync(join(dockerDir, 'config.json'), JSON.stringify(config));
+      return { DOCKER_CONFIG: dockerDir, PATH: `${bin}:${process.env.PATH}` };
+    };
+    for (const config of [{ credHelpers: { [reg.host]: 'fake' } }, { credsStore: 'fake' }]) {
+      const r = await wasmbox(mkdtempSync(join(dir, 'helper-home-')), ['pull', '-q', `${reg.host}/app/hello:1`], { env: env(config) });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    expect(readFileSync(asked, 'utf8').split('\n')).toContain(reg.host);
+    // A helper name that is a path is ignored, so the pull has no credentials and is refused.
+    const path = await wasmbox(mkdtempSync(join(dir, 'helper-home-')), ['pull', '-q', `${reg.host}/app/hello:1`], { env: env({ credsStore: `../${bin}/fake` }) });
+    expect(path.status).toBe(125);
+  }, 60_000);
 });
 
 /** A token server: Basic-authenticates the user, grants the asked scopes (push only to `bob`), signs RS256 with x5c. */

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,15 +114,7 @@ export function skopeo(args: string[]): { status: number; stdout: string; stderr
 
 const root = join(import.meta.dirname, '..', '..');
 
-/** Builds dist/ when it is missing or older than src/ (as the CLI tests do). */
-export function ensureBuilt(): void {
-  const cli = join(root, 'dist/cli.js');
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'src'))) {
-    spawnSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
-  }
-}
+export { ensureBuilt } from './cli.ts';
 
 /** Runs the built CLI without blocking this process's event loop (fake registries in the test answer meanwhile). */
 export function wasmbox(home: string, args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {

@@ -1,11 +1,13 @@
 // Registry credentials on disk (Node): wasmbox's own `HOME/auth.json` (written by `wasmbox login`,
-// mode 0600), then Docker's `~/.docker/config.json` (`$DOCKER_CONFIG/config.json`) `auths`.
+// mode 0600), then Docker's `~/.docker/config.json` (`$DOCKER_CONFIG/config.json`): its credential
+// helpers (`credHelpers`, `credsStore`: `docker-credential-NAME get`) and its `auths`.
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { SandboxError } from '../../errors.ts';
-import { credentialFromAuths, credentialKeys, encodeAuthField, type Credential, type CredentialProvider } from '../../loader/registry/credentials.ts';
+import { credentialFromAuths, credentialHelperFor, credentialKeys, encodeAuthField, type Credential, type CredentialProvider } from '../../loader/registry/credentials.ts';
 
 export const AUTH_FILE = 'auth.json';
 
@@ -29,14 +31,42 @@ export function dockerConfigFile(): string {
   return path.join(dir, 'config.json');
 }
 
-/** Credentials for registries, from `home/auth.json` first, then Docker's config. */
+/** Credentials for registries, from `home/auth.json` first, then Docker's config (helpers, then auths). */
 export function hostCredentials(home: string): CredentialProvider {
   return {
     async get(registry: string): Promise<Credential | undefined> {
-      return credentialFromAuths(await readJson(path.join(home, AUTH_FILE)), registry)
-        ?? credentialFromAuths(await readJson(dockerConfigFile()), registry);
+      const own = credentialFromAuths(await readJson(path.join(home, AUTH_FILE)), registry);
+      if (own) return own;
+      const docker = await readJson(dockerConfigFile());
+      const helper = credentialHelperFor(docker, registry);
+      return (helper ? await fromCredentialHelper(helper, registry) : undefined) ?? credentialFromAuths(docker, registry);
     },
   };
+}
+
+/**
+ * Asks `docker-credential-NAME get` (Docker's credential-helper protocol: the server URL on stdin, JSON
+ * `{Username, Secret}` on stdout) for each key Docker may have stored the registry under. A helper that
+ * is missing, fails, or knows nothing of the registry gives undefined.
+ */
+async function fromCredentialHelper(helper: string, registry: string): Promise<Credential | undefined> {
+  for (const key of credentialKeys(registry)) {
+    const out = await new Promise<string | undefined>((resolve) => {
+      const child = execFile(`docker-credential-${helper}`, ['get'], { timeout: 10_000, maxBuffer: 1 << 20 }, (err, stdout) => resolve(err ? undefined : stdout));
+      child.stdin?.end(key);
+    });
+    if (out === undefined) continue;
+    let reply: { Username?: unknown; Secret?: unknown };
+    try {
+      reply = JSON.parse(out) as typeof reply;
+    } catch {
+      throw new SandboxError('MALFORMED', `docker-credential-${helper} answered something that is not JSON for ${registry}`);
+    }
+    if (typeof reply.Username === 'string' && typeof reply.Secret === 'string' && reply.Secret !== '') {
+      return { username: reply.Username, password: reply.Secret };
+    }
+  }
+  return undefined;
 }
 
 async function writeAuths(home: string, doc: { auths: Record<string, unknown> }): Promise<void> {

@@ -53,6 +53,17 @@ export function credentialFromAuths(doc: unknown, registry: string): Credential 
   return undefined;
 }
 
+/**
+ * The credential helper Docker's config names for a registry: `credHelpers[KEY]` for one of its keys,
+ * else `credsStore`. Only plain names (`docker-credential-NAME` on PATH), never paths.
+ */
+export function credentialHelperFor(doc: unknown, registry: string): string | undefined {
+  const d = doc as { credHelpers?: unknown; credsStore?: unknown } | undefined;
+  const helpers = typeof d?.credHelpers === 'object' && d.credHelpers !== null ? (d.credHelpers as Record<string, unknown>) : {};
+  const named = credentialKeys(registry).map((k) => helpers[k]).find((h) => typeof h === 'string') ?? d?.credsStore;
+  return typeof named === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(named) ? named : undefined;
+}
+
 /** Credentials given in code (a browser page, tests). */
 export function staticCredentials(table: Record<string, Credential>): CredentialProvider {
   return { async get(registry) { return table[registry]; } };
