@@ -17,6 +17,7 @@ import type { Backend, Container, ContainerSpec, ProbeResult } from '../runtime/
 import { createCgroups, probeCgroups } from './cgroups.ts';
 import { LinuxContainer } from './container.ts';
 import { buildInvocation, overlayOptionSafe, type Tools } from './invocation.ts';
+import { FinalFs, KeptDirs, listMerged } from './final-fs.ts';
 import { ensureMaterialised, removeTree } from './materialise.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
@@ -152,6 +153,7 @@ function writeProbeCache(file: string, value: ProbeCache): void {
 export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
+  const kept = new KeptDirs(removeTree);
   const getHost = (): HostCheck => {
     if (!host) {
       host = checkHost(home, opts.tools ?? {});
@@ -226,13 +228,34 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot set up the container's cgroups: ${(e as Error).message}`, { cause: e });
     }
     const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [] });
+    // What the guest wrote outlives its process so fs() can show it: at exit the container's directory
+    // (minus overlay's work dir) moves from containers/ (running) to kept/ (exited), which is removed
+    // when the container and every Vfs read from it are garbage-collected, on remove(), or when this
+    // process exits.
+    const keptDir = path.join(home, 'linux', 'kept', id);
+    const keeper = {};
+    if (plan.root.writable) kept.keep(id, [containerDir, keptDir], keeper);
     return new LinuxContainer({
       plan,
       invocation,
       ...(cgroups ? { cgroups } : {}),
-      cleanup: () => removeTree(containerDir),
+      cleanup: () => {
+        if (!plan.root.writable) return;
+        removeTree(path.join(containerDir, 'work'));
+        try {
+          fs.mkdirSync(path.dirname(keptDir), { recursive: true, mode: 0o700 });
+          fs.renameSync(containerDir, keptDir);
+        } catch {
+          kept.release(id);
+        }
+      },
+      release: () => kept.release(id),
       fs: async () => {
-        throw new SandboxError('INVALID_STATE', 'the Linux backend does not expose a container filesystem as a Vfs; bind-mount a host directory (-v) to keep files');
+        if (!plan.root.writable) return new FinalFs({ lower: rootfsDir });
+        const upper = path.join(keptDir, 'upper');
+        if (!fs.existsSync(upper)) throw new SandboxError('INVALID_STATE', 'the container was removed: its filesystem is gone');
+        const listing = await listMerged({ lower: rootfsDir, upper, mountPoint: path.join(keptDir, 'merged'), tools: h.tools!, privileged: h.privileged! });
+        return new FinalFs({ lower: rootfsDir, upper, listing, keepAlive: keeper });
       },
     });
   }
@@ -247,7 +270,10 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
 
 /** Containers whose owning process died (a crash, SIGKILL) leave their directory behind: remove those. */
 function reapStaleContainers(home: string): void {
-  const dir = path.join(home, 'linux', 'containers');
+  for (const kind of ['containers', 'kept']) reapStale(path.join(home, 'linux', kind));
+}
+
+function reapStale(dir: string): void {
   let names: string[];
   try {
     names = fs.readdirSync(dir);

@@ -22,8 +22,11 @@ export interface ContainerParts {
   plan: Plan;
   invocation: Invocation;
   cgroups?: ContainerCgroups;
-  /** Removes the container's private directories (after exit). */
+  /** Runs at exit: removes what only the running process needed. */
   cleanup(): void;
+  /** Frees the container's kept directories (its filesystem) now. */
+  release(): void;
+  /** The final root filesystem (called only after exit). */
   fs(): Promise<Vfs>;
 }
 
@@ -42,6 +45,7 @@ export class LinuxContainer implements Container {
   /** Resolves once bwrap reported the host pid of the namespace's init, or exited without one. */
   #initKnown: Promise<void>;
   #resolveInitKnown!: () => void;
+  #exited = false;
   #outputBytes = 0;
   #timer?: ReturnType<typeof setTimeout>;
   #attachOut: Array<(child: ChildProcess) => void> = [];
@@ -216,6 +220,7 @@ export class LinuxContainer implements Container {
     } else {
       status = { code: exitCode, reason: 'exit' };
     }
+    this.#exited = true;
     this.#resolveExit(status);
   }
 
@@ -229,6 +234,7 @@ export class LinuxContainer implements Container {
       this.#stopReason = { reason: 'killed', code: 137, detail: 'killed before it started' };
       this.#parts.cleanup();
       this.#parts.cgroups?.remove();
+      this.#exited = true;
       this.#resolveExit({ code: 137, reason: 'killed', detail: 'killed before it started' });
       return;
     }
@@ -257,8 +263,16 @@ export class LinuxContainer implements Container {
     }
   }
 
-  fs(): Promise<Vfs> {
+  /** The final root filesystem, read-only: the image plus what the guest wrote (available after exit). */
+  async fs(): Promise<Vfs> {
+    if (!this.#exited) throw new SandboxError('INVALID_STATE', 'a Linux container\'s filesystem is readable after it exited (await wait() first)');
     return this.#parts.fs();
+  }
+
+  /** Frees the container's filesystem now instead of when the container is garbage-collected or the process exits. */
+  remove(): void {
+    if (!this.#exited) throw new SandboxError('INVALID_STATE', 'a running container cannot be removed: kill() it and await wait() first');
+    this.#parts.release();
   }
 }
 
