@@ -1,7 +1,9 @@
 // Container.fs() of a Linux container: after exit, a read-only view of the image plus what the guest wrote.
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'esbuild';
 import { createLinuxBackend } from '../src/linux-backend/index.ts';
 import type { LinuxContainer } from '../src/linux-backend/container.ts';
 import { resolvePath } from '../src/fs/resolve.ts';
@@ -140,5 +142,67 @@ describe('linux container fs()', () => {
     (running as LinuxContainer).remove();
     const gone = await running.fs().then(() => undefined, (e: unknown) => e);
     expect(isSandboxError(gone) && gone.code).toBe('INVALID_STATE');
+  });
+});
+
+const NOBODY_RUNNER = (root: string) => `
+import { createLinuxBackend } from '${root}/src/linux-backend/index.ts';
+import { openOciDir } from '${root}/test/helpers/linux-images.ts';
+import { resolvePath } from '${root}/src/fs/resolve.ts';
+const [ociDir, home] = process.argv.slice(2);
+const image = await openOciDir(ociDir);
+const backend = createLinuxBackend({ home });
+const out = { probe: await backend.probe(image) };
+if (out.probe.ok) {
+  const c = await backend.create(image, { argv: ['sh', '-c', 'rm -r /data && mkdir /data && echo fresh > /data/only && echo hi > /etc/new && rm /etc/group'],
+    env: ['PATH=/bin'], cwd: '/', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {} });
+  await c.start();
+  const [, stderr, status] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text(), c.wait()]);
+  const vfs = await c.fs();
+  const at = (p) => resolvePath(vfs, vfs.root(), p, { followFinal: true, escape: 'clamp' }).node;
+  const buf = new Uint8Array(64);
+  out.result = { stderr, status, data: vfs.readdir(at('/data')).map((e) => e.name), etc: vfs.readdir(at('/etc')).map((e) => e.name).sort(),
+    only: new TextDecoder().decode(buf.subarray(0, vfs.read(at('/data/only'), buf, 0))) };
+}
+console.log(JSON.stringify(out));
+`;
+
+describe('linux container fs() as an unprivileged user', () => {
+  it('reads the final filesystem through a user namespace (userxattr overlay)', async (ctx) => {
+    if (skipReason) return ctx.skip(skipReason);
+    if (process.getuid?.() !== 0) return ctx.skip('the test switches to nobody, which needs root to start');
+    try {
+      execFileSync('setpriv', ['--version'], { stdio: 'ignore' });
+    } catch {
+      return ctx.skip('setpriv (util-linux) is missing');
+    }
+    const dir = path.join(work, 'nobody');
+    fs.mkdirSync(dir, { mode: 0o755 });
+    fs.chmodSync(work, 0o755);
+    const ociDir = await buildLayeredImage(path.join(dir, 'img'));
+    execFileSync('chmod', ['-R', 'a+rX', ociDir]);
+    const src = path.join(dir, 'runner.ts');
+    fs.writeFileSync(src, NOBODY_RUNNER(path.resolve(import.meta.dirname, '..')));
+    const runner = path.join(dir, 'runner.mjs');
+    await build({
+      entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
+      conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    });
+    fs.chmodSync(runner, 0o644);
+    const nobodyHome = path.join(dir, 'home');
+    fs.mkdirSync(nobodyHome, { mode: 0o755 });
+    fs.chownSync(nobodyHome, 65534, 65534);
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, runner, ociDir, nobodyHome], {
+      encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: nobodyHome }, timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { probe: { ok: boolean; reason?: string }; result?: Record<string, unknown> };
+    if (!out.probe.ok) {
+      expect(out.probe.reason).toMatch(/user namespaces|overlayfs/);
+      return ctx.skip(`unprivileged containers unavailable here: ${out.probe.reason}`);
+    }
+    expect(out.result).toEqual({ stderr: '', status: { code: 0, reason: 'exit' }, data: ['only'], etc: ['hostname', 'new', 'passwd'], only: 'fresh\n' });
+    // the process exited: what it kept for fs() is gone
+    expect(fs.readdirSync(path.join(nobodyHome, 'linux', 'kept'))).toEqual([]);
   });
 });

@@ -4,3 +4,4 @@ export { bwrapArgs, buildInvocation, type Invocation, type Tools } from './invoc
 export { compileSeccomp, encodeSeccomp, evaluateSeccomp, defaultSeccompPolicy, type SeccompPolicy } from './seccomp.ts';
 export { ensureMaterialised, writeTree, layerDir } from './materialise.ts';
 export { rootfsLookup } from './rootfs-lookup.ts';
+export { FinalFs, type FinalFsHandle } from './final-fs.ts';
