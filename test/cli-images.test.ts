@@ -3,10 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { extract } from 'tar-stream';
 import { Layout, OCI, dockerSaveFiles, enc, filesToTar, hex, sha, tagged, type Desc } from './helpers/image-fixtures.ts';
-import { ensureBuilt, dirListing, cliBin } from './helpers/cli.ts';
+import { ensureBuilt, dirListing, cliBin, repoRoot } from './helpers/cli.ts';
 
 const bin = cliBin;
 
@@ -196,6 +197,29 @@ describe('wasmbox image commands', () => {
     expect(ok('load', '-i', dir)).toContain('Loaded image: layoutdir:v7');
   });
 
+  it('load reads an archive on stdin, gzip-compressed too; save writes to stdout when it is not a terminal', () => {
+    const archive = readFileSync(join(repoRoot, 'images/hello.tar'));
+    const raw = (args: string[], input?: Uint8Array) =>
+      spawnSync(process.execPath, [cliBin, '--home', home, ...args], { input: input ?? Buffer.alloc(0), maxBuffer: 64 << 20 });
+    const plain = raw(['load'], archive);
+    expect(plain.status, plain.stderr.toString()).toBe(0);
+    expect(plain.stdout.toString()).toContain('Loaded image: hello:latest');
+    ok('rmi', 'hello');
+    const gz = raw(['load'], gzipSync(archive));
+    expect(gz.stdout.toString()).toContain('Loaded image: hello:latest');
+    const gzFile = join(tmp, 'hello.tar.gz');
+    writeFileSync(gzFile, gzipSync(archive));
+    expect(ok('load', '-i', gzFile, '--tag', 'from-gz:1')).toContain('Loaded image: from-gz:1');
+    // save to stdout, loaded back into another store
+    const saved = raw(['save', 'hello', '--format', 'docker-archive']);
+    expect(saved.status, saved.stderr.toString()).toBe(0);
+    const other = join(tmp, `other-${Math.random().toString(16).slice(2)}`);
+    const back = spawnSync(process.execPath, [cliBin, '--home', other, 'load'], { input: saved.stdout });
+    expect(back.stdout.toString()).toContain('Loaded image: hello:latest');
+    // nothing left behind in the store's tmp directory
+    expect(readdirSync(join(home, '.wasmbox', 'tmp'))).toEqual([]);
+  });
+
   it('loads a bare .wasm module as a wasi/wasm image', () => {
     const wasm = join(tmp, 'tiny.wasm');
     writeFileSync(wasm, new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
@@ -285,6 +309,15 @@ describe('bad input: status 125, a clear message, nothing written to the store',
     expect(r.stdout).not.toContain('Loaded image');
     expect(dirListing(home)).toEqual(before);
   };
+
+  it('a truncated gzip archive on stdin', async () => {
+    const { layout } = await appImage();
+    const gz = gzipSync(await layout.toTar());
+    const r = spawnSync(process.execPath, [cliBin, '--home', home, 'load'], { input: gz.subarray(0, gz.length >> 1), encoding: 'utf8' });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/^wasmbox: .*(unexpected end|truncat)/);
+    expect(dirListing(home)).toEqual(before);
+  });
 
   it('a truncated archive', async () => {
     const { layout } = await appImage();

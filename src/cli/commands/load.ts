@@ -7,12 +7,12 @@ export function register(program: Command): void {
   program
     .command('load')
     .description('Load an image from an OCI archive, a docker-save archive, an OCI layout directory or a .wasm file')
-    .requiredOption('-i, --input <path>', 'archive file, image layout directory or .wasm module')
+    .option('-i, --input <path>', 'archive file (gzip-compressed too), image layout directory or .wasm module (default: an archive on stdin)')
     .option('--platform <os/arch>', 'image of a multi-platform index to load (default: wasi/wasm, then the host)')
     .option('-t, --tag <name>', 'store under this NAME[:TAG] instead of the names in the archive')
     .option('-q, --quiet', 'print only the image digests')
     .option('--max-layer-size <size>', 'refuse a layer larger than this uncompressed (e.g. 512m; default 8g): the gzip-bomb bound')
-    .action(async (o: { input: string; platform?: string; tag?: string; quiet?: boolean; maxLayerSize?: string }, cmd: Command) => {
+    .action(async (o: { input?: string; platform?: string; tag?: string; quiet?: boolean; maxLayerSize?: string }, cmd: Command) => {
       let maxLayerBytes: number | undefined;
       if (o.maxLayerSize !== undefined) {
         const { parseSize } = await import('../../runtime/spec.ts');
@@ -31,7 +31,10 @@ export function register(program: Command): void {
       };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      const loaded = await loadImage(store, o.input, {
+      const [{ materialiseInput }, { DEFAULT_LIMITS }] = await Promise.all([import('../archive-input.ts'), import('../../loader/open-image.ts')]);
+      // An archive unpacked to disk first (stdin, gzip) may be twice the layer bound: a bomb stops there.
+      const input = await materialiseInput(o.input, store.tmpDir, 2 * (maxLayerBytes ?? DEFAULT_LIMITS.maxLayerBytes));
+      const loaded = await loadImage(store, input.path, {
         ...(o.platform ? { platform: o.platform } : {}),
         ...(o.tag ? { names: [o.tag] } : {}),
         ...(maxLayerBytes !== undefined ? { limits: { maxLayerBytes } } : {}),
@@ -40,7 +43,7 @@ export function register(program: Command): void {
         validate: async (image) => {
           await buildRootfs(image, new LayerCache(), maxLayerBytes !== undefined ? { limits: { maxBytes: maxLayerBytes } } : {});
         },
-      });
+      }).finally(() => input.cleanup());
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       const seen = new Set<string>();
