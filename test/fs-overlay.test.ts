@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { packTree } from '../src/fs/packed-tree.ts';
 import { packedVfs } from '../src/fs/packed-vfs.ts';
 import { runVfsSuite } from './vfs-suite.ts';
+import { rng } from './helpers/rng.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -554,18 +555,6 @@ describe('Overlay over a packed lower (number handles)', () => {
 });
 
 // ---- differential: random operations on an overlay over a lower and on a plain copy of that lower
-
-/** A deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Copies every node of `src` into a fresh writable overlay (hard links kept, times kept). */
 function plainCopy<H>(src: Vfs<H>): Overlay {

@@ -5,18 +5,7 @@ import { Overlay } from '../src/fs/overlay.ts';
 import type { Vfs } from '../src/fs/vfs.ts';
 import { ProcExit } from '../src/sandbox/preview1/preview1.ts';
 import { E, Harness } from './helpers/preview1-harness.ts';
-
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/rng.ts';
 
 const I64_PARAMS: Record<string, number[]> = {
   clock_time_get: [1], fd_pread: [3], fd_pwrite: [3], fd_seek: [1], fd_advise: [1, 2], fd_allocate: [1, 2],
