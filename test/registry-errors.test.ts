@@ -80,6 +80,22 @@ class FakeRegistry {
   }
 }
 
+/** Serves `served` again under `tag` with a config whose first diff_id is wrong (layers untouched). */
+function tamperDiffId(fake: FakeRegistry, served: { manifest: string; config: string }, tag: string): string {
+  const manifest = JSON.parse(new TextDecoder().decode(fake.blobs.get(served.manifest)!.bytes));
+  const config = JSON.parse(new TextDecoder().decode(fake.blobs.get(served.config)!.bytes));
+  config.rootfs.diff_ids[0] = `sha256:${'1'.repeat(64)}`;
+  const configBytes = new TextEncoder().encode(JSON.stringify(config));
+  const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+  fake.blobs.set(configDigest, { type: 'application/octet-stream', bytes: configBytes });
+  manifest.config = { ...manifest.config, digest: configDigest, size: configBytes.byteLength };
+  const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
+  const manifestDigest = `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`;
+  fake.blobs.set(manifestDigest, { type: manifest.mediaType, bytes: manifestBytes });
+  fake.tags.set(tag, manifestDigest);
+  return tag;
+}
+
 describe('registry failures against a fake registry (node:http)', () => {
   let dir: string;
   let source: LayoutStore;
@@ -142,24 +158,23 @@ describe('registry failures against a fake registry (node:http)', () => {
     }
   });
 
-  it('a config whose diff_id does not match the layer: DIGEST_MISMATCH while it downloads, nothing stored', async () => {
-    const manifest = JSON.parse(new TextDecoder().decode(fake.blobs.get(served.manifest)!.bytes));
-    const config = JSON.parse(new TextDecoder().decode(fake.blobs.get(served.config)!.bytes));
-    config.rootfs.diff_ids = [`sha256:${'1'.repeat(64)}`];
-    const configBytes = new TextEncoder().encode(JSON.stringify(config));
-    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
-    fake.blobs.set(configDigest, { type: 'application/octet-stream', bytes: configBytes });
-    manifest.config = { ...manifest.config, digest: configDigest, size: configBytes.byteLength };
-    const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
-    const manifestDigest = `sha256:${createHash('sha256').update(manifestBytes).digest('hex')}`;
-    fake.blobs.set(manifestDigest, { type: manifest.mediaType, bytes: manifestBytes });
-    fake.tags.set('baddiff', manifestDigest);
+  it('a config whose diff_id does not match the layer: pull stores it (blobs verified), run fails with DIGEST_MISMATCH, exit 125, nothing cached', async () => {
+    // As containerd: pull checks each blob's size and digest as it streams in; the diff_id is checked where
+    // the layer is unpacked (Layer.open), so the image is stored and refused at run.
+    const tag = tamperDiffId(fake, served, 'baddiff');
     const store = await freshStore('baddiff');
+    const r = await pullImage(store, `${fake.host}/demo/hello:${tag}`, { retries: 0 });
+    expect((await store.list()).map((i) => i.name?.tag)).toEqual(['baddiff']);
     const before = listing(store.dir);
-    const e = await pullImage(store, `${fake.host}/demo/hello:baddiff`, { retries: 0 }).catch((x: unknown) => x as Error);
-    expect((e as { code?: string }).code).toBe('DIGEST_MISMATCH');
-    expect((e as Error).message).toMatch(/diff_id/);
+    const run = await wasmbox(store.dir, ['run', `${fake.host}/demo/hello:${tag}`]);
+    expect(run.status).toBe(125);
+    expect(run.stderr).toMatch(/DIGEST_MISMATCH|digest/i);
+    expect(run.stderr).toMatch(/diff_id/);
+    expect(run.stdout).toBe('');
     expect(listing(store.dir)).toEqual(before);
+    // The library reports the same typed error where it unpacks the layer.
+    const e = await r.image.layers[0]!.open().then(async (s) => { await new Response(s).arrayBuffer(); }).catch((x: unknown) => x);
+    expect(isSandboxError(e) && e.code).toBe('DIGEST_MISMATCH');
   });
 
   it('a manifest asked for by digest whose bytes differ: DIGEST_MISMATCH', async () => {
