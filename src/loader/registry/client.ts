@@ -6,6 +6,8 @@ import type { Descriptor } from '../types.ts';
 import { parseChallenge, repositoryScope, type Challenge } from './challenge.ts';
 import type { Credential, CredentialProvider } from './credentials.ts';
 import { apiHost, isLoopback } from './reference.ts';
+import { fetchTransport, type HttpBody, type HttpHeaders, type HttpTransport } from './transport.ts';
+import { hostTransport } from '#host/http';
 
 export interface RegistryClientOptions {
   /** Allow plain HTTP (always allowed for loopback registries, tried after HTTPS fails there). */
@@ -17,7 +19,7 @@ export interface RegistryClientOptions {
   retries?: number;
   /** First backoff delay, doubled each attempt. Default 200 ms. */
   backoffMs?: number;
-  /** The fetch to use (default globalThis.fetch). */
+  /** The fetch to use. Default: node:http with keep-alive on Node, globalThis.fetch in browsers. */
   fetch?: typeof fetch;
   userAgent?: string;
 }
@@ -25,13 +27,12 @@ export interface RegistryClientOptions {
 export const ACCEPT_MANIFESTS = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
 const MAX_REDIRECTS = 5;
-const READ_AHEAD_BYTES = 1024 * 1024;
 
 interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
-  /** A body that can be sent again on retry. */
-  body?: Uint8Array;
+  /** A body that can be sent again on retry (bytes, or a stream opened again). */
+  body?: HttpBody;
   /** Token scopes this request needs. */
   scopes: string[];
   /** Names the operation in messages. */
@@ -41,7 +42,7 @@ interface RequestOptions {
 /** A response whose body reads are guarded by the idle timeout. */
 export interface RegistryResponse {
   status: number;
-  headers: Headers;
+  headers: HttpHeaders;
   url: string;
   body: ReadableStream<Uint8Array> | null;
 }
@@ -67,7 +68,8 @@ function registryMessage(text: string): string {
  */
 export class RegistryClient {
   readonly registry: string;
-  readonly #o: Required<Omit<RegistryClientOptions, 'credentials' | 'fetch' | 'userAgent'>> & { fetch: typeof fetch };
+  readonly #o: Required<Omit<RegistryClientOptions, 'credentials' | 'fetch' | 'userAgent'>>;
+  readonly #transport: HttpTransport;
   readonly #credentials?: CredentialProvider;
   readonly #userAgent?: string;
   #base: string;
@@ -82,8 +84,8 @@ export class RegistryClient {
       timeoutMs: o.timeoutMs ?? 30_000,
       retries: o.retries ?? 5,
       backoffMs: o.backoffMs ?? 200,
-      fetch: o.fetch ?? globalThis.fetch.bind(globalThis),
     };
+    this.#transport = o.fetch ? fetchTransport(o.fetch) : (hostTransport() ?? fetchTransport(globalThis.fetch.bind(globalThis)));
     if (o.credentials) this.#credentials = o.credentials;
     if (o.userAgent) this.#userAgent = o.userAgent;
     const plain = this.#o.insecure || isLoopback(registry);
@@ -92,6 +94,11 @@ export class RegistryClient {
 
   get baseUrl(): string {
     return this.#base;
+  }
+
+  /** Closes idle kept-alive connections (they never keep a process alive; this frees them sooner). */
+  close(): void {
+    this.#transport.close();
   }
 
   #credentialFor(): Promise<Credential | undefined> {
@@ -206,51 +213,10 @@ export class RegistryClient {
     }
   }
 
-  async #fetchOnce(url: string, method: string, headers: Record<string, string>, body?: Uint8Array): Promise<RegistryResponse> {
-    const ctrl = new AbortController();
+  #fetchOnce(url: string, method: string, headers: Record<string, string>, body?: HttpBody): Promise<RegistryResponse> {
     const timeoutMs = this.#o.timeoutMs;
-    const what = `${method} ${url}`;
-    const timeoutError = () => new SandboxError('TIMEOUT', `${this.registry}: no answer within ${timeoutMs} ms (${what})`, { data: { timeoutMs } });
-    let timer = setTimeout(() => ctrl.abort(timeoutError()), timeoutMs);
-    let res: Response;
-    try {
-      const init: RequestInit = { method, headers, signal: ctrl.signal, redirect: 'manual' };
-      if (body) init.body = body as unknown as BodyInit;
-      res = await this.#o.fetch(url, init);
-      if (res.type === 'opaqueredirect') {
-        // Browsers hide manual redirects; their fetch drops Authorization on a cross-origin redirect itself.
-        res = await this.#o.fetch(url, { ...init, redirect: 'follow' });
-      }
-    } catch (e) {
-      clearTimeout(timer);
-      if (ctrl.signal.aborted) throw ctrl.signal.reason;
-      throw e;
-    }
-    clearTimeout(timer);
-    let body$: ReadableStream<Uint8Array> | null = null;
-    if (res.body) {
-      const reader = res.body.getReader();
-      body$ = new ReadableStream<Uint8Array>({
-        async pull(c) {
-          timer = setTimeout(() => ctrl.abort(timeoutError()), timeoutMs);
-          try {
-            const { done, value } = await reader.read();
-            if (done) c.close();
-            else c.enqueue(value);
-          } catch (e) {
-            throw ctrl.signal.aborted ? ctrl.signal.reason : e;
-          } finally {
-            clearTimeout(timer);
-          }
-        },
-        cancel(reason) {
-          clearTimeout(timer);
-          return reader.cancel(reason).catch(() => {});
-        },
-        // Reads ahead while the consumer writes to disk: network and disk overlap.
-      }, new ByteLengthQueuingStrategy({ highWaterMark: READ_AHEAD_BYTES }));
-    }
-    return { status: res.status, headers: res.headers, url: res.url || url, body: body$ };
+    const timeoutError = () => new SandboxError('TIMEOUT', `${this.registry}: no answer within ${timeoutMs} ms (${method} ${url})`, { data: { timeoutMs } });
+    return this.#transport.request(url, { method, headers, ...(body ? { body } : {}), timeoutMs, timeoutError });
   }
 
   /** Throws the typed error for a failed status, with the registry's own message. */

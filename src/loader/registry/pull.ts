@@ -1,3 +1,7 @@
+import { SandboxError } from '../../errors.ts';
+import { readAll } from '../byte-source.ts';
+import { isDigest } from '../digest.ts';
+import { MANIFEST_TYPES } from '../media-types.ts';
 import { openImage, type OpenImageLimits } from '../open-image.ts';
 import type { Image } from '../source.ts';
 import type { LayoutStore, StoredImage } from '../store/layout-store.ts';
@@ -6,7 +10,7 @@ import type { Descriptor, Platform } from '../types.ts';
 import type { SourceCore } from '../source.ts';
 
 import { RegistryClient, type RegistryClientOptions } from './client.ts';
-import { counting, inParallel, type TransferListener } from './progress.ts';
+import { counting, type TransferListener } from './progress.ts';
 import { parseRegistryRef, storeNameFor, type RegistryRef } from './reference.ts';
 import { registrySource } from './source.ts';
 
@@ -38,31 +42,56 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
   const ref = typeof reference === 'string' ? parseRegistryRef(reference) : reference;
   const client = o.client ?? new RegistryClient(ref.registry, o);
   const core = registrySource(client, ref.repository, o.limits?.maxManifestBytes !== undefined ? { maxManifestBytes: o.limits.maxManifestBytes } : {});
+  // The manifest is asked for while the store transaction is prepared.
+  const resolving = core.resolve(ref);
+  resolving.catch(() => {});
   const tx = await store.beginLoad();
+  const slots = semaphore(o.concurrency ?? 3);
   // Each blob is downloaded once, whole, into the transaction; openImage then reads it from there
   // (it peeks into layers to tell a module from a component, which would otherwise fetch them twice).
   const downloads = new Map<string, Promise<void>>();
+  const inFlight = new Set<(reason: unknown) => void>();
+  let failed = false;
   /** Downloads a blob once into the transaction (size and digest checked as it streams). */
-  const download = (d: Descriptor): Promise<void> => {
+  const download = (d: Pick<Descriptor, 'digest' | 'size'>): Promise<void> => {
     let p = downloads.get(d.digest);
     if (p) return p;
-    p = (async () => {
+    p = slots(async () => {
+      if (failed) throw new SandboxError('INVALID_STATE', 'pull abandoned');
       if (await tx.has(d.digest)) {
         o.onProgress?.({ type: 'skip', digest: d.digest, size: d.size, reason: 'exists' });
         return;
       }
       o.onProgress?.({ type: 'start', digest: d.digest, size: d.size, what: 'layer' });
-      await tx.put(counting(await core.fetch(d), d.digest, d.size, o.onProgress), d);
+      const body = stoppable(await core.fetch(d as Descriptor));
+      inFlight.add(body.stop);
+      try {
+        await tx.put(counting(body.stream, d.digest, d.size, o.onProgress), d);
+      } finally {
+        inFlight.delete(body.stop);
+      }
       o.onProgress?.({ type: 'done', digest: d.digest, size: d.size });
-    })();
+    });
+    p.catch(() => {});
     downloads.set(d.digest, p);
     return p;
   };
   const viaStore: SourceCore = {
-    resolve: (r) => core.resolve(r),
+    resolve: () => resolving,
     async fetch(d) {
       // Manifests, indexes and configs (JSON) go straight to openImage, which stores them once checked.
-      if (/[+/]json$/.test(d.mediaType)) return core.fetch(d);
+      if (/[+/]json$/.test(d.mediaType)) {
+        const stream = await core.fetch(d);
+        // A manifest's layers start downloading now, while openImage checks it and fetches the config.
+        if (MANIFEST_TYPES.includes(d.mediaType)) {
+          const [mine, theirs] = stream.tee();
+          void readAll(mine, d.size, 'manifest').then((bytes) => {
+            for (const layer of layersOf(bytes)) void download(layer);
+          }, () => {});
+          return theirs;
+        }
+        return stream;
+      }
       await download(d);
       return tx.read(d);
     },
@@ -72,7 +101,7 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
     // As containerd does: each blob's size and digest are checked as it streams into the store; the
     // diff_id (the uncompressed digest) is checked where the layer is unpacked, by Layer.open(), which
     // every consumer reads through (layer trees, the Linux materialiser, save). See docs/decisions.md.
-    await inParallel(image.layers, o.concurrency ?? 3, (layer) => download(layer.descriptor));
+    await Promise.all(image.layers.map((layer) => download(layer.descriptor)));
     if (o.validate) await o.validate(image);
     const name = storeNameFor(ref);
     const stored = await tx.commit(name ? [name] : [], image.manifestDescriptor);
@@ -80,7 +109,67 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
     const published = await openImage(storeSource(store), image.manifestDescriptor, { store, ...(o.limits ? { limits: o.limits } : {}) });
     return { ref, image: published, stored };
   } catch (e) {
+    // Downloads still running are stopped and waited for, so nothing is written after the abort.
+    failed = true;
+    for (const stop of inFlight) stop(e);
+    await Promise.allSettled(downloads.values());
     await tx.abort();
     throw e;
   }
+}
+
+/** A stream that can be made to fail from outside while its reader waits (the download is cancelled). */
+function stoppable(input: ReadableStream<Uint8Array>): { stream: ReadableStream<Uint8Array>; stop(reason: unknown): void } {
+  const reader = input.getReader();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    async pull(c) {
+      const { done, value } = await reader.read();
+      if (done) c.close();
+      else c.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason).catch(() => {}),
+  }, { highWaterMark: 0 });
+  return {
+    stream,
+    stop(reason) {
+      try {
+        controller.error(reason);
+      } catch {
+        // already closed or errored
+      }
+      reader.cancel(reason).catch(() => {});
+    },
+  };
+}
+
+/** Layer descriptors of a manifest, loosely read (openImage validates it): only well-formed ones. */
+function layersOf(bytes: Uint8Array): Array<Pick<Descriptor, 'digest' | 'size'>> {
+  try {
+    const layers = (JSON.parse(new TextDecoder().decode(bytes)) as { layers?: unknown }).layers;
+    if (!Array.isArray(layers)) return [];
+    return layers.filter((l): l is Pick<Descriptor, 'digest' | 'size'> => isDigest((l as Descriptor)?.digest) && Number.isSafeInteger((l as Descriptor)?.size) && (l as Descriptor).size >= 0);
+  } catch {
+    return [];
+  }
+}
+
+/** Runs at most `limit` tasks at a time, in the order they were asked for. */
+function semaphore(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (task) => {
+    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
+    else running++;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
 }

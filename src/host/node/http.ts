@@ -1,0 +1,142 @@
+// The registry client's HTTP on Node: node:http/https with a keep-alive agent per client. Response bodies
+// arrive as the socket delivers them and are handed on in batches (what came in while the consumer wrote
+// the previous batch to disk), so a 50 MB layer is a few dozen stream reads, not thousands; request bodies
+// stream from their source with back-pressure. Core code reaches this through `#host/http`.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { HttpBody, HttpRequest, HttpResponse, HttpTransport } from '../../loader/registry/transport.ts';
+
+/** Bytes buffered from the socket before it is paused until the reader takes them. */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** A body this small is drained on cancel, so its kept-alive connection can be reused. */
+const DRAIN_ON_CANCEL_BYTES = 64 * 1024;
+
+export function hostTransport(): HttpTransport | undefined {
+  const agents = {
+    'http:': new http.Agent({ keepAlive: true }),
+    'https:': new https.Agent({ keepAlive: true }),
+  };
+  return {
+    close() {
+      agents['http:'].destroy();
+      agents['https:'].destroy();
+    },
+    request(url, r) {
+      const u = new URL(url);
+      const agent = u.protocol === 'https:' ? agents['https:'] : agents['http:'];
+      const send = u.protocol === 'https:' ? https.request : http.request;
+      return new Promise<HttpResponse>((resolve, reject) => {
+        const headers: Record<string, string> = { ...r.headers };
+        if (r.body) headers['content-length'] = String(r.body instanceof Uint8Array ? r.body.byteLength : r.body.size);
+        const req = send(u, { method: r.method, headers, agent });
+        // Until the response headers: no socket activity (sending included) for timeoutMs is a timeout.
+        req.setTimeout(r.timeoutMs, () => req.destroy(r.timeoutError()));
+        req.once('error', reject);
+        req.once('response', (res) => {
+          req.setTimeout(0);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: { get: (name) => headerValue(res.headers[name.toLowerCase()]) },
+            url,
+            body: r.method === 'HEAD' ? drained(res) : bodyStream(req, res, r),
+          });
+        });
+        writeBody(req, r.body).catch((e: unknown) => req.destroy(e as Error));
+      });
+    },
+  };
+}
+
+function headerValue(v: string | string[] | undefined): string | null {
+  if (v === undefined) return null;
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+async function writeBody(req: http.ClientRequest, body: HttpBody | undefined): Promise<void> {
+  if (!body) return void req.end();
+  if (body instanceof Uint8Array) return void req.end(body);
+  const reader = (await body.open()).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (req.destroyed) throw new Error('request closed');
+      if (!req.write(value)) await new Promise<void>((resolve) => { req.once('drain', resolve); req.once('close', resolve); });
+    }
+    req.end();
+  } catch (e) {
+    await reader.cancel(e).catch(() => {});
+    throw e;
+  }
+}
+
+function drained(res: http.IncomingMessage): null {
+  res.resume();
+  return null;
+}
+
+/** The response body as a web stream: each read takes everything buffered so far (at least one socket chunk). */
+function bodyStream(req: http.ClientRequest, res: http.IncomingMessage, r: HttpRequest): ReadableStream<Uint8Array> {
+  const queue: Buffer[] = [];
+  let queued = 0;
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  res.on('data', (chunk: Buffer) => {
+    queue.push(chunk);
+    queued += chunk.byteLength;
+    if (queued >= READ_AHEAD_BYTES) res.pause();
+    notify();
+  });
+  res.once('end', () => {
+    ended = true;
+    notify();
+  });
+  res.once('error', (e) => {
+    failure ??= e;
+    notify();
+  });
+  res.once('close', () => {
+    if (!res.complete) failure ??= Object.assign(new Error('connection closed before the body ended'), { code: 'ECONNRESET' });
+    notify();
+  });
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      while (queue.length === 0 && !ended && failure === undefined) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(() => {
+            failure ??= r.timeoutError();
+            req.destroy();
+            notify();
+          }, r.timeoutMs);
+        });
+        clearTimeout(timer);
+      }
+      // Bytes that arrived before a failure are delivered first: a resume with Range starts after them.
+      if (queue.length > 0) {
+        const chunk = queue.length === 1 ? queue[0]! : Buffer.concat(queue, queued);
+        queue.length = 0;
+        queued = 0;
+        if (res.isPaused() && !ended) res.resume();
+        c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        return;
+      }
+      if (failure !== undefined) throw failure;
+      c.close();
+    },
+    cancel() {
+      queue.length = 0;
+      if (res.complete) return;
+      const length = Number(res.headers['content-length']);
+      if (Number.isFinite(length) && length <= DRAIN_ON_CANCEL_BYTES) res.resume();
+      else req.destroy();
+    },
+  }, { highWaterMark: 0 });
+}
