@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // wasmbox's runtime figures, every peer measured in the same run (ratios, medians).
-//   node build.mjs && node bench/run-runtime.mjs [--quick]
+//   node build.mjs && node bench/run-runtime.mjs [--quick] [--only cpu|fs|cli|cps ...]
 // 1. CPU-bound program (images/bench-cpu): wasmbox / node:wasi (target <= 1.05), plus
 //    @bjorn3/browser_wasi_shim, @wasmer/wasi and the same C built natively with gcc.
 // 2. Small-file program (images/bench-fs): wasmbox (in-memory overlay) / node:wasi on tmpfs (/dev/shm)
@@ -16,6 +16,9 @@ import { WASI as NodeWasi } from 'node:wasi';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
+/** `--only cpu|fs|cli|cps`: run only that figure (repeatable). */
+const only = process.argv.flatMap((a, i) => (a === '--only' ? [process.argv[i + 1]] : []));
+const wanted = (row) => only.length === 0 || only.includes(row);
 const REPS = quick ? 3 : 9;
 /** Warm-up rounds before timing: the JS peers (wasmbox's fs and preview1 included) need a few to be optimised. */
 const WARMUP = quick ? 1 : 3;
@@ -126,7 +129,7 @@ console.log(`wasmbox runtime bench: node ${process.version}, load average ${(awa
 const figures = {};
 
 // 1. CPU
-{
+if (wanted('cpu')) {
   const image = await runtime.image(join(root, 'images/bench-cpu.tar'));
   const bytes = await moduleOf(image, '/bench-cpu.wasm');
   const module = await WebAssembly.compile(bytes);
@@ -150,7 +153,7 @@ const figures = {};
 }
 
 // 2. Small files
-{
+if (wanted('fs')) {
   const image = await runtime.image(join(root, 'images/bench-fs.tar'));
   const bytes = await moduleOf(image, '/bench-fs.wasm');
   const module = await WebAssembly.compile(bytes);
@@ -177,7 +180,7 @@ const figures = {};
 }
 
 // 3. CLI process
-{
+if (wanted('cli')) {
   const env = { ...process.env, WASMBOX_HOME: mkdtempSync(join(tmpdir(), 'wasmbox-bench-cli-')) };
   const cli = join(root, 'bin/wasmbox.mjs');
   const once = (argv) => {
@@ -200,7 +203,7 @@ const figures = {};
 }
 
 // 4. Containers per second
-{
+if (wanted('cps')) {
   const image = await runtime.image(join(root, 'images/hello.tar'));
   await runtime.run(image, { limits: { timeoutMs: 10_000 } });
   for (const parallel of [1, 2]) {

@@ -96,6 +96,11 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   readonly #quota: number;
   #nextIno: number;
   #usedBytes = 0;
+  /**
+   * Bumped when an entry naming a directory or a symlink is removed or replaced, and when a lower
+   * directory is copied up (see layoutVersion).
+   */
+  #layout = 0;
 
   /** A writable overlay; without a lower, an empty root directory. */
   static prepare<L = unknown>(lower?: Vfs<L>, opts: OverlayOptions = {}): Overlay<L> {
@@ -178,6 +183,18 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
 
   now(): bigint {
     return this.#clock();
+  }
+
+  /**
+   * Changes when a directory or symlink entry of this overlay (or of its lower) is removed or replaced,
+   * or a lower directory is copied up (its handle changes).
+   */
+  layoutVersion(): number {
+    const lower = this.#lower;
+    if (lower === undefined) return this.#layout;
+    // Both counters only grow, so their sum changes whenever either does; a lower without one: NaN.
+    const below = lower.layoutVersion === undefined ? Number.NaN : lower.layoutVersion();
+    return this.#layout + below;
   }
 
   root(): OverlayHandle<L> {
@@ -347,8 +364,10 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
     const d = this.#requireDir(dir);
     const child = this.lookup(d, name);
     if (child === undefined) throw new FsError('ENOENT', name);
-    if (this.#kind(child) === 'dir') throw new FsError('EISDIR', name);
+    const childKind = this.#kind(child);
+    if (childKind === 'dir') throw new FsError('EISDIR', name);
     const du = this.#copyUp(d);
+    if (childKind === 'symlink') this.#layout++;
     du.entries!.delete(name);
     const now = this.#clock();
     this.#dropLink(child, now);
@@ -364,6 +383,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
     if (this.#kind(child) !== 'dir') throw new FsError('ENOTDIR', name);
     if (!this.#isEmptyDir(child)) throw new FsError('ENOTEMPTY', name);
     const du = this.#copyUp(d);
+    this.#layout++;
     du.entries!.delete(name);
     const now = this.#clock();
     this.#dropLink(child, now);
@@ -403,6 +423,9 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
     const fu = this.#copyUp(fd);
     const tu = td === fd ? fu : this.#copyUp(td);
     const now = this.#clock();
+    if (srcKind === 'dir' || srcKind === 'symlink' || dstIsDir || (dst !== undefined && this.#kind(dst) === 'symlink')) {
+      this.#layout++;
+    }
     if (dst !== undefined) {
       tu.entries!.delete(toName);
       this.#dropLink(dst, now);
@@ -437,7 +460,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   }
 
   #kind(n: OverlayHandle<L>): NodeKind {
-    return this.isUpper(n) ? n.kind : this.#lower!.stat(n as L).kind;
+    return this.isUpper(n) ? n.kind : this.#lower!.kind(n as L);
   }
 
   #requireDir(h: OverlayHandle<L>): OverlayHandle<L> {
@@ -489,6 +512,9 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
         if (child !== undefined) entries.set(e.name, child);
       }
       u.entries = entries;
+      // Look-ups now answer with the copy: cached resolutions holding the lower handle are retired
+      // (it would still work through current(), but handles are compared by identity).
+      this.#layout++;
     } else if (st.kind === 'file') {
       u.dataFrom = h;
     } else if (st.kind === 'symlink') {

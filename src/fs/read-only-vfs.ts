@@ -14,6 +14,11 @@ export abstract class ReadOnlyVfs<H> implements Vfs<H> {
   abstract readlink(h: H): string;
   abstract read(h: H, into: Uint8Array, position: number): number;
 
+  /** The tree never changes, so neither does any path in it. */
+  layoutVersion(): number {
+    return 0;
+  }
+
   write(): number {
     throw this.#erofs();
   }

@@ -72,4 +72,11 @@ export interface Vfs<H = unknown> {
   rmdir(dir: H, name: string): void;
   /** POSIX rename semantics: replaces a compatible target atomically. */
   rename(fromDir: H, fromName: string, toDir: H, toName: string): void;
+  /**
+   * Optional: a number that changes whenever an entry naming a directory or a symlink is removed or
+   * replaced (unlink, rmdir, rename), so that a path resolved to a directory earlier resolves there
+   * still while it is unchanged (adding entries changes no resolved path). NaN: never the same.
+   * Path resolution caches directory look-ups with it (resolve.ts PathCache); without it, nothing is cached.
+   */
+  layoutVersion?(): number;
 }

@@ -29,7 +29,8 @@ export class Context {
       this.fds.add({
         filetype: stdioType, stdio: n, vfs: undefined, handle: undefined, parent: undefined,
         rightsBase: n === 0 ? RIGHTS_STDIN : RIGHTS_STDOUT, rightsInheriting: 0, fdflags: 0, position: 0,
-        readOnly: false, preopenName: undefined,
+        readOnly: false, preopenName: undefined, containerRoot: undefined, containerTop: undefined,
+        listing: undefined, pathCache: undefined,
       });
     }
     for (const p of opts.preopens) {
@@ -39,6 +40,7 @@ export class Context {
         rightsBase: RIGHTS_DIR_BASE, rightsInheriting: RIGHTS_DIR_INHERITING, fdflags: 0, position: 0,
         readOnly: p.readOnly || p.vfs.readOnly, preopenName: encoder.encode(p.guestPath),
         containerRoot: p.containerRoot === true, containerTop: p.containerRoot === true,
+        listing: undefined, pathCache: undefined,
       });
     }
   }
@@ -94,15 +96,22 @@ export function writeFilestat(mem: GuestMemory, ptr: number, st: Stat | undefine
     v.setUint8(p + 16, filetype ?? Filetype.UNKNOWN);
     return;
   }
-  v.setBigUint64(p, BigInt(st.dev), true);
-  v.setBigUint64(p + 8, BigInt(st.ino), true);
-  v.setBigUint64(p + 16, 0n, true);
-  v.setUint8(p + 16, filetypeOf(st.kind));
-  v.setBigUint64(p + 24, BigInt(st.nlink), true);
-  v.setBigUint64(p + 32, BigInt(st.size), true);
-  v.setBigUint64(p + 40, BigInt.asUintN(64, st.atimeNs), true);
-  v.setBigUint64(p + 48, BigInt.asUintN(64, st.mtimeNs), true);
-  v.setBigUint64(p + 56, BigInt.asUintN(64, st.ctimeNs), true);
+  // Numbers go in as two u32 halves: no BigInt made per field.
+  setU64Of(v, p, st.dev);
+  setU64Of(v, p + 8, st.ino);
+  v.setUint32(p + 16, filetypeOf(st.kind), true);
+  v.setUint32(p + 20, 0, true);
+  setU64Of(v, p + 24, st.nlink);
+  setU64Of(v, p + 32, st.size);
+  v.setBigInt64(p + 40, st.atimeNs, true);
+  v.setBigInt64(p + 48, st.mtimeNs, true);
+  v.setBigInt64(p + 56, st.ctimeNs, true);
+}
+
+/** A non-negative safe integer as a little-endian u64 at `p`. */
+export function setU64Of(v: DataView, p: number, n: number): void {
+  v.setUint32(p, n >>> 0, true);
+  v.setUint32(p + 4, Math.floor(n / 0x100000000) >>> 0, true);
 }
 
 export function defaultClock(): Preview1Clock {

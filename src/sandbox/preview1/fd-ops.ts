@@ -1,7 +1,7 @@
 import type { Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import { ADVICE_MAX, Fdflags, FDFLAGS_ALL, Filetype, PREOPENTYPE_DIR, Rights, Whence } from './constants.ts';
-import { filetypeOf, writeFilestat, type Context } from './context.ts';
+import { filetypeOf, setU64Of, writeFilestat, type Context } from './context.ts';
 import type { DirListing, FdEntry } from './fd-table.ts';
 import { offsetOf, type Iovecs } from './io.ts';
 import { need, needWritable, rightsOf } from './rights.ts';
@@ -171,11 +171,11 @@ export function fdImports(ctx: Context) {
       const e = ctx.fd(fd);
       const p = mem.check(ptr, 24);
       const v = mem.view;
-      v.setBigUint64(p, 0n, true);
-      v.setUint8(p, e.filetype);
+      v.setUint32(p, e.filetype, true);
       v.setUint16(p + 2, e.fdflags, true);
-      v.setBigUint64(p + 8, BigInt(e.rightsBase), true);
-      v.setBigUint64(p + 16, BigInt(e.rightsInheriting), true);
+      v.setUint32(p + 4, 0, true);
+      setU64Of(v, p + 8, e.rightsBase);
+      setU64Of(v, p + 16, e.rightsInheriting);
       return 0;
     },
     fd_fdstat_set_flags(fd: number, flags: number): number {

@@ -1,3 +1,4 @@
+import type { PathCache } from '../../fs/resolve.ts';
 import type { Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import { Limits } from './constants.ts';
@@ -27,6 +28,8 @@ export interface FdEntry {
   preopenName: Uint8Array | undefined;
   /** fd_readdir's listing, taken at cookie 0 and read on by later cookies (so cookies stay stable). */
   listing?: DirListing | undefined;
+  /** Directories: the last directory look-up of a path resolved from here (made on first use). */
+  pathCache?: PathCache<unknown> | undefined;
 }
 
 export interface DirListing {

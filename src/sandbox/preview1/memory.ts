@@ -101,18 +101,22 @@ export class GuestMemory {
   /** A UTF-8 string argument (EILSEQ when it is not valid UTF-8). */
   string(ptr: number, len: number, maxBytes: number): string {
     if (len >>> 0 > maxBytes) throw new WasiError(WasiErrno.NAMETOOLONG);
-    const bytes = this.bytes(ptr, len);
-    if (bytes.length <= 64) {
-      // Short ASCII (most paths): no decoder call.
-      let s = '';
+    const n = len >>> 0;
+    const p = this.check(ptr, n);
+    if (n <= 128) {
+      // Short ASCII (most paths): the codes in one array and one fromCharCode (a flat string; adding
+      // characters one by one made a rope that every later slice and hash had to flatten).
+      const u8 = this.#u8;
+      const codes = new Array<number>(n);
       let i = 0;
-      for (; i < bytes.length; i++) {
-        const b = bytes[i]!;
+      for (; i < n; i++) {
+        const b = u8[p + i]!;
         if (b >= 0x80) break;
-        s += String.fromCharCode(b);
+        codes[i] = b;
       }
-      if (i === bytes.length) return s;
+      if (i === n) return String.fromCharCode.apply(null, codes);
     }
+    const bytes = this.#u8.subarray(p, p + n);
     try {
       // TextDecoder refuses views of shared memory: copy those first.
       return decoder.decode(bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice());

@@ -1,4 +1,4 @@
-import { resolvePath, type Resolved } from '../../fs/resolve.ts';
+import { PathCache, resolvePath, type Resolved, type ResolveOptions } from '../../fs/resolve.ts';
 import type { Stat, Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import {
@@ -21,12 +21,23 @@ const DIR_MODE = 0o755;
  */
 function resolveAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen: number, follow: boolean): Resolved<unknown> {
   const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
-  return resolvePath(dir.vfs, dir.handle, path, { followFinal: follow, escape: escapeOf(dir) });
+  return resolvePath(dir.vfs, dir.handle, path, optionsOf(dir, follow), cacheOf(dir));
 }
 
+/** The descriptor's own cache of its last directory look-up (see PathCache). */
+function cacheOf(dir: DirEntryFd): PathCache<unknown> {
+  return (dir.pathCache ??= new PathCache<unknown>());
+}
+
+const CLAMP_FOLLOW: ResolveOptions = Object.freeze({ followFinal: true, escape: 'clamp' });
+const CLAMP_NOFOLLOW: ResolveOptions = Object.freeze({ followFinal: false, escape: 'clamp' });
+const ERROR_FOLLOW: ResolveOptions = Object.freeze({ followFinal: true, escape: 'error' });
+const ERROR_NOFOLLOW: ResolveOptions = Object.freeze({ followFinal: false, escape: 'error' });
+
 /** Chroot semantics only from the top of a container root; cap-std semantics everywhere else. */
-function escapeOf(dir: DirEntryFd): 'clamp' | 'error' {
-  return dir.containerTop === true ? 'clamp' : 'error';
+function optionsOf(dir: DirEntryFd, follow: boolean): ResolveOptions {
+  if (dir.containerTop === true) return follow ? CLAMP_FOLLOW : CLAMP_NOFOLLOW;
+  return follow ? ERROR_FOLLOW : ERROR_NOFOLLOW;
 }
 
 /**
@@ -38,9 +49,9 @@ function resolveEntryAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen:
   const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
   let end = path.length;
   while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
-  const r = resolvePath(dir.vfs, dir.handle, end === path.length ? path : path.slice(0, end), { followFinal: false, escape: escapeOf(dir) });
+  const r = resolvePath(dir.vfs, dir.handle, end === path.length ? path : path.slice(0, end), optionsOf(dir, false), cacheOf(dir));
   if (end === path.length) return r;
-  if (slashNeedsDir && r.node !== undefined && dir.vfs.stat(r.node).kind !== 'dir') throw new WasiError(WasiErrno.NOTDIR, `${path}: not a directory`);
+  if (slashNeedsDir && r.node !== undefined && dir.vfs.kind(r.node) !== 'dir') throw new WasiError(WasiErrno.NOTDIR, `${path}: not a directory`);
   return { ...r, trailingSlash: true };
 }
 
@@ -89,21 +100,22 @@ export function pathImports(ctx: Context) {
       } else if ((of & Oflags.CREAT) && (of & Oflags.EXCL)) {
         throw new WasiError(WasiErrno.EXIST);
       }
-      const st = vfs.stat(node);
+      const kind = vfs.kind(node);
       // O_NOFOLLOW: a symlink in the last component is not opened.
-      if (st.kind === 'symlink') throw new WasiError(WasiErrno.LOOP, 'symlink with O_NOFOLLOW');
-      const isDir = st.kind === 'dir';
+      if (kind === 'symlink') throw new WasiError(WasiErrno.LOOP, 'symlink with O_NOFOLLOW');
+      const isDir = kind === 'dir';
       if ((of & Oflags.DIRECTORY) && !isDir) throw new WasiError(WasiErrno.NOTDIR);
       if (isDir && ((wantBase & Rights.FD_WRITE) || (of & Oflags.TRUNC))) throw new WasiError(WasiErrno.ISDIR);
-      if ((of & Oflags.TRUNC) && !created && st.size !== 0) vfs.setSize(node, 0);
+      if ((of & Oflags.TRUNC) && !created && vfs.stat(node).size !== 0) vfs.setSize(node, 0);
 
       const entry: FdEntry = {
-        filetype: filetypeOf(st.kind), stdio: undefined, vfs, handle: node,
+        filetype: filetypeOf(kind), stdio: undefined, vfs, handle: node,
         parent: isDir ? r.parent : undefined,
         rightsBase: wantBase & (isDir ? RIGHTS_DIR_BASE : RIGHTS_FILE_BASE),
         rightsInheriting: isDir ? wantInheriting : 0,
         fdflags: ff, position: 0, readOnly, preopenName: undefined, containerRoot: dir.containerRoot,
-        containerTop: dir.containerRoot === true && isDir && sameNode(st, vfs.stat(vfs.root())),
+        containerTop: dir.containerRoot === true && isDir && sameNode(vfs.stat(node), vfs.stat(vfs.root())),
+        listing: undefined, pathCache: undefined,
       };
       mem.setU32(fdPtr, ctx.fds.add(entry));
       return 0;
@@ -153,7 +165,7 @@ export function pathImports(ctx: Context) {
       needWritable(to);
       const src = resolveAt(ctx, from, oldPtr, oldLen, (oldFlags & LOOKUP_SYMLINK_FOLLOW) !== 0);
       if (src.node === undefined) throw new WasiError(WasiErrno.NOENT);
-      if (from.vfs.stat(src.node).kind === 'dir') throw new WasiError(WasiErrno.PERM, 'hard link to a directory');
+      if (from.vfs.kind(src.node) === 'dir') throw new WasiError(WasiErrno.PERM, 'hard link to a directory');
       const dst = resolveEntryAt(ctx, to, newPtr, newLen, false);
       if (dst.node !== undefined) throw new WasiError(WasiErrno.EXIST);
       if (dst.trailingSlash) throw new WasiError(WasiErrno.NOENT);
@@ -168,7 +180,7 @@ export function pathImports(ctx: Context) {
       mem.check(usedPtr, 4);
       const r = resolveAt(ctx, dir, pathPtr, pathLen, false);
       if (r.node === undefined) throw new WasiError(WasiErrno.NOENT);
-      if (dir.vfs.stat(r.node).kind !== 'symlink') throw new WasiError(WasiErrno.INVAL, 'not a symlink');
+      if (dir.vfs.kind(r.node) !== 'symlink') throw new WasiError(WasiErrno.INVAL, 'not a symlink');
       const target = new TextEncoder().encode(dir.vfs.readlink(r.node));
       const n = Math.min(target.length, bufLen >>> 0);
       mem.u8.set(target.subarray(0, n), start);
@@ -183,7 +195,7 @@ export function pathImports(ctx: Context) {
       const r = resolveEntryAt(ctx, dir, pathPtr, pathLen);
       if (r.name === '.') throw new WasiError(WasiErrno.INVAL, 'cannot remove "."');
       if (r.node === undefined) throw new WasiError(WasiErrno.NOENT);
-      if (dir.vfs.stat(r.node).kind !== 'dir') throw new WasiError(WasiErrno.NOTDIR);
+      if (dir.vfs.kind(r.node) !== 'dir') throw new WasiError(WasiErrno.NOTDIR);
       dir.vfs.rmdir(r.parent, r.name);
       return 0;
     },
@@ -201,11 +213,11 @@ export function pathImports(ctx: Context) {
       if (src.node === undefined) throw new WasiError(WasiErrno.NOENT);
       const dst = resolveEntryAt(ctx, to, newPtr, newLen);
       if (dst.name === '.') throw new WasiError(WasiErrno.BUSY, 'cannot rename onto "."');
-      const srcKind = from.vfs.stat(src.node).kind;
+      const srcKind = from.vfs.kind(src.node);
       if (srcKind !== 'dir' && (src.trailingSlash || dst.trailingSlash)) throw new WasiError(WasiErrno.NOTDIR);
       if (dst.node !== undefined) {
         if (dst.node === src.node) return 0;
-        const dstKind = to.vfs.stat(dst.node).kind;
+        const dstKind = to.vfs.kind(dst.node);
         if (srcKind !== 'dir' && dstKind === 'dir') throw new WasiError(WasiErrno.ISDIR);
         if (srcKind === 'dir' && dstKind !== 'dir') throw new WasiError(WasiErrno.NOTDIR);
       }
@@ -236,7 +248,7 @@ export function pathImports(ctx: Context) {
       needWritable(dir);
       const r = resolveEntryAt(ctx, dir, pathPtr, pathLen);
       if (r.node === undefined) throw new WasiError(WasiErrno.NOENT);
-      if (r.name === '.' || dir.vfs.stat(r.node).kind === 'dir') throw new WasiError(WasiErrno.ISDIR);
+      if (r.name === '.' || dir.vfs.kind(r.node) === 'dir') throw new WasiError(WasiErrno.ISDIR);
       dir.vfs.unlink(r.parent, r.name);
       return 0;
     },
