@@ -108,45 +108,55 @@ try {
   const pushHome = join(work, 'push-home');
   run(process.execPath, [wasmbox, '--home', pushHome, 'pull', '-q', `${reg.host}/bench:1`]);
 
-  const { pullImage, LayoutStore } = await import(join(root, 'dist/index.js'));
-  const library = { checked: [], unchecked: [] };
-  const pull = { wasmbox: [], skopeo: [] };
-  const push = { wasmbox: [], skopeo: [] };
+  const { pullImage, pushImage, LayoutStore } = await import(join(root, 'dist/index.js'));
+  const pushStore = await LayoutStore.open(pushHome);
+  const pull = { wasmbox: [], skopeo: [], library: [] };
+  const push = { wasmbox: [], skopeo: [], library: [] };
+  const startup = { node: [], version: [] };
   for (let round = 0; round <= ROUNDS; round++) {
+    // Start-up alone: `node -e 0` and `wasmbox --version` (what the CLI costs before any work).
+    const n0 = run(process.execPath, ['-e', '0']);
+    const v0 = run(process.execPath, [wasmbox, '--version']);
     const h = join(work, `pull-${round}`);
     const w = run(process.execPath, [wasmbox, '--home', h, 'pull', '-q', `${reg.host}/bench:1`]);
     const s = run('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench:1`, `oci:${join(work, `skopeo-${round}`)}:x`], { HOME: join(work, `skopeo-home-${round}`) });
     rmSync(h, { recursive: true, force: true });
     rmSync(join(work, `skopeo-${round}`), { recursive: true, force: true });
+    const lib = await LayoutStore.open(join(work, `lib-${round}`));
+    let t = performance.now();
+    await pullImage(lib, `${reg.host}/bench:1`);
+    const l = performance.now() - t;
+    rmSync(lib.dir, { recursive: true, force: true });
+    // Push: each to a fresh registry (no blob already there, nothing to mount).
     const r1 = await startRegistry(`push-w-${round}`);
     const pw = run(process.execPath, [wasmbox, '--home', pushHome, 'push', '-q', `${reg.host}/bench:1`, `${r1.host}/bench:1`]);
     await r1.stop();
     const r2 = await startRegistry(`push-s-${round}`);
     const ps = run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${r2.host}/bench:1`], { HOME: join(work, `skopeo-push-home-${round}`) });
     await r2.stop();
-    const timeLib = async (o) => {
-      const store = await LayoutStore.open(join(work, `lib-${round}`));
-      const t = performance.now();
-      await pullImage(store, `${reg.host}/bench:1`, o);
-      const ms = performance.now() - t;
-      rmSync(store.dir, { recursive: true, force: true });
-      return ms;
-    };
-    const lc = await timeLib({});
-    const lu = await timeLib({ validate: async () => {} });
+    const r3 = await startRegistry(`push-l-${round}`);
+    t = performance.now();
+    await pushImage(pushStore, `${reg.host}/bench:1`, `${r3.host}/bench:1`);
+    const pl = performance.now() - t;
+    await r3.stop();
     if (round === 0) continue; // warm-up
-    library.checked.push(lc); library.unchecked.push(lu);
-    pull.wasmbox.push(w); pull.skopeo.push(s); push.wasmbox.push(pw); push.skopeo.push(ps);
-    console.error(`round ${round}: pull ${w.toFixed(0)} / ${s.toFixed(0)} ms, push ${pw.toFixed(0)} / ${ps.toFixed(0)} ms`);
+    startup.node.push(n0); startup.version.push(v0);
+    pull.wasmbox.push(w); pull.skopeo.push(s); pull.library.push(l);
+    push.wasmbox.push(pw); push.skopeo.push(ps); push.library.push(pl);
+    console.error(`round ${round}: pull ${w.toFixed(0)} / ${s.toFixed(0)} ms (in-process ${l.toFixed(0)}), push ${pw.toFixed(0)} / ${ps.toFixed(0)} ms (in-process ${pl.toFixed(0)}), node -e 0 ${n0.toFixed(0)}, --version ${v0.toFixed(0)}`);
   }
   await reg.stop();
   const mb = (total / 2 ** 20).toFixed(1);
-  const row = (name, x) => `| ${name} (${mb} MiB, ${LAYERS} layers) | ${median(x.wasmbox).toFixed(0)} ms | skopeo copy ${median(x.skopeo).toFixed(0)} ms | **${(median(x.wasmbox) / median(x.skopeo)).toFixed(2)}** | <= 1.0 |`;
-  console.log('| figure | wasmbox | peer | ratio | target |\n|---|---|---|---|---|');
-  console.log(row('pull, loopback registry', pull));
-  console.log(row('push, loopback registry', push));
-  console.log(`| pullImage in-process (no CLI start-up) | ${median(library.checked).toFixed(0)} ms | skopeo copy ${median(pull.skopeo).toFixed(0)} ms | **${(median(library.checked) / median(pull.skopeo)).toFixed(2)}** | |`);
-  console.log(`| pullImage in-process, diff_ids not checked | ${median(library.unchecked).toFixed(0)} ms | skopeo copy ${median(pull.skopeo).toFixed(0)} ms | **${(median(library.unchecked) / median(pull.skopeo)).toFixed(2)}** | |`);
+  const spread = (x) => `${Math.min(...x).toFixed(0)}-${Math.max(...x).toFixed(0)}`;
+  const ratios = (a, b) => a.map((x, i) => x / b[i]);
+  const spreadRatio = (r) => `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}`;
+  const row = (name, x, key) => `| ${name} (${mb} MiB, ${LAYERS} layers) | ${median(x[key]).toFixed(0)} ms (${spread(x[key])}) | skopeo copy ${median(x.skopeo).toFixed(0)} ms (${spread(x.skopeo)}) | **${(median(x[key]) / median(x.skopeo)).toFixed(2)}** (per round ${spreadRatio(ratios(x[key], x.skopeo))}) | <= 1.0 |`;
+  console.log('| figure | wasmbox | peer | ratio of medians | target |\n|---|---|---|---|---|');
+  console.log(row('pull, CLI', pull, 'wasmbox'));
+  console.log(row('push, CLI', push, 'wasmbox'));
+  console.log(row('pullImage, in-process', pull, 'library'));
+  console.log(row('pushImage, in-process', push, 'library'));
+  console.log(`| start-up: node -e 0 / wasmbox --version | ${median(startup.node).toFixed(0)} ms / ${median(startup.version).toFixed(0)} ms | | | |`);
 } finally {
   for (const c of children) c.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });

@@ -313,6 +313,52 @@ describe('registry failures against a fake registry (node:http)', () => {
     }
   });
 
+  it('push: a big blob goes up in one streamed PUT (no PATCH chunks), sent whole again after a 503', async () => {
+    const layout = new Layout();
+    const big = randomBytes(17 * 1024 * 1024); // above the size read into memory: streamed from the store
+    const img = await layout.image({ layers: [{ entries: [{ path: 'big.bin', data: big }], compression: 'none' }] });
+    layout.finish([tagged(img.manifest, 'latest')]);
+    const src = await freshStore('push-src');
+    await loadImage(src, await layout.writeDir(join(dir, 'push-layout')) + '/', { names: ['big:latest'] });
+    const manifest = JSON.parse(new TextDecoder().decode(await src.readBytes((await src.get('big:latest'))[0]!.descriptor))) as { layers: Array<{ digest: string; size: number }> };
+    const layer = manifest.layers[0]!;
+    const received = new Map<string, Buffer>();
+    const log: string[] = [];
+    let failedOnce = false;
+    fake.handler = (req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      log.push(`${req.method} ${url.pathname.replace(/sha256:[0-9a-f]+/, 'DIGEST')}`);
+      if (req.method === 'HEAD') return void res.writeHead(404).end(), true;
+      if (req.method === 'POST') return void res.writeHead(202, { location: `/upload/${log.length}?_state=x` }).end(), true;
+      const parts: Buffer[] = [];
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        const body = Buffer.concat(parts);
+        if (url.pathname.startsWith('/upload/')) {
+          const digest = url.searchParams.get('digest')!;
+          if (digest === layer.digest && !failedOnce) {
+            failedOnce = true;
+            return void res.writeHead(503).end();
+          }
+          if (`sha256:${createHash('sha256').update(body).digest('hex')}` !== digest || url.searchParams.get('_state') !== 'x') return void res.writeHead(400).end();
+          received.set(digest, body);
+          return void res.writeHead(201).end();
+        }
+        res.writeHead(201, { 'docker-content-digest': 'sha256:0' }).end();
+      });
+      return true;
+    };
+    try {
+      await pushImage(src, 'big:latest', `${fake.host}/demo/pushed:1`, { backoffMs: 10 });
+      expect(failedOnce).toBe(true);
+      expect(received.get(layer.digest)?.byteLength).toBe(layer.size);
+      expect(log.filter((l) => l.startsWith('HEAD')).length).toBe(2);
+      expect(log.some((l) => l.startsWith('PATCH'))).toBe(false);
+    } finally {
+      fake.handler = undefined;
+    }
+  });
+
   it('401 and 403 with the registry message: UNAUTHORIZED / DENIED; malformed challenge: MALFORMED', async () => {
     fake.handler = (req, res) => {
       if (req.url!.includes('/manifests/locked')) {

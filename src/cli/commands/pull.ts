@@ -8,8 +8,7 @@ export interface RegistryFlags {
 }
 
 /** Client options from the flags every registry command takes. */
-export async function clientOptions(flags: RegistryFlags, cmd: Command): Promise<{ home: string; insecure: boolean; timeoutMs?: number; credentials: import('../../loader/registry/credentials.ts').CredentialProvider }> {
-  const store = await storeFor(cmd);
+export async function clientOptions(flags: RegistryFlags, store: { dir: string }): Promise<{ home: string; insecure: boolean; timeoutMs?: number; credentials: import('../../loader/registry/credentials.ts').CredentialProvider }> {
   const { hostCredentials } = await import('#host/credentials');
   const out: Awaited<ReturnType<typeof clientOptions>> = { home: store.dir, insecure: flags.insecure ?? false, credentials: hostCredentials(store.dir) };
   if (flags.timeout !== undefined) {
@@ -90,7 +89,7 @@ export function register(program: Command): void {
       ]);
       const ref = parseRegistryRef(refText);
       const store = await storeFor(cmd);
-      const client = await clientOptions(o, cmd);
+      const client = await clientOptions(o, store);
       if (!o.quiet) print(`${ref.tag ?? ref.digest}: Pulling from ${ref.repository}`);
       const progress = await progressReporter('pull', o.quiet ?? false);
       try {

@@ -25,7 +25,7 @@ export function register(program: Command): void {
       const ref = parseRegistryRef(target ?? source);
       const store = await storeFor(cmd);
       await store.get(source);
-      const client = await clientOptions(o, cmd);
+      const client = await clientOptions(o, store);
       if (!o.quiet) print(`The push refers to repository [${ref.registry}/${ref.repository}]`);
       const progress = await progressReporter('push', o.quiet ?? false);
       try {

@@ -17,6 +17,7 @@ export function hostTransport(): HttpTransport | undefined {
     'https:': new https.Agent({ keepAlive: true }),
   };
   return {
+    streamsBodies: true,
     close() {
       agents['http:'].destroy();
       agents['https:'].destroy();

@@ -27,6 +27,8 @@ export interface RegistryClientOptions {
 export const ACCEPT_MANIFESTS = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
 const MAX_REDIRECTS = 5;
+/** PATCH chunk size when a blob cannot go up in one streamed PUT. */
+const DEFAULT_CHUNK_BYTES = 16 * 1024 ** 2;
 
 interface RequestOptions {
   method?: string;
@@ -374,8 +376,10 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads a blob: POST to start, then one PUT `?digest=` with the whole body (monolithic), or PATCH
-   * chunks of `chunkBytes` and a closing PUT for bigger blobs. `onBytes` reports progress.
+   * Uploads a blob: POST to start, then one PUT `?digest=` with the whole body (monolithic; streamed from
+   * its source where the transport can stream request bodies, as Node's does), or PATCH chunks of
+   * `chunkBytes` and a closing PUT (when `chunkBytes` is given and the blob is bigger, or when a big stream
+   * would otherwise have to be held in memory). `read` may be called again for a retry. `onBytes` reports progress.
    */
   async uploadBlob(
     repository: string,
@@ -385,23 +389,35 @@ export class RegistryClient {
   ): Promise<void> {
     const what = `upload ${d.digest} to ${repository}`;
     const scopes = [repositoryScope(repository, ['pull', 'push'])];
-    const chunkBytes = o.chunkBytes ?? 16 * 1024 ** 2;
     const start = await this.request(`/v2/${repository}/blobs/uploads/`, { method: 'POST', scopes, what });
     await this.check(start, [202], what);
     await discard(start);
     let location = uploadLocation(start, what, this.registry);
-    const data = await read();
-    if (data instanceof Uint8Array && data.byteLength <= chunkBytes) {
+    let data: Uint8Array | ReadableStream<Uint8Array> | undefined = await read();
+    const chunked = o.chunkBytes !== undefined
+      ? d.size > o.chunkBytes
+      : !(data instanceof Uint8Array) && !this.#transport.streamsBodies && d.size > DEFAULT_CHUNK_BYTES;
+    if (!chunked) {
+      const first = data;
+      const body: HttpBody = first instanceof Uint8Array ? first : {
+        size: d.size,
+        // The stream already opened for the first attempt, then a fresh one for each retry.
+        open: async () => {
+          const again = data ?? (await read());
+          data = undefined;
+          return again instanceof Uint8Array ? singleStream(again) : again;
+        },
+      };
       const res = await this.request(withDigest(location, d.digest), {
-        method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: data, scopes, what,
+        method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body, scopes, what,
       });
       await this.check(res, [201], what);
       await discard(res);
-      o.onBytes?.(data.byteLength);
+      o.onBytes?.(d.size);
       return;
     }
     const chunks = data instanceof Uint8Array ? singleStream(data) : data;
-    const reader = rechunk(chunks, chunkBytes);
+    const reader = rechunk(chunks, o.chunkBytes ?? DEFAULT_CHUNK_BYTES);
     let offset = 0;
     for (;;) {
       const { done, value } = await reader.next();

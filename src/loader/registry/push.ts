@@ -22,7 +22,8 @@ export interface PushOptions extends RegistryClientOptions {
   format?: PushFormat;
   /** For wasm-artifact from an index: which image. */
   platform?: Platform | string;
-  /** Blobs bigger than this go up in PATCH chunks of this size; smaller ones in one PUT. Default 16 MiB. */
+  /** Blobs bigger than this go up in PATCH chunks of this size. Default: every blob in one PUT, streamed
+   * from the store on Node (with fetch, PATCH chunks of 16 MiB above that size). */
   chunkBytes?: number;
   /** Repositories of the same registry to try a cross-repository mount from (besides names in the store). */
   mountFrom?: string[];
@@ -38,6 +39,8 @@ export interface PushResult {
 
 const encoder = new TextEncoder();
 const MAX_MODULE_BYTES = 1024 ** 3;
+/** Blobs up to this size are read whole from the store before they are sent; bigger ones are streamed. */
+const IN_MEMORY_BYTES = 16 * 1024 ** 2;
 
 /** Blob content for an upload: from the store, or bytes built here (artifact config and module). */
 type BlobSource = () => Promise<Uint8Array | ReadableStream<Uint8Array>>;
@@ -59,7 +62,8 @@ export async function pushImage(store: LayoutStore, source: string, target: stri
 
   if ((o.format ?? 'image') === 'wasm-artifact') {
     const { manifest, blobs } = await wasmArtifact(store, root, o.platform);
-    await inParallel(blobs, o.concurrency ?? 3, (b) => pushBlob(b.descriptor, async () => b.bytes));
+    const present = checkAll(client, ref.repository, blobs.map((b) => b.descriptor));
+    await inParallel(blobs, o.concurrency ?? 3, (b) => pushBlob(b.descriptor, async () => b.bytes, present.get(b.descriptor.digest)!));
     const bytes = encoder.encode(JSON.stringify(manifest));
     const digest = await client.putManifest(ref.repository, reference, bytes, MediaType.ociManifest);
     return { ref, digest, mediaType: MediaType.ociManifest, size: bytes.byteLength };
@@ -69,7 +73,9 @@ export async function pushImage(store: LayoutStore, source: string, target: stri
     const bytes = await store.readBytes(d);
     const manifest = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
     const blobs = [manifest.config, ...manifest.layers];
-    await inParallel(blobs, o.concurrency ?? 3, (b) => pushBlob(b, () => (b.size <= (o.chunkBytes ?? 16 * 1024 ** 2) ? store.readBytes(b) : store.read(b))));
+    // Every blob is asked about at once; uploads then go a few at a time.
+    const present = checkAll(client, ref.repository, blobs);
+    await inParallel(blobs, o.concurrency ?? 3, (b) => pushBlob(b, () => (b.size <= IN_MEMORY_BYTES ? store.readBytes(b) : store.read(b)), present.get(b.digest)!));
     await client.putManifest(ref.repository, reference, bytes, manifest.mediaType ?? d.mediaType);
   };
 
@@ -101,10 +107,22 @@ async function mountCandidates(store: LayoutStore, ref: RegistryRef, digest: Dig
   return [...out];
 }
 
+/** HEAD for each blob, all sent at once: digest -> whether the repository has it. */
+function checkAll(client: RegistryClient, repository: string, blobs: Array<Pick<Descriptor, 'digest'>>): Map<string, Promise<boolean>> {
+  const out = new Map<string, Promise<boolean>>();
+  for (const b of blobs) {
+    if (out.has(b.digest)) continue;
+    const p = client.hasBlob(repository, b.digest);
+    p.catch(() => {}); // awaited by the blob's upload; one failing must not go unhandled while others wait
+    out.set(b.digest, p);
+  }
+  return out;
+}
+
 function blobPusher(client: RegistryClient, repository: string, mountFrom: string[], o: PushOptions) {
-  return async (d: Pick<Descriptor, 'digest' | 'size'>, read: BlobSource): Promise<void> => {
+  return async (d: Pick<Descriptor, 'digest' | 'size'>, read: BlobSource, present: Promise<boolean>): Promise<void> => {
     const { digest, size } = d;
-    if (await client.hasBlob(repository, digest)) {
+    if (await present) {
       o.onProgress?.({ type: 'skip', digest, size, reason: 'exists' });
       return;
     }

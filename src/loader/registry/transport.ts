@@ -28,6 +28,8 @@ export interface HttpResponse {
 /** One HTTP exchange, redirects not followed (the client follows them itself, minding Authorization). */
 export interface HttpTransport {
   request(url: string, r: HttpRequest): Promise<HttpResponse>;
+  /** Whether stream request bodies are sent as they are read (else they are read into memory first). */
+  readonly streamsBodies: boolean;
   /** Closes idle kept-alive connections. */
   close(): void;
 }
@@ -37,6 +39,7 @@ const READ_AHEAD_BYTES = 1024 * 1024;
 /** The transport over `fetch` (browsers, and a fetch given in options). Stream bodies are read into memory first. */
 export function fetchTransport(fetchFn: typeof fetch): HttpTransport {
   return {
+    streamsBodies: false,
     close() {},
     async request(url, r) {
       const ctrl = new AbortController();
