@@ -85,7 +85,33 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     const fresh = await LayoutStore.open(join(dir, 'by-digest'));
     const r = await pullImage(fresh, `${reg.host}/demo/hello@${local!.descriptor.digest}`);
     expect(r.image.digest).toBe(local!.descriptor.digest);
+    // Stored as REPO@DIGEST: listed as `REPO <none>` (as docker does), found by REPO@DIGEST.
+    expect(r.stored.map((i) => [i.repository, i.name])).toEqual([[`${reg.host}/demo/hello`, undefined]]);
+    expect((await fresh.lookup(`${reg.host}/demo/hello@${local!.descriptor.digest}`)).length).toBe(1);
+    expect((await fresh.lookup(`${reg.host}/demo/hello`)).length).toBe(0); // REPO means REPO:latest
   });
+
+  it('CLI: pull REPO@DIGEST lists REPO <none>; run REPO@DIGEST runs it without pulling again; rmi REPO@DIGEST removes it', async () => {
+    const [local] = await store.get('hello:latest');
+    const home = join(dir, 'cli-by-digest');
+    const ref = `${reg.host}/demo/hello@${local!.descriptor.digest}`;
+    const pull = await wasmbox(home, ['pull', '-q', ref]);
+    expect(pull.status, pull.stderr).toBe(0);
+    const again = await wasmbox(home, ['pull', '-q', ref]);
+    expect(again.status, again.stderr).toBe(0);
+    const images = await wasmbox(home, ['images', '--format', 'json']);
+    const rows = images.stdout.trim().split('\n').map((l) => JSON.parse(l) as { Repository: string; Tag: string; Digest: string });
+    expect(rows.map((x) => [x.Repository, x.Tag, x.Digest])).toEqual([[`${reg.host}/demo/hello`, '<none>', local!.descriptor.digest]]);
+    const table = await wasmbox(home, ['images']);
+    expect(table.stdout).toMatch(new RegExp(`${reg.host.replace(/\./g, '\\.')}/demo/hello\\s+<none>\\s`));
+    const run = await wasmbox(home, ['run', ref]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/hello from wasmbox/);
+    expect(run.stderr).not.toMatch(/Unable to find image/); // found in the store: no pull
+    const rmi = await wasmbox(home, ['rmi', ref]);
+    expect(rmi.status, rmi.stderr).toBe(0);
+    expect((await wasmbox(home, ['images', '-q'])).stdout).toBe('');
+  }, 60_000);
 
   it('pushes and pulls the CNCF wasm artifact form', async () => {
     await pushImage(store, 'hello:latest', `${reg.host}/demo/hello:artifact`, { format: 'wasm-artifact' });

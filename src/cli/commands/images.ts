@@ -33,7 +33,7 @@ export function register(program: Command): void {
       const now = Date.now();
       for (const i of images) {
         rows.push([
-          i.name?.repository ?? '<none>',
+          i.name?.repository ?? i.repository ?? '<none>',
           i.name?.tag ?? '<none>',
           id(i),
           platformText(i),
@@ -50,7 +50,7 @@ function repoOf(i: StoredImage): string {
 }
 
 function matches(i: StoredImage, filter: string): boolean {
-  if (!i.name) return false;
+  if (!i.name) return i.repository === filter;
   const colon = filter.lastIndexOf(':');
   if (colon > filter.lastIndexOf('/')) return `${i.name.repository}:${i.name.tag}` === filter;
   return i.name.repository === filter;
@@ -64,7 +64,7 @@ function platformText(i: StoredImage): string {
 
 function jsonRow(i: StoredImage, id: string): Record<string, unknown> {
   return {
-    Repository: i.name?.repository ?? '<none>',
+    Repository: i.name?.repository ?? i.repository ?? '<none>',
     Tag: i.name?.tag ?? '<none>',
     ID: id,
     Digest: i.descriptor.digest,

@@ -11,7 +11,7 @@ import type { SourceCore } from '../source.ts';
 
 import { RegistryClient, type RegistryClientOptions } from './client.ts';
 import { counting, type TransferListener } from './progress.ts';
-import { parseRegistryRef, storeNameFor, type RegistryRef } from './reference.ts';
+import { parseRegistryRef, storeNameFor, storeRepositoryFor, type RegistryRef } from './reference.ts';
 import { registrySource } from './source.ts';
 
 export interface PullOptions extends RegistryClientOptions {
@@ -29,7 +29,7 @@ export interface PullOptions extends RegistryClientOptions {
 export interface PullResult {
   ref: RegistryRef;
   image: Image;
-  /** The store entries made (none for a pull by digest alone). */
+  /** The store entries made (`REPO:TAG`, or `REPO@DIGEST` for a pull by digest alone). */
   stored: StoredImage[];
 }
 
@@ -103,8 +103,9 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
     // every consumer reads through (layer trees, the Linux materialiser, save). See docs/decisions.md.
     await Promise.all(image.layers.map((layer) => download(layer.descriptor)));
     if (o.validate) await o.validate(image);
+    // By tag: REPO:TAG. By digest alone: REPO@DIGEST, which docker lists as `REPO <none>`.
     const name = storeNameFor(ref);
-    const stored = await tx.commit(name ? [name] : [], image.manifestDescriptor);
+    const stored = await tx.commit([name ?? { repository: storeRepositoryFor(ref), byDigest: true }], image.manifestDescriptor);
     // The image as the store now holds it (the transaction's staging is gone).
     const published = await openImage(storeSource(store), image.manifestDescriptor, { store, ...(o.limits ? { limits: o.limits } : {}) });
     return { ref, image: published, stored };

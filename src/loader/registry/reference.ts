@@ -52,10 +52,12 @@ export function apiHost(registry: string): string {
 /** The name the store keeps a pulled image under: docker's familiar form, `REGISTRY/REPO:TAG`. */
 export function storeNameFor(ref: RegistryRef): { repository: string; tag: string } | undefined {
   if (ref.tag === undefined) return undefined;
-  const repo = ref.registry === DOCKER_HUB
-    ? ref.repository.replace(/^library\//, '')
-    : `${ref.registry}/${ref.repository}`;
-  return { repository: repo, tag: ref.tag };
+  return { repository: storeRepositoryFor(ref), tag: ref.tag };
+}
+
+/** The store repository of a registry reference, as docker shows it: `REGISTRY/REPO`, docker.io's in short form. */
+export function storeRepositoryFor(ref: RegistryRef): string {
+  return ref.registry === DOCKER_HUB ? ref.repository.replace(/^library\//, '') : `${ref.registry}/${ref.repository}`;
 }
 
 export function formatRegistryRef(ref: RegistryRef): string {

@@ -35,8 +35,10 @@ export const Annotation = {
 
 /** One name in the store: an index.json entry. */
 export interface StoredImage {
-  /** undefined for an entry without `org.opencontainers.image.ref.name` (written by another tool). */
+  /** undefined for an entry without `org.opencontainers.image.ref.name` (written by another tool), or named by digest alone. */
   name?: ImageName;
+  /** For an entry named `REPO@DIGEST` (pulled by digest): its repository; docker lists it as `REPO <none>`. */
+  repository?: string;
   /** The manifest (or index) descriptor, as index.json holds it. */
   descriptor: Descriptor;
   /** Docker's IMAGE ID: the config digest (the manifest digest for an index entry). */
@@ -198,7 +200,7 @@ export class LayoutStore implements ContentStore {
   /** Builds the listing row of an index entry, from its annotations or (for entries others wrote) its blobs. */
   private async describe(d: Descriptor): Promise<StoredImage> {
     const a = d.annotations ?? {};
-    let name: ImageName | undefined;
+    let name: ReturnType<typeof parseImageName> | undefined;
     const ref = a[REF_NAME];
     if (ref) {
       try {
@@ -208,7 +210,8 @@ export class LayoutStore implements ContentStore {
       }
     }
     const image: StoredImage = { descriptor: d, id: d.digest, size: Number(a[Annotation.size] ?? 0) };
-    if (name) image.name = { repository: name.repository, tag: name.tag };
+    if (name?.digest) image.repository = name.repository;
+    else if (name) image.name = { repository: name.repository, tag: name.tag };
     if (d.platform) image.platform = d.platform;
     if (a[Annotation.created]) image.created = a[Annotation.created];
     if (isDigest(a[Annotation.imageId])) {
@@ -236,7 +239,7 @@ export class LayoutStore implements ContentStore {
       const p = parsed;
       const byName = images.filter((i) => i.name && i.name.repository === p.repository);
       if (p.digest) {
-        const hit = byName.filter((i) => i.descriptor.digest === p.digest);
+        const hit = images.filter((i) => (i.name?.repository ?? i.repository) === p.repository && i.descriptor.digest === p.digest);
         if (hit.length > 0) return hit;
       } else {
         const hit = byName.filter((i) => i.name!.tag === p.tag);
@@ -299,7 +302,7 @@ export class LayoutStore implements ContentStore {
       let byName = false;
       try {
         const p = parseImageName(nameOrId);
-        byName = hits.some((h) => h.name?.repository === p.repository);
+        byName = hits.some((h) => (h.name?.repository ?? h.repository) === p.repository);
       } catch {
         byName = false;
       }

@@ -62,6 +62,12 @@ export function parseImageName(input: string): ImageName & { digest?: Digest } {
   return name;
 }
 
+/** A name by digest alone (`docker pull REPO@sha256:...`): index.json names it `REPO@DIGEST`, docker lists it as `REPO <none>`. */
+export interface DigestName {
+  repository: string;
+  byDigest: true;
+}
+
 export function formatImageName(n: ImageName): string {
   return `${n.repository}:${n.tag}`;
 }

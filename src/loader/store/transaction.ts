@@ -19,7 +19,7 @@ import {
 import { writeVerifiedBlob } from './blob-writer.ts';
 import type { LayoutStore, StoredImage } from './layout-store.ts';
 import { Annotation, imageMetadata } from './layout-store.ts';
-import { formatImageName, REF_NAME, type ImageName } from './names.ts';
+import { formatImageName, REF_NAME, type DigestName, type ImageName } from './names.ts';
 import { reachableBlobs } from './reachable.ts';
 
 const textDecoder = new TextDecoder();
@@ -127,12 +127,12 @@ export class LoadTransaction implements ContentStore {
    * `names`: its blobs are renamed into the store, then index.json gets the entries (replacing any entry
    * with the same name), all under the store lock. Returns the new entries.
    */
-  async commit(names: ImageName[], root: Descriptor): Promise<StoredImage[]> {
+  async commit(names: Array<ImageName | DigestName>, root: Descriptor): Promise<StoredImage[]> {
     return this.commitMany([{ names, root }]);
   }
 
   /** `commit` for several images at once (a docker-save archive of several images): one index update. */
-  async commitMany(images: Array<{ names: ImageName[]; root: Descriptor }>): Promise<StoredImage[]> {
+  async commitMany(images: Array<{ names: Array<ImageName | DigestName>; root: Descriptor }>): Promise<StoredImage[]> {
     this.#checkOpen();
     try {
       const reachable = await reachableBlobs(
@@ -149,7 +149,7 @@ export class LoadTransaction implements ContentStore {
       for (const { names, root } of images) {
         const meta = await imageMetadata(this, root);
         for (const name of names) {
-          const ref = formatImageName(name);
+          const ref = 'byDigest' in name ? `${name.repository}@${root.digest}` : formatImageName(name);
           const annotations: Record<string, string> = {
             [REF_NAME]: ref,
             [Annotation.imageId]: meta.id,
@@ -160,7 +160,9 @@ export class LoadTransaction implements ContentStore {
           const descriptor: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size, annotations };
           const platform = meta.platform ?? root.platform;
           if (platform) descriptor.platform = platform;
-          const image: StoredImage = { name: { repository: name.repository, tag: name.tag }, descriptor, id: meta.id, size: meta.size };
+          const image: StoredImage = { descriptor, id: meta.id, size: meta.size };
+          if ('byDigest' in name) image.repository = name.repository;
+          else image.name = { repository: name.repository, tag: name.tag };
           if (platform) image.platform = platform;
           if (meta.created) image.created = meta.created;
           // A later image of the same archive with the same name wins, as in docker load.
