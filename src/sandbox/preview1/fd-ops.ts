@@ -92,15 +92,22 @@ function writeFrom(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, p
 
 /** '.', '..' and the directory's entries, in the Vfs's stable order. */
 function listDir(e: FileEntry): DirListing {
-  const names = [encoder.encode('.'), encoder.encode('..')];
+  const names = ['.', '..'];
+  const encoded: (Uint8Array | undefined)[] = [undefined, undefined];
   const inos = [e.vfs.stat(e.handle).ino, e.vfs.stat(e.parent).ino];
   const types: number[] = [Filetype.DIRECTORY, Filetype.DIRECTORY];
   for (const d of e.vfs.readdir(e.handle)) {
-    names.push(encoder.encode(d.name));
+    names.push(d.name);
+    encoded.push(isAscii(d.name) ? undefined : encoder.encode(d.name));
     inos.push(d.ino);
     types.push(filetypeOf(d.kind));
   }
-  return { names, inos, types };
+  return { names, encoded, inos, types };
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 export function fdImports(ctx: Context) {
@@ -276,24 +283,29 @@ export function fdImports(ctx: Context) {
       mem.check(bufusedPtr, 4);
       const c = BigInt.asUintN(64, cookie);
       if (c === 0n || e.listing === undefined) e.listing = listDir(e as FileEntry);
-      const { names, inos, types } = e.listing;
+      const { names, encoded, inos, types } = e.listing;
       let used = 0;
       const header = new Uint8Array(DIRENT_BYTES);
       const hv = new DataView(header.buffer);
       const u8 = mem.u8;
       for (let i = c > BigInt(names.length) ? names.length : Number(c); i < names.length && used < cap; i++) {
         const name = names[i]!;
+        const bytes = encoded[i];
+        const nameBytes = bytes === undefined ? name.length : bytes.length;
         hv.setUint32(0, i + 1, true);
+        hv.setUint32(4, 0, true);
         hv.setUint32(8, inos[i]! >>> 0, true);
         hv.setUint32(12, Math.floor(inos[i]! / 0x100000000), true);
-        hv.setUint32(16, name.length, true);
+        hv.setUint32(16, nameBytes, true);
         hv.setUint32(20, types[i]!, true);
         // A last entry that does not fit is truncated so that the buffer is exactly full.
         const h = Math.min(DIRENT_BYTES, cap - used);
-        u8.set(header.subarray(0, h), start + used);
+        u8.set(h === DIRENT_BYTES ? header : header.subarray(0, h), start + used);
         used += h;
-        const n = Math.min(name.length, cap - used);
-        u8.set(name.subarray(0, n), start + used);
+        const n = Math.min(nameBytes, cap - used);
+        const at = start + used;
+        if (bytes !== undefined) u8.set(bytes.subarray(0, n), at);
+        else for (let k = 0; k < n; k++) u8[at + k] = name.charCodeAt(k);
         used += n;
       }
       mem.setU32(bufusedPtr, used);

@@ -33,47 +33,60 @@ export interface FdEntry {
 }
 
 export interface DirListing {
-  names: Uint8Array[];
+  /** Entry names; UTF-8 encoded only when a name is not ASCII (encoded[i] set then). */
+  names: string[];
+  encoded: (Uint8Array | undefined)[];
   inos: number[];
   types: number[];
 }
 
 /** The descriptor table: numbers from 0 up, the lowest free number first, never two entries on one number. */
 export class FdTable {
-  readonly #entries = new Map<number, FdEntry>();
+  /** Entries by number below #high (a dense array: the lowest free number is always taken first). */
+  readonly #entries: (FdEntry | undefined)[] = [];
   /** Freed numbers below #high, kept as a min-heap. */
   readonly #free: number[] = [];
   #high = 0;
+  #size = 0;
 
   get size(): number {
-    return this.#entries.size;
+    return this.#size;
   }
 
   get(fd: number): FdEntry {
-    const e = this.#entries.get(fd >>> 0);
-    if (e === undefined) throw new WasiError(WasiErrno.BADF, `fd ${fd >>> 0} is not open`);
+    const n = fd >>> 0;
+    const e = n < this.#high ? this.#entries[n] : undefined;
+    if (e === undefined) throw new WasiError(WasiErrno.BADF, `fd ${n} is not open`);
     return e;
   }
 
   has(fd: number): boolean {
-    return this.#entries.has(fd >>> 0);
+    const n = fd >>> 0;
+    return n < this.#high && this.#entries[n] !== undefined;
   }
 
   add(entry: FdEntry): number {
-    if (this.#entries.size >= Limits.maxFds) throw new WasiError(WasiErrno.MFILE);
+    if (this.#size >= Limits.maxFds) throw new WasiError(WasiErrno.MFILE);
     let fd: number;
     for (;;) {
-      fd = this.#free.length > 0 ? heapPop(this.#free) : this.#high++;
-      if (!this.#entries.has(fd)) break;
+      if (this.#free.length > 0) {
+        fd = heapPop(this.#free);
+      } else {
+        fd = this.#high++;
+        this.#entries.push(undefined);
+      }
+      if (this.#entries[fd] === undefined) break;
     }
-    this.#entries.set(fd, entry);
+    this.#entries[fd] = entry;
+    this.#size++;
     return fd;
   }
 
   close(fd: number): FdEntry {
     const n = fd >>> 0;
     const e = this.get(n);
-    this.#entries.delete(n);
+    this.#entries[n] = undefined;
+    this.#size--;
     heapPush(this.#free, n);
     return e;
   }
@@ -85,8 +98,9 @@ export class FdTable {
     const e = this.get(f);
     this.get(t);
     if (f === t) return;
-    this.#entries.set(t, e);
-    this.#entries.delete(f);
+    this.#entries[t] = e;
+    this.#entries[f] = undefined;
+    this.#size--;
     heapPush(this.#free, f);
   }
 }

@@ -11,6 +11,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export class GuestMemory {
   #memory: WebAssembly.Memory | undefined;
   #buffer: ArrayBufferLike | undefined;
+  /** The memory is shared (its buffer is never detached, so refresh() cannot tell growth by length). */
+  #shared = false;
   #u8 = new Uint8Array(0);
   #dv = new DataView(new ArrayBuffer(0));
 
@@ -32,12 +34,13 @@ export class GuestMemory {
   refresh(): void {
     // Growing a non-shared memory detaches its old buffer (length 0): only then is `buffer` (a slow
     // getter) read again. A shared memory keeps its old buffer on growth, so it is always re-read.
-    if (this.#u8.byteLength !== 0 && this.#buffer instanceof ArrayBuffer) return;
+    if (this.#u8.byteLength !== 0 && !this.#shared) return;
     const m = this.#memory;
     if (m === undefined) throw new SandboxError('INVALID_STATE', 'preview1: no guest memory bound (start/initialize not called)');
     const buf = m.buffer;
     if (buf !== this.#buffer) {
       this.#buffer = buf;
+      this.#shared = !(buf instanceof ArrayBuffer);
       this.#u8 = new Uint8Array(buf);
       this.#dv = new DataView(buf);
     }
