@@ -135,11 +135,26 @@ echo "credentials not found in native keychain"; exit 1
 class TokenServer {
   server!: Server;
   port = 0;
-  requests: Array<{ scopes: string[]; user?: string }> = [];
+  requests: Array<{ scopes: string[]; user?: string; grant?: string; authorization?: string }> = [];
+  /** The identity token (OAuth2 refresh token) that stands for bob. */
+  static readonly refreshToken = 'bob-identity-token-1';
   constructor(private readonly key: string, private readonly certDer: string, private readonly service: string, private readonly issuer: string) {}
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
+      if (req.method === 'POST') {
+        // OAuth2 (docker's identity tokens): a form with grant_type=refresh_token, scopes space-separated.
+        let body = '';
+        req.on('data', (b: Buffer) => { body += b.toString(); });
+        req.on('end', () => {
+          const form = new URLSearchParams(body);
+          const ok = req.headers['content-type'] === 'application/x-www-form-urlencoded' && form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === TokenServer.refreshToken;
+          this.requests.push({ scopes: (form.get('scope') ?? '').split(' ').filter(Boolean), grant: form.get('grant_type') ?? '', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), ...(ok ? { user: 'bob' } : {}) });
+          if (!ok) return void res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad refresh token' }] }));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: this.token((form.get('scope') ?? '').split(' ').filter(Boolean), 'bob'), expires_in: 300 }));
+        });
+        return;
+      }
       const url = new URL(req.url!, 'http://x');
       const scopes = url.searchParams.getAll('scope');
       let user: string | undefined;
@@ -152,21 +167,26 @@ class TokenServer {
         }
         user = u;
       }
-      this.requests.push({ scopes, ...(user ? { user } : {}) });
-      const access = scopes.map((s) => {
-        const [type, name, actions] = s.split(':');
-        const granted = actions!.split(',').filter((a) => a === 'pull' || (a === 'push' && user === 'bob'));
-        return { type, name, actions: granted };
-      });
-      const now = Math.floor(Date.now() / 1000);
-      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-      const head = b64({ alg: 'RS256', typ: 'JWT', x5c: [this.certDer] });
-      const claims = b64({ iss: this.issuer, sub: user ?? '', aud: this.service, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access });
-      const signature = sign('sha256', Buffer.from(`${head}.${claims}`), createPrivateKey(this.key)).toString('base64url');
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${head}.${claims}.${signature}`, expires_in: 300 }));
+      this.requests.push({ scopes, ...(user ? { user } : {}), ...(auth ? { authorization: auth } : {}) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: this.token(scopes, user), expires_in: 300 }));
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as { port: number }).port;
+  }
+
+  /** A JWT granting the asked scopes (push only to bob), signed RS256 with the certificate in x5c. */
+  token(scopes: string[], user: string | undefined): string {
+    const access = scopes.map((s) => {
+      const [type, name, actions] = s.split(':');
+      const granted = actions!.split(',').filter((a) => a === 'pull' || (a === 'push' && user === 'bob'));
+      return { type, name, actions: granted };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const head = b64({ alg: 'RS256', typ: 'JWT', x5c: [this.certDer] });
+    const claims = b64({ iss: this.issuer, sub: user ?? '', aud: this.service, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access });
+    const signature = sign('sha256', Buffer.from(`${head}.${claims}`), createPrivateKey(this.key)).toString('base64url');
+    return `${head}.${claims}.${signature}`;
   }
 
   async stop(): Promise<void> {
@@ -223,6 +243,39 @@ describe.skipIf(!haveRegistry || !haveOpenssl)('bearer token auth (token server 
     expect(tokens.requests.some((r) => r.scopes.includes('repository:elsewhere/hello:pull,push') && r.scopes.includes('repository:team/hello:pull'))).toBe(true);
     expect(events.some((e) => e.reason === 'mounted')).toBe(true);
   });
+
+  it('an identity token from a credential helper (Username <token>) is exchanged as an OAuth2 refresh_token, never sent as a password', async () => {
+    const bin = join(dir, 'helper-bin');
+    mkdirSync(bin, { recursive: true });
+    const helper = `#!/bin/sh
+read server
+if [ "$server" = "${reg.host}" ]; then echo '{"ServerURL":"${reg.host}","Username":"<token>","Secret":"${TokenServer.refreshToken}"}'; exit 0; fi
+echo "credentials not found in native keychain"; exit 1
+`;
+    writeFileSync(join(bin, 'docker-credential-idtoken'), helper);
+    chmodSync(join(bin, 'docker-credential-idtoken'), 0o755);
+    const dockerDir = mkdtempSync(join(dir, 'docker-idtoken-'));
+    writeFileSync(join(dockerDir, 'config.json'), JSON.stringify({ credHelpers: { [reg.host]: 'idtoken' } }));
+    const env = { DOCKER_CONFIG: dockerDir, PATH: `${bin}:${process.env.PATH}` };
+    const home = mkdtempSync(join(dir, 'idtoken-home-'));
+    const load = await wasmbox(home, ['load', '-q', '-i', join(images, 'hello.tar')], { env });
+    expect(load.status, load.stderr).toBe(0);
+    tokens.requests = [];
+    // Pushing needs bob's push scope: only the refresh token grants it.
+    const push = await wasmbox(home, ['push', '-q', 'hello:latest', `${reg.host}/team/idtoken:1`], { env });
+    expect(push.status, push.stderr).toBe(0);
+    const grants = tokens.requests.filter((r) => r.grant === 'refresh_token');
+    expect(grants.length).toBeGreaterThan(0);
+    expect(grants.every((r) => r.user === 'bob')).toBe(true);
+    expect(grants.some((r) => r.scopes.includes('repository:team/idtoken:pull,push'))).toBe(true);
+    expect(tokens.requests.some((r) => r.authorization?.startsWith('Basic '))).toBe(false);
+    // A token server refusing it: UNAUTHORIZED with the server's message, exit 125.
+    const bad = mkdtempSync(join(dir, 'docker-idtoken-bad-'));
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ auths: { [reg.host]: { identitytoken: 'revoked' } } }));
+    const refused = await wasmbox(home, ['push', '-q', 'hello:latest', `${reg.host}/team/idtoken:2`], { env: { DOCKER_CONFIG: bad } });
+    expect(refused.status).toBe(125);
+    expect(refused.stderr).toMatch(/bad refresh token/);
+  }, 60_000);
 
   it('a token server refusing the password: UNAUTHORIZED with its message', async () => {
     const client = new RegistryClient(reg.host, { credentials: staticCredentials({ [reg.host]: { username: 'bob', password: 'wrong' } }) });

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { SandboxError } from '../../errors.ts';
-import { credentialFromAuths, credentialHelperFor, credentialKeys, encodeAuthField, type Credential, type CredentialProvider } from '../../loader/registry/credentials.ts';
+import { credentialFromAuths, credentialHelperFor, credentialKeys, encodeAuthField, helperCredential, type Credential, type CredentialProvider } from '../../loader/registry/credentials.ts';
 
 export const AUTH_FILE = 'auth.json';
 
@@ -47,7 +47,8 @@ export function hostCredentials(home: string): CredentialProvider {
 /**
  * Asks `docker-credential-NAME get` (Docker's credential-helper protocol: the server URL on stdin, JSON
  * `{Username, Secret}` on stdout) for each key Docker may have stored the registry under. A helper that
- * is missing, fails, or knows nothing of the registry gives undefined.
+ * is missing, fails, or knows nothing of the registry gives undefined. Username `<token>` means the Secret
+ * is an identity token.
  */
 async function fromCredentialHelper(helper: string, registry: string): Promise<Credential | undefined> {
   for (const key of credentialKeys(registry)) {
@@ -63,7 +64,7 @@ async function fromCredentialHelper(helper: string, registry: string): Promise<C
       throw new SandboxError('MALFORMED', `docker-credential-${helper} answered something that is not JSON for ${registry}`);
     }
     if (typeof reply.Username === 'string' && typeof reply.Secret === 'string' && reply.Secret !== '') {
-      return { username: reply.Username, password: reply.Secret };
+      return helperCredential(reply.Username, reply.Secret);
     }
   }
   return undefined;

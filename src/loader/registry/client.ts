@@ -125,16 +125,11 @@ export class RegistryClient {
   }
 
   async #fetchToken(c: Challenge, scopes: string[]): Promise<string> {
-    const url = new URL(c.params.realm!);
-    if (c.params.service) url.searchParams.set('service', c.params.service);
-    for (const s of new Set(scopes)) url.searchParams.append('scope', s);
     const cred = await this.#credentialFor();
-    const headers: Record<string, string> = {};
-    if (cred) headers.authorization = `Basic ${basic(cred)}`;
-    const res = await this.#send(url.toString(), { method: 'GET', headers, scopes: [], what: `token from ${url.origin}` }, false);
+    const res = cred?.identityToken ? await this.#oauthToken(c, scopes, cred.identityToken) : await this.#basicToken(c, scopes, cred);
     const text = await readText(res, 1024 * 1024);
     if (res.status === 401 || res.status === 403) {
-      throw new SandboxError(res.status === 401 ? 'UNAUTHORIZED' : 'DENIED', `${this.registry}: token server refused ${cred ? `user ${cred.username}` : 'anonymous access'}: ${registryMessage(text) || res.status}`, { data: { status: res.status } });
+      throw new SandboxError(res.status === 401 ? 'UNAUTHORIZED' : 'DENIED', `${this.registry}: token server refused ${cred ? (cred.identityToken ? 'the identity token' : `user ${cred.username}`) : 'anonymous access'}: ${registryMessage(text) || res.status}`, { data: { status: res.status } });
     }
     if (res.status !== 200) throw new SandboxError('NETWORK', `${this.registry}: token server answered ${res.status}: ${registryMessage(text)}`, { data: { status: res.status } });
     let token: unknown;
@@ -146,6 +141,31 @@ export class RegistryClient {
     }
     if (typeof token !== 'string' || token === '') throw new SandboxError('MALFORMED', `${this.registry}: token server sent no token`);
     return token;
+  }
+
+  /** docker's token request: GET realm?service=&scope=, Basic-authenticated when there is a password. */
+  #basicToken(c: Challenge, scopes: string[], cred: Credential | undefined): Promise<RegistryResponse> {
+    const url = new URL(c.params.realm!);
+    if (c.params.service) url.searchParams.set('service', c.params.service);
+    for (const s of new Set(scopes)) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (cred && !cred.identityToken) headers.authorization = `Basic ${basic(cred)}`;
+    return this.#send(url.toString(), { method: 'GET', headers, scopes: [], what: `token from ${url.origin}` }, false);
+  }
+
+  /** An identity token is an OAuth2 refresh token: POST realm with grant_type=refresh_token (as docker does). */
+  #oauthToken(c: Challenge, scopes: string[], refreshToken: string): Promise<RegistryResponse> {
+    const url = new URL(c.params.realm!);
+    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'wasmbox' });
+    if (c.params.service) form.set('service', c.params.service);
+    if (scopes.length > 0) form.set('scope', [...new Set(scopes)].join(' '));
+    return this.#send(url.toString(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new TextEncoder().encode(form.toString()),
+      scopes: [],
+      what: `token from ${url.origin}`,
+    }, false);
   }
 
   /**

@@ -1,7 +1,20 @@
-/** A user name and password (or token used as a password) for one registry. */
+/** A user name and password for one registry, or an identity token (an OAuth2 refresh token). */
 export interface Credential {
   username: string;
   password: string;
+  /**
+   * Docker's identity token (a credential helper answering Username `<token>`, or `identitytoken` in
+   * config.json): exchanged at the token server with `grant_type=refresh_token`, never sent as a password.
+   */
+  identityToken?: string;
+}
+
+/** The user name credential helpers answer when their Secret is an identity token. */
+export const IDENTITY_TOKEN_USER = '<token>';
+
+/** A helper's `{Username, Secret}` as a Credential: `<token>` marks an identity token. */
+export function helperCredential(username: string, secret: string): Credential {
+  return username === IDENTITY_TOKEN_USER ? { username, password: '', identityToken: secret } : { username, password: secret };
 }
 
 /** Where a client finds credentials for a registry host (`registry.example:5000`, `docker.io`). */
@@ -42,8 +55,12 @@ export function credentialFromAuths(doc: unknown, registry: string): Credential 
   if (typeof auths !== 'object' || auths === null) return undefined;
   const table = auths as Record<string, unknown>;
   for (const key of credentialKeys(registry)) {
-    const entry = table[key] as { auth?: unknown; username?: unknown; password?: unknown } | undefined;
+    const entry = table[key] as { auth?: unknown; username?: unknown; password?: unknown; identitytoken?: unknown } | undefined;
     if (!entry || typeof entry !== 'object') continue;
+    if (typeof entry.identitytoken === 'string' && entry.identitytoken !== '') {
+      const user = typeof entry.auth === 'string' ? decodeAuthField(entry.auth)?.username : undefined;
+      return { username: user ?? IDENTITY_TOKEN_USER, password: '', identityToken: entry.identitytoken };
+    }
     if (typeof entry.auth === 'string' && entry.auth !== '') {
       const c = decodeAuthField(entry.auth);
       if (c) return c;
