@@ -2,6 +2,7 @@
 // The browser build is also the check that core code (loader, fs, sandbox, runtime) imports no `node:` module.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
+import { nodeBuiltins } from './build-builtins.mjs';
 
 const nodeBanner = "import { createRequire as __wbCreateRequire } from 'node:module'; const require = __wbCreateRequire(import.meta.url);";
 
@@ -27,6 +28,7 @@ await Promise.all([
     platform: 'node',
     conditions: ['node'],
     banner: { js: nodeBanner },
+    plugins: [nodeBuiltins],
   }),
   build({
     ...common,

@@ -3,7 +3,7 @@ import { createProgram } from './program.ts';
 import { ExitCode, reportError } from './exit-codes.ts';
 
 async function main(argv: string[]): Promise<number> {
-  const program = createProgram();
+  const program = createProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;

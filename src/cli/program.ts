@@ -14,11 +14,19 @@ import { register as registerLogin } from './commands/login.ts';
 
 export const VERSION = '0.1.0';
 
+const COMMANDS: ReadonlyArray<readonly [string, (program: Command) => void]> = [
+  ['load', registerLoad], ['images', registerImages], ['inspect', registerInspect], ['rmi', registerRmi],
+  ['tag', registerTag], ['save', registerSave], ['export', registerExport], ['run', registerRun],
+  ['pull', registerPull], ['push', registerPush], ['login', registerLogin],
+];
+
 /**
  * The wasmbox command line. Each command lives in its own module with `register(program)`, and imports
  * its heavy dependencies lazily inside its action so that start-up stays close to `node -e 0`.
+ * Given the arguments, only the command they name is built (the others are needed only for help and
+ * suggestions, when no known command is named).
  */
-export function createProgram(): Command {
+export function createProgram(argv?: readonly string[]): Command {
   const program = new Command('wasmbox')
     .description('Run container images (WASI and native Linux) from OCI and docker archives')
     .version(VERSION, '-v, --version')
@@ -31,10 +39,21 @@ export function createProgram(): Command {
     })
     // Usage errors throw instead of exiting; main() turns them into status 125 as docker does.
     .exitOverride();
-  for (const register of [registerLoad, registerImages, registerInspect, registerRmi, registerTag, registerSave, registerExport, registerRun, registerPull, registerPush, registerLogin]) {
-    register(program);
-  }
+  const named = argv && commandName(argv);
+  const chosen = COMMANDS.filter(([name]) => name === named || (name === 'login' && named === 'logout'));
+  for (const [, register] of chosen.length > 0 ? chosen : COMMANDS) register(program);
   return program;
+}
+
+/** The command word of a command line: the first argument that is neither a global option nor its value. */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--home') i++;
+    else if (!a.startsWith('-')) return a;
+    else if (a === '--') return undefined;
+  }
+  return undefined;
 }
 
 /** The image store the command should use: `--home`, else $WASMBOX_HOME, else the XDG data dir. */

@@ -1,7 +1,6 @@
 import { SandboxError } from '../errors.ts';
 import { sha256Text, type Digest } from './digest.ts';
 import { readAll } from './byte-source.ts';
-import { decompress } from './decompress.ts';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType, RAW_WASM_LAYER_TYPES, layerCompression, type Compression } from './media-types.ts';
 import { MemoryStore } from './memory-store.ts';
 import { choosePlatform, formatPlatform, isWasiPlatform, parsePlatform, platformMatches } from './platform.ts';
@@ -24,6 +23,17 @@ export interface OpenImageOptions {
   /** "os/arch[/variant]" or a Platform; default: wasi/wasm (wasip1, wasip2), then the host's linux/<arch>. */
   platform?: Platform | string;
   limits?: OpenImageLimits;
+  /**
+   * The kind of a WASI image by manifest digest, when the caller recorded it before (a module or a
+   * component): telling it otherwise means reading into the layers for the entrypoint's header.
+   */
+  kindHint?: (manifest: Digest) => ImageKind | undefined;
+  /**
+   * Manifests, indexes and configs already in `store` are read without hashing them again: for a store that
+   * verified each blob before it wrote it (the LayoutStore), as containerd trusts its content store. They are
+   * still parsed and validated; layers are always verified (digest as they stream, diff_id when unpacked).
+   */
+  trustStore?: boolean;
 }
 
 export const DEFAULT_LIMITS: Required<OpenImageLimits> = {
@@ -56,13 +66,13 @@ function isRef(t: ImageRef | Descriptor): t is ImageRef {
 }
 
 /** The blob's bytes: from the store when it has them, else from the source through a verifying stream. */
-async function fetchSmall(core: SourceCore, store: ContentStore, d: Descriptor, limit: number, what: string): Promise<Uint8Array> {
+async function fetchSmall(core: SourceCore, store: ContentStore, d: Descriptor, limit: number, what: string, trusted: boolean): Promise<Uint8Array> {
   if (d.size > limit) {
     throw new SandboxError('LIMIT_EXCEEDED', `${what} ${d.digest}: ${d.size} bytes is more than the ${limit} allowed`, { data: { limit, size: d.size } });
   }
   if (await store.has(d.digest)) {
     const bytes = await store.readBytes(d);
-    verifyBytes(bytes, d, `${what} ${d.digest} (in the store)`);
+    if (!trusted || bytes.length !== d.size) verifyBytes(bytes, d, `${what} ${d.digest} (in the store)`);
     return bytes;
   }
   return readAll(verifyStream(await core.fetch(d), { digest: d.digest, size: d.size, what: `${what} ${d.digest}` }), limit, what);
@@ -121,11 +131,12 @@ function entrypointPath(config: ImageConfig): string | undefined {
   return `${c?.WorkingDir || '/'}/${exe}`;
 }
 
-async function detectKind(config: ImageConfig, layers: Layer[], what: string): Promise<ImageKind> {
+async function detectKind(config: ImageConfig, layers: Layer[], what: string, hint: ImageKind | undefined): Promise<ImageKind> {
   if (config.os === 'linux' && config.architecture !== 'wasm') return 'linux';
   if (!isWasiPlatform(config)) {
     throw new SandboxError('PLATFORM_MISMATCH', `${what} is for ${formatPlatform(config)}; wasmbox runs linux and wasi images`);
   }
+  if (hint === 'wasm-module' || hint === 'wasm-component') return hint;
   const raw = layers.find((l) => l.kind === 'wasm');
   if (raw) {
     const kind = wasmKind(await readHead(await raw.blob(), 8));
@@ -160,7 +171,7 @@ export async function openImage(core: SourceCore, target: ImageRef | Descriptor,
   for (let depth = 0; !manifest; depth++) {
     if (depth > MAX_INDEX_DEPTH) throw new SandboxError('MALFORMED', `image index nesting deeper than ${MAX_INDEX_DEPTH}`);
     const kindName = INDEX_TYPES.includes(desc.mediaType) ? 'index' : 'manifest';
-    const bytes = await fetchSmall(core, store, desc, limits.maxManifestBytes, kindName);
+    const bytes = await fetchSmall(core, store, desc, limits.maxManifestBytes, kindName, opts.trustStore === true);
     const what = `${kindName} ${desc.digest}`;
     const json = parseJson(bytes, what);
     const mediaType = mediaTypeOf(desc, json, kindName);
@@ -186,7 +197,7 @@ export async function openImage(core: SourceCore, target: ImageRef | Descriptor,
   if (configType !== MediaType.ociConfig && configType !== MediaType.dockerConfig && !synthesized) {
     throw new SandboxError('UNSUPPORTED_MEDIA_TYPE', `${what}: config media type ${JSON.stringify(configType)} is not an image config`, { data: { mediaType: configType } });
   }
-  const configBytes = await fetchSmall(core, store, manifest.config, limits.maxManifestBytes, 'config');
+  const configBytes = await fetchSmall(core, store, manifest.config, limits.maxManifestBytes, 'config', opts.trustStore === true);
   const configJson = parseJson(configBytes, `config ${manifest.config.digest}`);
   const config = synthesized
     ? wasmArtifactConfig(configJson, manifest, `config ${manifest.config.digest}`)
@@ -229,13 +240,15 @@ export async function openImage(core: SourceCore, target: ImageRef | Descriptor,
       kind,
       blob,
       async open() {
+        // Decompressors (fzstd, zlib) load with the first layer read, not with every image opened.
+        const { decompress } = await import('./decompress.ts');
         const plain = decompress(await blob(), compression, `layer ${descriptor.digest}`);
         return verifyStream(plain, { digest: diffId, maxBytes: limits.maxLayerBytes, what: `layer ${descriptor.digest} uncompressed (diff_id ${diffId})` });
       },
     };
   });
 
-  const kind = await detectKind(config, layers, what);
+  const kind = await detectKind(config, layers, what, opts.kindHint?.(manifestDesc.digest));
 
   await store.put(manifestBytes!, manifestDesc);
   await store.put(configBytes, manifest.config);

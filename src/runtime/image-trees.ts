@@ -1,8 +1,9 @@
+import type { DiskCache } from '#host/disk-cache';
 import { SHARE_PACKED_TREES } from '#host/worker';
 import { LayerCache } from '../fs/layer-cache.ts';
 import { Overlay } from '../fs/overlay.ts';
-import { buildRootfs } from '../fs/rootfs.ts';
-import { packTree } from '../fs/packed-tree.ts';
+import { decodePackedTree, encodePackedTree } from '../fs/packed-file.ts';
+import { packTree, type PackedTree } from '../fs/packed-tree.ts';
 import { packedVfs } from '../fs/packed-vfs.ts';
 import { treeVfs } from '../fs/tree-vfs.ts';
 import type { Vfs } from '../fs/vfs.ts';
@@ -24,7 +25,11 @@ export interface HostBackendContext extends WasiBackendOptions {
   home?: string;
 }
 
-export function createImageTrees(): ImageTrees {
+/**
+ * `diskCache`: where packed root filesystems are kept between processes (Node), asked for when an image's
+ * rootfs is first needed; undefined keeps them in memory only.
+ */
+export function createImageTrees(diskCache: () => DiskCache | undefined = () => undefined): ImageTrees {
   const layerCache = new LayerCache();
   const packed = new Map<string, Promise<{ vfs: Vfs; packed(): unknown }>>();
   const wasmLayers = new Map<string, Promise<Uint8Array | undefined>>();
@@ -35,10 +40,20 @@ export function createImageTrees(): ImageTrees {
       let p = packed.get(image.digest);
       if (!p) {
         p = (async () => {
+          const key = topTarChainId(image);
+          const cache = key === undefined ? undefined : diskCache();
+          const cached = cache && openCached(cache.get('rootfs', key!));
+          if (cached) return { vfs: cached.vfs, packed: () => cached.tree };
+          // Untarring (tar-stream, decompressors) is loaded only when no packed tree is cached.
+          const { buildRootfs } = await import('../fs/rootfs.ts');
           const tree = await buildRootfs(image, layerCache);
           // An image without tar layers (a raw wasm layer) gets an empty root directory.
           const vfs = (tree ? treeVfs(tree) : Overlay.view(Overlay.prepare())) as Vfs;
-          let packedTree: unknown;
+          let packedTree: PackedTree | undefined;
+          if (cache && tree) {
+            packedTree = packTree(vfs, { shared: SHARE_PACKED_TREES });
+            cache.put('rootfs', key!, encodePackedTree(packedTree));
+          }
           return { vfs, packed: () => (packedTree ??= packTree(vfs, { shared: SHARE_PACKED_TREES })) };
         })();
         packed.set(image.digest, p);
@@ -63,4 +78,21 @@ export function createImageTrees(): ImageTrees {
       return packedVfs(p as never) as Vfs;
     },
   };
+}
+
+/** The rootfs is a function of the tar layers' content: the chainID of the top one names it. */
+function topTarChainId(image: Image): string | undefined {
+  for (let i = image.layers.length - 1; i >= 0; i--) if (image.layers[i]!.kind === 'tar') return image.layers[i]!.chainId;
+  return undefined;
+}
+
+/** A cached packed tree, or undefined when there is none or it is damaged (then it is rebuilt and rewritten). */
+function openCached(bytes: Uint8Array | undefined): { tree: PackedTree; vfs: Vfs } | undefined {
+  if (!bytes) return undefined;
+  try {
+    const tree = decodePackedTree(bytes, { shared: SHARE_PACKED_TREES });
+    return { tree, vfs: packedVfs(tree) as Vfs };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,10 +1,13 @@
 import { defaultBackends } from '#host/backends';
+import { openDiskCache, type DiskCache } from '#host/disk-cache';
 import { sampleImagePath } from '#host/sample-images';
 import { SandboxError } from '../errors.ts';
 import { parseRef } from '../loader/ref.ts';
 import type { LayoutStore } from '../loader/store/layout-store.ts';
 import type { Image } from '../loader/source.ts';
+import type { ImageKind } from '../loader/types.ts';
 import type { Platform } from '../loader/types.ts';
+import { newContainerId } from './ids.ts';
 import { createImageTrees, type ImageTrees } from './image-trees.ts';
 import { resolveSpec, type RunOptions } from './spec.ts';
 import type { Backend, Container, ContainerSpec, ExitStatus } from './types.ts';
@@ -78,7 +81,14 @@ async function pullMissing(store: LayoutStore, ref: string, o: { platform?: stri
 
 /** A runtime: its own caches (layer trees, packed trees, compiled modules), nothing global. */
 export function createRuntime(opts: RuntimeOptions = {}): Runtime {
-  const trees: ImageTrees = createImageTrees();
+  let storeDir: string | undefined = opts.store?.dir ?? opts.home;
+  let diskCache: { dir: string; cache: DiskCache | undefined } | undefined;
+  const cache = () => {
+    if (storeDir === undefined) return undefined;
+    if (diskCache?.dir !== storeDir) diskCache = { dir: storeDir, cache: openDiskCache(storeDir) };
+    return diskCache.cache;
+  };
+  const trees: ImageTrees = createImageTrees(cache);
   let backends: Promise<Backend[]> | undefined;
   const getBackends = () => (backends ??= opts.backends
     ? Promise.resolve(opts.backends)
@@ -103,12 +113,21 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     const { resolveImage } = await import('../loader/store/resolve-image.ts');
     storePromise ??= opts.store ? Promise.resolve(opts.store) : openStore(opts.home);
     const store = (await storePromise) as LayoutStore;
-    return resolveImage(ref, {
+    storeDir ??= store.dir;
+    let hinted = false;
+    const opened = await resolveImage(ref, {
       store,
+      kindHint: (manifest) => {
+        const kind = kindFromCache(cache()?.get('kind', manifest));
+        hinted = kind !== undefined;
+        return kind;
+      },
       ...(platform ? { platform } : {}),
       ...(opts.fallback !== false ? { fallback: opts.fallback ?? sampleImagePath } : {}),
       ...(opts.pull !== false ? { pull: (r: string, po: { platform?: string | Platform }) => (opts.pull ? opts.pull(r, { ...po, store }) : pullMissing(store, r, po)) } : {}),
     });
+    if (!hinted && opened.kind !== 'linux') cache()?.put('kind', opened.digest, new TextEncoder().encode(opened.kind));
+    return opened;
   }
 
   async function backendFor(img: Image): Promise<Backend> {
@@ -129,7 +148,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   }
 
   function spec(img: Image, o: RunOptions = {}): ContainerSpec {
-    return resolveSpec(img.config, o, randomHex(12));
+    return resolveSpec(img.config, o, newContainerId(12));
   }
 
   async function create(ref: ImageInput, o: RunOptions & { platform?: string } = {}): Promise<Container> {
@@ -211,8 +230,9 @@ async function collectInto(stream: ReadableStream<Uint8Array>, sink: RunIo['stdo
   return outBytes;
 }
 
-function randomHex(n: number): string {
-  const b = new Uint8Array(Math.ceil(n / 2));
-  crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('').slice(0, n);
+/** A WASI image's kind as the disk cache recorded it (telling it otherwise means reading its layers). */
+function kindFromCache(bytes: Uint8Array | undefined): ImageKind | undefined {
+  if (!bytes) return undefined;
+  const text = new TextDecoder().decode(bytes);
+  return text === 'wasm-module' || text === 'wasm-component' ? text : undefined;
 }

@@ -5,6 +5,7 @@ import { readFile } from '../fs/paths.ts';
 import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type Vfs } from '../fs/vfs.ts';
 import type { Image } from '../loader/source.ts';
+import { newContainerId } from '../runtime/ids.ts';
 import { DEFAULT_PATH } from '../runtime/spec.ts';
 import { DEFAULT_STORAGE_BYTES, type Backend, type Container, type ContainerSpec, type ExitStatus, type ProbeResult } from '../runtime/types.ts';
 import { limitMemory, readMemories, type MemoryInfo } from './memory-limit.ts';
@@ -108,7 +109,7 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
       const { vfs } = rootfs;
       const program = await locateProgram(image, spec, vfs, opts.provider);
       const compiled = await compile(image, program.path, program.bytes, spec.limits.memoryBytes);
-      return new WasiContainer(randomId(), spec, compiled, rootfs, opts, pool);
+      return new WasiContainer(newContainerId(), spec, compiled, rootfs, opts, pool);
     },
   };
 }
@@ -233,19 +234,10 @@ class WorkerPool {
   }
 }
 
-function randomId(): string {
-  const b = new Uint8Array(32);
-  crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
 type State = 'created' | 'starting' | 'running' | 'exited';
 
 class WasiContainer implements Container {
   readonly id: string;
-  readonly stdin: WritableStream<Uint8Array>;
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly stderr: ReadableStream<Uint8Array>;
 
   readonly #spec: ContainerSpec;
   readonly #compiled: CompiledModule;
@@ -263,6 +255,11 @@ class WasiContainer implements Container {
   #rejectDone!: (e: unknown) => void;
   #started!: { resolve: () => void; reject: (e: unknown) => void };
 
+  // The stdio streams are made when first used: a guest run on the CLI's thread writes straight to the
+  // process's descriptors, and creating web streams costs a CLI start several milliseconds.
+  readonly #streams: [ReadableStream<Uint8Array> | undefined, ReadableStream<Uint8Array> | undefined] = [undefined, undefined];
+  #stdin: WritableStream<Uint8Array> | undefined;
+  #closeStdin!: () => void;
   readonly #outputs: Array<ReadableStreamDefaultController<Uint8Array>> = [];
   readonly #unacked = [0, 0];
   /** A reader cancelled the stream: its output is dropped (and never holds the guest back). */
@@ -291,8 +288,6 @@ class WasiContainer implements Container {
 
     const shared = sharedMemoryAvailable();
     this.#flow = shared ? new Int32Array(createOutputFlow()) : undefined;
-    this.stdout = this.#outputStream(0);
-    this.stderr = this.#outputStream(1);
 
     if (!spec.stdin) {
       this.#stdinSetup = { kind: 'none' };
@@ -303,23 +298,42 @@ class WasiContainer implements Container {
     } else {
       this.#stdinSetup = { kind: 'bytes', data: new Uint8Array(0) };
     }
-    let closeStdin!: () => void;
-    this.#stdinClosed = new Promise((r) => { closeStdin = r; });
-    this.stdin = new WritableStream<Uint8Array>({
+    this.#stdinClosed = new Promise((r) => { this.#closeStdin = r; });
+  }
+
+  get stdin(): WritableStream<Uint8Array> {
+    return (this.#stdin ??= new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        if (!spec.stdin || this.#state === 'exited') return;
+        if (!this.#spec.stdin || this.#state === 'exited') return;
         if (this.#stdinRing) await this.#stdinRing.write(chunk);
         else this.#stdinChunks.push(chunk.slice());
       },
-      close: () => { this.#stdinRing?.close(); closeStdin(); },
-      abort: () => { this.#stdinRing?.close(); closeStdin(); },
-    });
+      close: () => { this.#stdinRing?.close(); this.#closeStdin(); },
+      abort: () => { this.#stdinRing?.close(); this.#closeStdin(); },
+    }));
+  }
+
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#stream(0);
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#stream(1);
+  }
+
+  #stream(index: 0 | 1): ReadableStream<Uint8Array> {
+    return (this.#streams[index] ??= this.#outputStream(index));
   }
 
   #outputStream(index: 0 | 1): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>(
       {
-        start: (c) => { this.#outputs[index] = c; },
+        start: (c) => {
+          this.#outputs[index] = c;
+          // A stream first asked for after the guest ended is already over.
+          if (this.#failure) c.error(this.#failure);
+          else if (this.#state === 'exited') c.close();
+        },
         pull: () => { this.#ack(index); },
         cancel: () => { this.#cancelled[index] = true; this.#ack(index); },
       },
@@ -458,6 +472,7 @@ class WasiContainer implements Container {
       else this.#inline.stderr(chunk);
       return;
     }
+    this.#stream(index as 0 | 1);
     const c = this.#outputs[index]!;
     this.#unacked[index]! += data.length;
     if (this.#cancelled[index]) {

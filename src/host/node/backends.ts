@@ -1,5 +1,4 @@
 import { newDir } from '../../fs/inode.ts';
-import { buildRootfs } from '../../fs/rootfs.ts';
 import type { HostBackendContext } from '../../runtime/image-trees.ts';
 import type { Backend } from '../../runtime/types.ts';
 import { createWasiBackend } from '../../sandbox/backend.ts';
@@ -18,9 +17,10 @@ export async function defaultBackends(ctx: HostBackendContext): Promise<Backend[
 function lazyLinuxBackend(ctx: HostBackendContext): Backend {
   let backend: Promise<Backend> | undefined;
   const load = () => (backend ??= (async () => {
-    const [{ createLinuxBackend }, { LayoutStore }] = await Promise.all([
+    const [{ createLinuxBackend }, { LayoutStore }, { buildRootfs }] = await Promise.all([
       import('../../linux-backend/index.ts'),
       import('../../loader/store/layout-store.ts'),
+      import('../../fs/rootfs.ts'),
     ]);
     return createLinuxBackend({
       home: ctx.home ?? LayoutStore.defaultDir(),

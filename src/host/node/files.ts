@@ -4,9 +4,11 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { SandboxError } from '../../errors.ts';
+import { lazyBuiltin } from './builtin.ts';
+
+const cryptoModule = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
+const streamModule = lazyBuiltin<typeof import('node:stream')>('node:stream');
 
 export const filesAvailable = true;
 
@@ -29,7 +31,7 @@ export function envVar(name: string): string | undefined {
 }
 
 export function uniqueSuffix(): string {
-  return `${process.pid}-${randomBytes(6).toString('hex')}`;
+  return `${process.pid}-${cryptoModule().randomBytes(6).toString('hex')}`;
 }
 
 export const currentPid = (): number => process.pid;
@@ -111,7 +113,7 @@ export async function openReadStream(p: string): Promise<ReadableStream<Uint8Arr
     throw fileError(e, p);
   }
   const nodeStream = handle.createReadStream({ highWaterMark: 256 * 1024 });
-  return Readable.toWeb(nodeStream) as unknown as ReadableStream<Uint8Array>;
+  return streamModule().Readable.toWeb(nodeStream) as unknown as ReadableStream<Uint8Array>;
 }
 
 /** A file being written: chunks appended, then `commit` (fsync + rename) or `abort` (unlink). */

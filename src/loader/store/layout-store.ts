@@ -340,7 +340,11 @@ export class LayoutStore implements ContentStore {
       await removePath(joinPath(this.blobDir, hex));
       deleted.push(d);
     }
-    if (deleted.length > 0) await syncDir(this.blobDir);
+    if (deleted.length > 0) {
+      await syncDir(this.blobDir);
+      // Caches derived from the images (packed root filesystems) are rebuilt on demand.
+      await removePath(joinPath(this.privateDir, 'cache'));
+    }
     return deleted;
   }
 

@@ -2,11 +2,11 @@ import { SandboxError } from '../../errors.ts';
 import { openImage, type OpenImageLimits } from '../open-image.ts';
 import { parseRef } from '../ref.ts';
 import { hasRegistryDomain } from '../registry/reference.ts';
+import type { Digest } from '../digest.ts';
 import type { Image } from '../source.ts';
-import { openLocalImage } from '../sources/local.ts';
+import type { ImageKind } from '../types.ts';
 import type { Platform } from '../types.ts';
 import type { LayoutStore, StoredImage } from './layout-store.ts';
-import { loadImage } from './load.ts';
 import { parseImageName } from './names.ts';
 import { storeRefText, storeSource } from './store-source.ts';
 
@@ -21,6 +21,8 @@ export interface ResolveImageOptions {
    * names that start with a registry host (`127.0.0.1:5000/app`) when neither the store nor `fallback` has them.
    */
   pull?: (ref: string, o: { platform?: Platform | string }) => Promise<Image>;
+  /** The kind of a WASI image, by manifest digest, when the caller has it cached (see OpenImageOptions.kindHint). */
+  kindHint?: (manifest: Digest) => ImageKind | undefined;
 }
 
 /**
@@ -34,13 +36,16 @@ export async function resolveImage(nameOrRef: string, o: ResolveImageOptions): P
   if (ref.transport === 'registry') {
     throw new SandboxError('BACKEND_UNAVAILABLE', `${nameOrRef} is a registry reference and pulling is off here: pull it first (wasmbox pull) or give resolveImage a pull hook`);
   }
-  if (ref.transport !== 'store') return openLocalImage(ref, { platform: o.platform, limits: o.limits });
+  if (ref.transport !== 'store') {
+    const { openLocalImage } = await import('../sources/local.ts');
+    return openLocalImage(ref, { platform: o.platform, limits: o.limits });
+  }
   const text = storeRefText(ref);
   if (o.pull && hasRegistryDomain(ref.name) && (await o.store.lookup(text)).length === 0) {
     return o.pull(text, o.platform ? { platform: o.platform } : {});
   }
   await findOrLoad(text, o);
-  return openImage(storeSource(o.store), ref, { store: o.store, platform: o.platform, limits: o.limits });
+  return openImage(storeSource(o.store), ref, { store: o.store, trustStore: true, platform: o.platform, limits: o.limits, ...(o.kindHint ? { kindHint: o.kindHint } : {}) });
 }
 
 /** The store entries for a name, loading the fallback archive for it when the store has none. */
@@ -50,6 +55,7 @@ export async function findOrLoad(text: string, o: ResolveImageOptions): Promise<
   const archive = o.fallback?.(text);
   if (archive) {
     const n = parseImageName(text);
+    const { loadImage } = await import('./load.ts');
     await loadImage(o.store, archive, { names: [`${n.repository}:${n.tag}`], platform: o.platform, limits: o.limits });
     return o.store.get(text);
   }
