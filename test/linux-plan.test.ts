@@ -1,6 +1,8 @@
 // Container plans as data: built, validated and turned into a bwrap invocation without root or a kernel.
 import { describe, expect, it } from 'vitest';
 import { bwrapArgs, buildInvocation, planContainer, validatePlan, DOCKER_DEFAULT_CAPS, type PlanHost } from '../src/linux-backend/index.ts';
+import { helperInvocation, helperLine, overlayOptionSafe, USERNS_FD } from '../src/linux-backend/invocation.ts';
+import { SWITCH_PATH } from '../src/linux-backend/plan.ts';
 import { isSandboxError } from '../src/errors.ts';
 import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
@@ -203,6 +205,90 @@ describe('bwrap invocation', () => {
     const p = plan({ readOnlyRoot: true, limits: { pids: 5 } });
     const inv = buildInvocation(p, tools, { privileged: true, cgroupProcs: ["/sys/fs/cgroup/pids/wasmbox/it's/cgroup.procs"] });
     expect(inv.command).toBe('/bin/sh');
-    expect(inv.args[1]).toBe(`echo $$ > '/sys/fs/cgroup/pids/wasmbox/it'\\''s/cgroup.procs' && exec '/usr/bin/bwrap' "$@"`);
+    expect(inv.args.slice(0, 3)).toEqual(['-c', `echo $$ > '/sys/fs/cgroup/pids/wasmbox/it'\\''s/cgroup.procs' && exec "$0" "$@"`, '/usr/bin/bwrap']);
+    expect(inv.args.slice(3)).toEqual(bwrapArgs(p));
+  });
+
+  it('with the namespace helper, a writable root is entered with nsenter (the helper mounted it), cgroups joined first', () => {
+    const p = plan();
+    const bb = { ...tools, busybox: '/bin/busybox' };
+    const root = buildInvocation(p, bb, { privileged: true, cgroupProcs: [], helper: { mountNs: '/proc/42/ns/mnt' } });
+    expect(root.command).toBe('/bin/busybox');
+    expect(root.args.slice(0, 3)).toEqual(['nsenter', '-m/proc/42/ns/mnt', '/usr/bin/bwrap']);
+    expect(root.args.slice(3)).toEqual(bwrapArgs(p));
+    const user = buildInvocation(p, bb, { privileged: false, cgroupProcs: [], helper: { mountNs: '/proc/42/ns/mnt', userNs: '/proc/42/ns/user' } });
+    expect(user.args.slice(0, 5)).toEqual(['nsenter', '-U/proc/42/ns/user', '--preserve-credentials', '-m/proc/42/ns/mnt', '/usr/bin/bwrap']);
+    const limited = buildInvocation(p, bb, { privileged: true, cgroupProcs: ['/cg/pids/x/cgroup.procs'], helper: { mountNs: '/proc/42/ns/mnt' } });
+    expect(limited.args.slice(0, 7)).toEqual(['nsenter', '-m/proc/42/ns/mnt', '/bin/busybox', 'sh', '-c', `echo $$ > '/cg/pids/x/cgroup.procs' && exec "$0" "$@"`, '/usr/bin/bwrap']);
+    // a read-only root needs no mount namespace of the helper's
+    expect(buildInvocation(plan({ readOnlyRoot: true }), bb, { privileged: true, cgroupProcs: [], helper: { mountNs: '/proc/42/ns/mnt' } }).command).toBe('/usr/bin/bwrap');
+  });
+
+  it('the helper reads fields, never code: its script is fixed and request lines cannot carry a second line or field', () => {
+    const root = helperInvocation('/bin/busybox', true);
+    expect(root.writeMaps).toBe(true);
+    expect(root.args.slice(0, 7)).toEqual(['unshare', '-U', '-m', '--propagation', 'private', '/bin/busybox', 'sh']);
+    expect(root.args.at(-1)).toContain('echo 0 > /proc/sys/user/max_user_namespaces && echo ok');
+    expect(root.args.join(' ')).not.toContain('eval');
+    const user = helperInvocation('/bin/busybox', false);
+    expect(user.writeMaps).toBe(false);
+    expect(user.args.slice(0, 4)).toEqual(['unshare', '-U', '-r', '-m']);
+    expect(helperLine('m', 'lowerdir=/a,upperdir=/b,workdir=/c,userxattr', '/m')).toBe('m|lowerdir=/a,upperdir=/b,workdir=/c,userxattr|/m\n');
+    expect(helperLine('u', '', '/m')).toBe('u||/m\n');
+    for (const bad of ['/m|u', '/m\nu||/etc', '/m\0']) expect(helperLine('u', '', bad)).toBeUndefined();
+    expect(overlayOptionSafe('/var/lib/wb/x')).toBe(true);
+    for (const bad of ['/a,b', '/a:b', '/a|b', '/a\nb']) expect(overlayOptionSafe(bad)).toBe(false);
+  });
+});
+
+describe('identity-mapped user namespace (root)', () => {
+  const idHost = (o: Partial<PlanHost> = {}) => host({ idMap: 'identity', switcher: '/usr/bin/busybox', ...o });
+
+  it('a root container joins the namespace: no --unshare-user, no --uid, no switch', () => {
+    const p = plan({}, idHost());
+    expect(p.idMap).toBe('identity');
+    expect(p.userSwitch).toBeUndefined();
+    const a = bwrapArgs(p);
+    expect(a.slice(0, 3)).toEqual(['--userns', String(USERNS_FD), '--assert-userns-disabled']);
+    expect(a).not.toContain('--unshare-user');
+    expect(a).not.toContain('--uid');
+    expect(a.slice(a.indexOf('--'))).toEqual(['--', '/bin/sh', '-c', 'true']);
+    expect(buildInvocation(p, { bwrap: '/usr/bin/bwrap', unshare: '/u', sh: '/bin/sh', mount: '/m', busybox: '/usr/bin/busybox' }, { privileged: true, cgroupProcs: [], helper: { mountNs: '/proc/1/ns/mnt' } }).userns).toBe(true);
+  });
+
+  it('a non-root user starts through the read-only switcher, which drops to its uid and gid; the guest keeps no capability', () => {
+    const p = plan({ user: 'app' }, idHost());
+    expect(p.userSwitch).toEqual({ binary: '/usr/bin/busybox', uid: 1000, gid: 1000 });
+    expect(p.capabilities).toEqual([]);
+    const a = bwrapArgs(p);
+    const at = (s: string) => a.indexOf(s);
+    expect(a.join(' ')).toContain(`--ro-bind /usr/bin/busybox ${SWITCH_PATH}`);
+    expect(at('--dev')).toBeLessThan(a.indexOf(SWITCH_PATH)); // on bwrap's /dev tmpfs, not in the image
+    const caps = a.flatMap((x, i) => (x === '--cap-add' ? [a[i + 1]] : []));
+    expect(caps.sort()).toEqual(['CAP_SETGID', 'CAP_SETUID']); // for the one setuid(), which clears them
+    expect(a.slice(at('--'))).toEqual(['--', SWITCH_PATH, 'nsenter', '-S', '1000', '-G', '1000', '--', '/bin/sh', '-c', 'true']);
+    expect(plan({ user: '0:50' }, idHost()).userSwitch).toEqual({ binary: '/usr/bin/busybox', uid: 0, gid: 50 });
+    expect(bwrapArgs(plan({ user: '0:50' }, idHost())).join(' ')).toContain(`${SWITCH_PATH} nsenter -G 50 -- /bin/sh`);
+  });
+
+  it('without a static busybox a non-root user keeps the single-uid map', () => {
+    const p = plan({ user: 'app' }, idHost({ switcher: undefined }));
+    expect(p.idMap).toBe('single');
+    expect(bwrapArgs(p).join(' ')).toContain('--unshare-user --disable-userns');
+    expect(bwrapArgs(p).join(' ')).toContain('--uid 1000 --gid 1000');
+  });
+
+  it('rejects a plan whose switch does not match its user', () => {
+    const h = idHost();
+    const p = planContainer(image, spec({ user: 'app' }), h, ID);
+    fails(() => validatePlan({ ...p, userSwitch: { ...p.userSwitch!, uid: 0 } }, h), 'INVALID_ARGUMENT', /uid switch must drop/);
+    fails(() => validatePlan({ ...p, userSwitch: undefined }, h), 'INVALID_ARGUMENT', /needs a uid switch/);
+    fails(() => validatePlan({ ...p, idMap: 'single' }, h), 'INVALID_ARGUMENT', /only for an identity-mapped/);
+  });
+});
+
+describe('terminal', () => {
+  it('refuses -t with a clear error rather than ignoring it', () => {
+    fails(() => plan({ tty: true }), 'CAPABILITY_DENIED', /terminal \(-t\/--tty\) is not supported for Linux images/);
   });
 });

@@ -16,7 +16,8 @@ import type { Image } from '../loader/source.ts';
 import type { Backend, Container, ContainerSpec, ProbeResult } from '../runtime/types.ts';
 import { createCgroups, probeCgroups } from './cgroups.ts';
 import { LinuxContainer } from './container.ts';
-import { buildInvocation, overlayOptionSafe, type Tools } from './invocation.ts';
+import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from './invocation.ts';
+import { NamespaceHelper } from './helper.ts';
 import { FinalFs, KeptDirs, listMerged } from './final-fs.ts';
 import { ensureMaterialised, removeTree } from './materialise.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
@@ -41,6 +42,8 @@ interface HostCheck {
   privileged?: boolean;
   cgroups?: CgroupSupport;
   procPresent?: string[];
+  /** tools.busybox is statically linked, so it can run inside any container's root (the uid switch). */
+  staticBusybox?: boolean;
 }
 
 const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
@@ -79,12 +82,13 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
   if (!tools.bwrap) return { ok: false, reason: 'bubblewrap (bwrap) is not installed: apt-get install bubblewrap (or dnf install bubblewrap)' };
   if (!tools.unshare || !tools.mount || !tools.sh) return { ok: false, reason: 'util-linux (unshare, mount) and sh are needed: apt-get install util-linux' };
   const privileged = process.getuid?.() === 0;
+  const staticBusybox = tools.busybox !== undefined && isStaticElf(tools.busybox);
   // The namespace checks cost two process starts: their verdict is kept per boot, user and tool versions.
   const cacheKey = probeCacheKey(tools as Tools);
   const cacheFile = path.join(home, 'linux', 'host-probe.json');
   const cached = cacheKey ? readProbeCache(cacheFile) : undefined;
   if (cached && cached.key === cacheKey) {
-    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), procPresent: cached.procPresent };
+    return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), procPresent: cached.procPresent, staticBusybox };
   }
   // Can bwrap make user namespaces, and which /proc paths to protect does a sandbox's /proc have?
   const candidates = [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS];
@@ -114,7 +118,30 @@ function checkHost(home: string, override: Partial<Tools>): HostCheck {
   }
   const procPresent = userns.stdout.split('\n').filter((p) => candidates.includes(p));
   if (cacheKey) writeProbeCache(cacheFile, { key: cacheKey, procPresent });
-  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), procPresent };
+  return { ok: true, tools: tools as Tools, arch: arch.seccomp, ociArch: arch.oci, privileged, cgroups: probeCgroups(), procPresent, staticBusybox };
+}
+
+/** An ELF file without a PT_INTERP program header: it needs no dynamic loader or libraries. */
+function isStaticElf(file: string): boolean {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(64);
+      if (fs.readSync(fd, head, 0, 64, 0) < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2 || head[5] !== 1) return false;
+      const phoff = Number(head.readBigUInt64LE(32));
+      const phentsize = head.readUInt16LE(54);
+      const phnum = head.readUInt16LE(56);
+      if (phentsize < 4 || phnum > 256) return false;
+      const table = Buffer.alloc(phentsize * phnum);
+      fs.readSync(fd, table, 0, table.length, phoff);
+      for (let i = 0; i < phnum; i++) if (table.readUInt32LE(i * phentsize) === 3 /* PT_INTERP */) return false;
+      return true;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 function probeCacheKey(tools: Tools): string | undefined {
@@ -154,6 +181,21 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
   const kept = new KeptDirs(removeTree);
+  // One namespace helper per backend (when busybox is installed): it holds the identity-mapped user
+  // namespace (root) and the mount namespace the writable roots are mounted in. Without it, the
+  // legacy per-container prelude mounts the overlay and bwrap maps a single uid.
+  let helper: Promise<NamespaceHelper | undefined> | undefined;
+  // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
+  const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!).catch(() => undefined);
+  const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
+    if (!h.tools?.busybox) return Promise.resolve(undefined);
+    const p = (helper ??= startHelper(h));
+    return p.then((x) => {
+      if (!x || x.alive) return x;
+      if (helper === p) helper = startHelper(h);
+      return helper;
+    });
+  };
   const getHost = (): HostCheck => {
     if (!host) {
       host = checkHost(home, opts.tools ?? {});
@@ -186,8 +228,12 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     const id = randomBytes(32).toString('hex');
     const containerDir = path.join(home, 'linux', 'containers', id);
     const lookup = rootfsLookup(rootfsDir);
+    const ns = h.privileged || !spec.readOnlyRoot ? await getHelper(h) : undefined;
+    const identity = ns?.userNsFd !== undefined;
     const planHost: PlanHost = {
       arch: h.arch!,
+      idMap: identity ? 'identity' : 'single',
+      ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
       procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
       emptyDir: emptyHostDir(home),
       rootfsDir,
@@ -216,18 +262,36 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       if (![plan.root.lower, containerDir].every(overlayOptionSafe)) {
         throw new SandboxError('INVALID_ARGUMENT', `WASMBOX_HOME ${home} contains ',', ':' or '\\', which overlay mount options cannot carry`);
       }
-      for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(containerDir, d), { recursive: true, mode: 0o700 });
+      fs.mkdirSync(containerDir, { recursive: true, mode: 0o700 });
+      for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(containerDir, d), { mode: 0o700 });
       fs.chmodSync(path.join(containerDir, 'upper'), 0o755);
       fs.writeFileSync(path.join(containerDir, 'owner'), String(process.pid));
+    }
+    // Overlays mounted in a user namespace (the helper's, or the legacy prelude's when not root) keep
+    // their whiteout and opaque markers in user.* xattrs.
+    const userxattr = ns !== undefined || !h.privileged;
+    const mountedByHelper = plan.root.writable && ns !== undefined;
+    if (mountedByHelper) {
+      try {
+        await ns.mount(overlayOptions(plan, true), plan.root.merged!);
+      } catch (e) {
+        removeTree(containerDir);
+        throw e;
+      }
     }
     let cgroups;
     try {
       cgroups = createCgroups(plan);
     } catch (e) {
+      if (mountedByHelper) await ns.unmount(plan.root.merged!).catch(() => {});
       removeTree(containerDir);
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot set up the container's cgroups: ${(e as Error).message}`, { cause: e });
     }
-    const invocation = buildInvocation(plan, h.tools!, { privileged: h.privileged!, cgroupProcs: cgroups?.procs ?? [] });
+    const invocation = buildInvocation(plan, h.tools!, {
+      privileged: h.privileged!,
+      cgroupProcs: cgroups?.procs ?? [],
+      ...(mountedByHelper ? { helper: { mountNs: ns.mountNs, ...(h.privileged ? {} : { userNs: ns.userNs }) } } : {}),
+    });
     // What the guest wrote outlives its process so fs() can show it: at exit the container's directory
     // (minus overlay's work dir) moves from containers/ (running) to kept/ (exited), which is removed
     // when the container and every Vfs read from it are garbage-collected, on remove(), or when this
@@ -238,23 +302,30 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     return new LinuxContainer({
       plan,
       invocation,
+      ...(identity ? { usernsFd: ns.userNsFd } : {}),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {
-        if (!plan.root.writable) return;
-        removeTree(path.join(containerDir, 'work'));
+        if (!plan.root.writable) return undefined;
+        let dir = keptDir;
         try {
           fs.mkdirSync(path.dirname(keptDir), { recursive: true, mode: 0o700 });
+          // (allowed while the overlay is still mounted in the helper's namespace: the mount moves along)
           fs.renameSync(containerDir, keptDir);
         } catch {
-          kept.release(id);
+          dir = containerDir;
         }
+        return (async () => {
+          if (mountedByHelper) await ns.unmount(path.join(dir, 'merged')).catch(() => { /* the helper is gone, and its mounts with it */ });
+          removeTree(path.join(dir, 'work'));
+          if (dir === containerDir) kept.release(id);
+        })();
       },
       release: () => kept.release(id),
       fs: async () => {
         if (!plan.root.writable) return new FinalFs({ lower: rootfsDir });
         const upper = path.join(keptDir, 'upper');
         if (!fs.existsSync(upper)) throw new SandboxError('INVALID_STATE', 'the container was removed: its filesystem is gone');
-        const listing = await listMerged({ lower: rootfsDir, upper, mountPoint: path.join(keptDir, 'merged'), tools: h.tools!, privileged: h.privileged! });
+        const listing = await listMerged({ lower: rootfsDir, upper, mountPoint: path.join(keptDir, 'merged'), tools: h.tools!, privileged: h.privileged!, userxattr });
         return new FinalFs({ lower: rootfsDir, upper, listing, keepAlive: keeper });
       },
     });
@@ -262,7 +333,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
 
   /** Runs the host checks (and the stale-container reaping) ahead of the first container. */
   function prewarm(): void {
-    getHost();
+    const h = getHost();
+    if (h.ok) void getHelper(h);
   }
 
   return { name: 'linux', probe, create, prewarm } as Backend & { prewarm(): void };

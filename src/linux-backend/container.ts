@@ -21,9 +21,15 @@ const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 export interface ContainerParts {
   plan: Plan;
   invocation: Invocation;
+  /** The identity-mapped user namespace, passed to bwrap as fd 5 when invocation.userns. */
+  usernsFd?: number;
   cgroups?: ContainerCgroups;
-  /** Runs at exit: removes what only the running process needed. */
-  cleanup(): void;
+  /**
+   * Runs at exit: moves what fs() needs out of the running containers' directory at once, and returns
+   * the rest of the work (unmounting the root, removing overlay's work dir) as a promise that wait()
+   * does not wait for; fs() and remove() do.
+   */
+  cleanup(): void | Promise<void>;
   /** Frees the container's kept directories (its filesystem) now. */
   release(): void;
   /** The final root filesystem (called only after exit). */
@@ -46,6 +52,9 @@ export class LinuxContainer implements Container {
   #initKnown: Promise<void>;
   #resolveInitKnown!: () => void;
   #exited = false;
+  #removed = false;
+  /** The part of the teardown that runs after wait() resolved. */
+  #settled: Promise<void> = Promise.resolve();
   #outputBytes = 0;
   #timer?: ReturnType<typeof setTimeout>;
   #attachOut: Array<(child: ChildProcess) => void> = [];
@@ -122,13 +131,17 @@ export class LinuxContainer implements Container {
     const { plan, invocation } = this.#parts;
     let child: ChildProcess;
     try {
+      if (invocation.userns && this.#parts.usernsFd === undefined) throw new Error('no user namespace to join');
       child = spawn(invocation.command, invocation.args, {
-        stdio: [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+        stdio: [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...(invocation.userns ? [this.#parts.usernsFd!] : [])],
         env: HOST_ENV,
         detached: false,
+        // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
+        // would otherwise reach the container as real groups through the identity map.
+        ...(invocation.userns ? { uid: 0, gid: 0 } : {}),
       });
     } catch (e) {
-      await this.#teardown();
+      this.#teardown();
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot start ${invocation.command}: ${(e as Error).message}`, { cause: e });
     }
     this.#child = child;
@@ -197,17 +210,19 @@ export class LinuxContainer implements Container {
     });
   }
 
-  /** Removes the container's directories and cgroups. */
-  async #teardown(): Promise<void> {
+  /** Removes the container's cgroups and directories (the slow part in the background, see cleanup). */
+  #teardown(): void {
     this.#parts.cgroups?.remove();
-    try { this.#parts.cleanup(); } catch { /* best effort */ }
+    try {
+      this.#settled = Promise.resolve(this.#parts.cleanup()).catch(() => { /* best effort */ });
+    } catch { /* best effort */ }
   }
 
   async #finish(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     const cg = this.#parts.cgroups;
     const oom = cg ? cg.oomKills() : 0;
-    await this.#teardown();
+    this.#teardown();
     let status: ExitStatus;
     const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 9) : 9);
     if (this.#stopReason) {
@@ -232,8 +247,7 @@ export class LinuxContainer implements Container {
     if (!this.#child) {
       // never started: nothing runs, the container just ends
       this.#stopReason = { reason: 'killed', code: 137, detail: 'killed before it started' };
-      this.#parts.cleanup();
-      this.#parts.cgroups?.remove();
+      this.#teardown();
       this.#exited = true;
       this.#resolveExit({ code: 137, reason: 'killed', detail: 'killed before it started' });
       return;
@@ -266,13 +280,16 @@ export class LinuxContainer implements Container {
   /** The final root filesystem, read-only: the image plus what the guest wrote (available after exit). */
   async fs(): Promise<Vfs> {
     if (!this.#exited) throw new SandboxError('INVALID_STATE', 'a Linux container\'s filesystem is readable after it exited (await wait() first)');
+    if (this.#removed) throw new SandboxError('INVALID_STATE', 'the container was removed: its filesystem is gone');
+    await this.#settled;
     return this.#parts.fs();
   }
 
   /** Frees the container's filesystem now instead of when the container is garbage-collected or the process exits. */
   remove(): void {
     if (!this.#exited) throw new SandboxError('INVALID_STATE', 'a running container cannot be removed: kill() it and await wait() first');
-    this.#parts.release();
+    this.#removed = true;
+    void this.#settled.then(() => this.#parts.release());
   }
 }
 

@@ -159,10 +159,10 @@ export function upperDirs(upper: string): string[] {
  * namespace that ends with the listing.
  */
 export async function listMerged(
-  o: { lower: string; upper: string; mountPoint: string; tools: Tools; privileged: boolean },
+  o: { lower: string; upper: string; mountPoint: string; tools: Tools; privileged: boolean; userxattr?: boolean },
 ): Promise<MergedListing> {
   const dirs = upperDirs(o.upper);
-  const options = `lowerdir=${o.upper}:${o.lower}${o.privileged ? '' : ',userxattr'}`;
+  const options = `lowerdir=${o.upper}:${o.lower}${o.userxattr ?? !o.privileged ? ',userxattr' : ''}`;
   const mount = o.tools.busybox ? `${shellQuote(o.tools.busybox)} mount` : shellQuote(o.tools.mount);
   const script = `${mount} -t overlay -o ${shellQuote(options)} wasmbox ${shellQuote(o.mountPoint)} && cd ${shellQuote(o.mountPoint)} && exec find -files0-from - -mindepth 1 -maxdepth 1 -print0`;
   const ns = o.privileged ? ['--mount', '--propagation', 'private'] : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];

@@ -1,14 +1,15 @@
 /**
- * A validated Plan as one command line: bubblewrap's argv, behind a short `unshare … sh -c` prelude
- * when the root needs an overlay mount (bubblewrap 0.8 has no overlay options) or the process must
- * join cgroups before it runs. Pure: the tools' paths arrive in `tools`.
+ * A validated Plan as one command line: bubblewrap's argv, started directly, through `nsenter` into
+ * the namespace helper's mount namespace (where the container's overlay root is mounted), or behind
+ * the legacy `unshare … sh -c` prelude that mounts the overlay itself when no helper can run here.
+ * Pure: the tools' paths and the helper's namespaces arrive as arguments.
  */
-import type { Plan } from './plan.ts';
+import { SWITCH_PATH, type Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
 export interface Tools {
   bwrap: string; unshare: string; sh: string; mount: string;
-  /** The host's busybox, when installed: its mount starts and mounts an overlay ~3x faster than util-linux's. */
+  /** The host's busybox, when installed and statically linked: the namespace helper and uid switch use it. */
   busybox?: string;
 }
 
@@ -19,22 +20,28 @@ export interface Invocation {
   seccomp: Uint8Array;
   /** bwrap writes its JSON status (child pid, exit code) to fd 4. */
   statusFd: 4;
+  /** The spawner passes the identity-mapped user namespace as fd 5 (USERNS_FD) and runs as uid 0, gid 0 with no supplementary groups. */
+  userns: boolean;
 }
 
 export const SECCOMP_FD = 3;
 export const STATUS_FD = 4;
+export const USERNS_FD = 5;
 
 export function bwrapArgs(plan: Plan): string[] {
   const a: string[] = [];
   const ns = plan.namespaces;
-  if (ns.user) a.push('--unshare-user', '--disable-userns');
+  // With an identity map the user namespace exists already (the helper's, user.max_user_namespaces=0
+  // inside): bwrap joins it and checks that no further one can be made.
+  if (plan.idMap === 'identity') a.push('--userns', String(USERNS_FD), '--assert-userns-disabled');
+  else if (ns.user) a.push('--unshare-user', '--disable-userns');
   if (ns.pid) a.push('--unshare-pid');
   if (ns.net) a.push('--unshare-net');
   if (ns.uts) a.push('--unshare-uts', '--hostname', plan.hostname);
   if (ns.ipc) a.push('--unshare-ipc');
   if (ns.cgroup) a.push('--unshare-cgroup-try');
   a.push('--die-with-parent', '--new-session');
-  a.push('--uid', String(plan.uid), '--gid', String(plan.gid));
+  if (plan.idMap === 'single') a.push('--uid', String(plan.uid), '--gid', String(plan.gid));
   if (plan.root.writable) a.push('--bind', plan.root.merged!, '/');
   else a.push('--ro-bind', plan.root.lower, '/');
   for (const m of plan.mounts) {
@@ -54,6 +61,7 @@ export function bwrapArgs(plan: Plan): string[] {
       case 'proc-mask': a.push('--ro-bind-try', m.source, m.dest); break;
     }
   }
+  if (plan.userSwitch) a.push('--ro-bind', plan.userSwitch.binary, SWITCH_PATH);
   for (const d of plan.createDirs ?? []) a.push('--dir', d);
   a.push('--chdir', plan.cwd, '--clearenv');
   for (const e of plan.env) {
@@ -61,10 +69,19 @@ export function bwrapArgs(plan: Plan): string[] {
     a.push('--setenv', e.slice(0, i), e.slice(i + 1));
   }
   a.push('--cap-drop', 'ALL');
-  for (const c of plan.capabilities) a.push('--cap-add', c);
+  // The switch needs CAP_SETUID/CAP_SETGID for its one setuid(), which then clears every capability.
+  const caps = plan.userSwitch ? [...new Set([...plan.capabilities, 'CAP_SETUID', 'CAP_SETGID'])] : plan.capabilities;
+  for (const c of caps) a.push('--cap-add', c);
   a.push('--seccomp', String(SECCOMP_FD), '--json-status-fd', String(STATUS_FD));
-  a.push('--', ...plan.argv);
+  a.push('--', ...switchArgv(plan), ...plan.argv);
   return a;
+}
+
+/** `nsenter -S uid -G gid --`: setgroups(0), setgid, setuid, then exec the program (no namespace is entered). */
+function switchArgv(plan: Plan): string[] {
+  const sw = plan.userSwitch;
+  if (!sw) return [];
+  return [SWITCH_PATH, 'nsenter', ...(sw.uid !== 0 ? ['-S', String(sw.uid)] : []), '-G', String(sw.gid), '--'];
 }
 
 /** Single-quotes a word for sh. */
@@ -74,51 +91,91 @@ export function shellQuote(s: string): string {
 
 /** Host paths that end up in mount options must not carry the option syntax. */
 export function overlayOptionSafe(p: string): boolean {
-  return !/[,:\\\n]/.test(p);
+  return !/[,:\\|\n\r\0]/.test(p);
 }
 
-export function overlayOptions(plan: Pick<Plan, 'root'>, privileged: boolean): string {
+export function overlayOptions(plan: Pick<Plan, 'root'>, userxattr: boolean): string {
   const { lower, upper, work } = plan.root;
-  return `lowerdir=${lower},upperdir=${upper},workdir=${work}${privileged ? '' : ',userxattr'}`;
+  return `lowerdir=${lower},upperdir=${upper},workdir=${work}${userxattr ? ',userxattr' : ''}`;
+}
+
+export interface InvocationHost {
+  privileged: boolean;
+  /** cgroup.procs files the process writes its pid to before anything else runs. */
+  cgroupProcs: string[];
+  /**
+   * The namespace helper, when one runs: the writable root is already mounted in its mount namespace,
+   * which the container enters with nsenter (its user namespace too when not root).
+   */
+  helper?: { mountNs: string; userNs?: string };
 }
 
 /**
- * The plan as one process. A writable root needs an overlay mount, which bwrap 0.8 cannot make: a
- * short prelude does it in a mount namespace of its own (plus a user namespace when not root) and
- * execs bwrap, so the mount never exists on the host and goes away with the container:
- *   unshare [--user --map-root-user] --mount --propagation private sh -c 'mount … && exec bwrap "$@"'
- * The host's busybox mounts when installed (it starts and mounts an overlay ~3x faster than
- * util-linux's libmount). Limits add `echo $$ > cgroup.procs` first, so the process joins its
- * cgroups before anything else runs.
+ * The plan as one process:
+ * - with the namespace helper: `busybox nsenter -m<helper's mount ns> [-U<its user ns>] bwrap …`
+ *   for a writable root (the helper mounted the overlay there beforehand), plain `bwrap` otherwise;
+ * - without it (no static busybox): the writable root is mounted by a prelude in a mount namespace
+ *   of its own (plus a user namespace when not root) that then execs bwrap:
+ *   `unshare [--user --map-root-user] --mount --propagation private sh -c 'mount … && exec bwrap "$@"'`.
+ * In both cases the overlay never exists in the host's mount namespace.
+ * Limits add `echo $$ > cgroup.procs` first, so the process joins its cgroups before anything else runs.
  */
-export function buildInvocation(
-  plan: Plan,
-  tools: Tools,
-  o: { privileged: boolean; cgroupProcs: string[] },
-): Invocation {
+export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): Invocation {
   const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
   const bwrap = bwrapArgs(plan);
-  const needsPrelude = plan.root.writable || o.cgroupProcs.length > 0;
-  if (!needsPrelude) return { command: tools.bwrap, args: bwrap, seccomp, statusFd: STATUS_FD };
+  const userns = plan.idMap === 'identity';
+  const joinCgroups = o.cgroupProcs.map((procs) => `echo $$ > ${shellQuote(procs)}`);
+  const shell = tools.busybox ? [tools.busybox, 'sh'] : [tools.sh];
 
-  const lines: string[] = [];
-  for (const procs of o.cgroupProcs) lines.push(`echo $$ > ${shellQuote(procs)}`);
-  if (plan.root.writable) {
-    const mount = tools.busybox ? `${shellQuote(tools.busybox)} mount` : shellQuote(tools.mount);
-    lines.push(`${mount} -t overlay -o ${shellQuote(overlayOptions(plan, o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
+  if (o.helper || !plan.root.writable) {
+    let argv = [tools.bwrap, ...bwrap];
+    if (joinCgroups.length) argv = [...shell, '-c', [...joinCgroups, 'exec "$0" "$@"'].join(' && '), ...argv];
+    if (plan.root.writable) {
+      const h = o.helper!;
+      if (!tools.busybox) throw new Error('the namespace helper needs busybox');
+      // (--preserve-credentials: the caller is root in the helper's user namespace already, and that
+      // namespace denies setgroups)
+      argv = [tools.busybox, 'nsenter', ...(h.userNs ? [`-U${h.userNs}`, '--preserve-credentials'] : []), `-m${h.mountNs}`, ...argv];
+    }
+    return { command: argv[0]!, args: argv.slice(1), seccomp, statusFd: STATUS_FD, userns };
   }
+
+  const lines = [...joinCgroups];
+  const mount = tools.busybox ? `${shellQuote(tools.busybox)} mount` : shellQuote(tools.mount);
+  lines.push(`${mount} -t overlay -o ${shellQuote(overlayOptions(plan, !o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
   lines.push(`exec ${shellQuote(tools.bwrap)} "$@"`);
-  const script = lines.join(' && ');
-  if (!plan.root.writable) {
-    return { command: tools.sh, args: ['-c', script, 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD };
-  }
   const namespaces = o.privileged
     ? ['--mount', '--propagation', 'private']
     : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
-  return {
-    command: tools.unshare,
-    args: [...namespaces, tools.sh, '-c', script, 'wasmbox', ...bwrap],
-    seccomp,
-    statusFd: STATUS_FD,
-  };
+  return { command: tools.unshare, args: [...namespaces, tools.sh, '-c', lines.join(' && '), 'wasmbox', ...bwrap], seccomp, statusFd: STATUS_FD, userns };
+}
+
+/**
+ * The namespace helper: one long-lived process per backend that holds a mount namespace (and a user
+ * namespace) for the containers' overlay roots, and mounts and unmounts them on request, one line
+ * each on its stdin (`m|OPTIONS|TARGET`, `u||TARGET`), answering the exit status on stdout. It reads
+ * fields, it never evaluates them. It exits when its stdin closes (its owner's exit, even a crash).
+ * - As root: `busybox unshare -U -m`; the spawner writes the identity uid/gid maps once it says `u`,
+ *   then the helper re-execs (uid 0 in the namespace: full capabilities there), sets the namespace's
+ *   user.max_user_namespaces to 0 and says `ok`. Containers join that user namespace with bwrap --userns.
+ * - Unprivileged: `busybox unshare -U -r -m` (the caller's uid as root inside), says `ok`.
+ */
+export function helperInvocation(busybox: string, privileged: boolean): { command: string; args: string[]; writeMaps: boolean } {
+  const bb = shellQuote(busybox);
+  const loop = `while IFS='|' read -r op a b; do case "$op" in m) ${bb} mount -t overlay -o "$a" wasmbox "$b";; u) ${bb} umount "$b";; *) exit 2;; esac; echo $?; done`;
+  if (privileged) {
+    const main = `echo 0 > /proc/sys/user/max_user_namespaces && echo ok && ${loop}`;
+    return {
+      command: busybox,
+      args: ['unshare', '-U', '-m', '--propagation', 'private', busybox, 'sh', '-c', `echo u && read -r go && exec ${bb} sh -c "$0"`, main],
+      writeMaps: true,
+    };
+  }
+  return { command: busybox, args: ['unshare', '-U', '-r', '-m', '--propagation', 'private', busybox, 'sh', '-c', `echo ok && ${loop}`], writeMaps: false };
+}
+
+/** One request line for the helper; undefined when a field could break the line format. */
+export function helperLine(op: 'm' | 'u', options: string, target: string): string | undefined {
+  if ([options, target].some((f) => /[|\n\r\0]/.test(f))) return undefined;
+  return `${op}|${options}|${target}\n`;
 }

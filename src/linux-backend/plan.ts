@@ -48,8 +48,25 @@ export const PROC_READ_ONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys'
 export const PROC_MASKED_FILES = ['/proc/kcore', '/proc/keys', '/proc/kmsg', '/proc/latency_stats', '/proc/sched_debug', '/proc/timer_list', '/proc/timer_stats'];
 export const PROC_MASKED_DIRS = ['/proc/acpi', '/proc/asound', '/proc/scsi'];
 
+/**
+ * How the container's user namespace maps ids:
+ * - 'single': bwrap's own user namespace maps the container's one uid/gid to the caller's (other
+ *   uids show as 65534); what an unprivileged caller without /etc/subuid ranges can have.
+ * - 'identity': a user namespace made by a root caller maps every id to itself, so the image's owners
+ *   are what the container sees and `chown` works; bwrap joins it (`--userns`) instead of making one.
+ */
+export type IdMapMode = 'single' | 'identity';
+
 export interface PlanHost {
   arch: SeccompArch;
+  idMap?: IdMapMode;
+  /**
+   * A static busybox on the host. With an identity map, bwrap 0.8 cannot switch to a non-root uid
+   * itself (`--userns` with `--uid` drops its capabilities before it mounts anything), so the
+   * container's first exec is this binary's `nsenter -S uid -G gid --` (setgroups, setgid, setuid,
+   * exec), bound read-only at SWITCH_PATH.
+   */
+  switcher?: string;
   /** Which of the PROC_* paths exist in a fresh /proc of a sandbox on this kernel (bwrap cannot create them). */
   procPresent: string[];
   /** An empty, read-only host directory (to hide /proc directories under). */
@@ -69,10 +86,16 @@ export interface PlanHost {
   canonicalGuestPath(path: string): string;
 }
 
+/** Where the uid switcher appears in the container (bwrap's /dev is a tmpfs of its own). */
+export const SWITCH_PATH = '/dev/.wasmbox/busybox';
+
 export interface Plan {
   id: string;
   hostname: string;
   namespaces: Namespaces;
+  idMap: IdMapMode;
+  /** With an identity map and a non-root user: the exec that drops to uid/gid before the program runs. */
+  userSwitch?: { binary: string; uid: number; gid: number };
   root: { lower: string; writable: boolean; upper?: string; work?: string; merged?: string };
   mounts: PlanMount[];
   argv: string[];
@@ -118,6 +141,10 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     if (!st.executable) throw new SandboxError('NOT_RUNNABLE', `exec: "${argv0}": permission denied`, { data });
   }
   const { uid, gid } = spec.user ? host.resolveUser(spec.user) : { uid: 0, gid: 0 };
+  if (spec.tty) {
+    throw new SandboxError('CAPABILITY_DENIED', 'a terminal (-t/--tty) is not supported for Linux images yet: run without -t (stdin still works with -i)');
+  }
+  const idMap: IdMapMode = host.idMap === 'identity' && (uid === 0 && gid === 0 || host.switcher) ? 'identity' : 'single';
 
   const present = new Set(host.procPresent);
   const mounts: PlanMount[] = [
@@ -165,6 +192,8 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     id,
     hostname: spec.hostname ?? id.slice(0, 12),
     namespaces: { user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true },
+    idMap,
+    ...(idMap === 'identity' && (uid !== 0 || gid !== 0) ? { userSwitch: { binary: host.switcher!, uid, gid } } : {}),
     root,
     mounts,
     argv,
@@ -193,6 +222,15 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups'>): Plan 
   if (!Number.isInteger(plan.gid) || plan.gid < 0 || plan.gid > 0xfffffffe) problems.push(`invalid gid ${plan.gid}`);
   const ns = plan.namespaces;
   if (!(ns.user && ns.mount && ns.pid)) problems.push('user, mount and pid namespaces are required');
+  if (plan.idMap !== 'single' && plan.idMap !== 'identity') problems.push(`unknown id map ${String(plan.idMap)}`);
+  const sw = plan.userSwitch;
+  if (sw) {
+    if (plan.idMap !== 'identity') problems.push('a uid switch is only for an identity-mapped user namespace');
+    if (sw.uid !== plan.uid || sw.gid !== plan.gid) problems.push('the uid switch must drop to the plan\'s uid and gid');
+    if (!sw.binary.startsWith('/')) problems.push(`the uid switcher must be an absolute host path: ${sw.binary}`);
+  } else if (plan.idMap === 'identity' && (plan.uid !== 0 || plan.gid !== 0)) {
+    problems.push('an identity-mapped container with a non-root user needs a uid switch');
+  }
 
   const seen = new Set<string>();
   for (const m of plan.mounts) {
