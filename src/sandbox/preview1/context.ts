@@ -1,3 +1,4 @@
+import { processCpuNs, threadCpuNs } from '#host/cpu-time';
 import type { NodeKind, Stat, Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import {
@@ -18,12 +19,17 @@ export class Context {
   readonly iovecs = new Iovecs();
   readonly clock: Preview1Clock;
   readonly startMonotonic: bigint;
+  /** The CPU-time clocks at the start (the guest's clocks count from there); undefined without them. */
+  readonly #startProcessCpu: bigint | undefined;
+  readonly #startThreadCpu: bigint | undefined;
   /** Set by proc_exit. */
   exitCode: number | undefined;
 
   constructor(readonly opts: Preview1Options) {
     this.clock = opts.clock ?? defaultClock();
     this.startMonotonic = this.clock.monotonicNs();
+    this.#startProcessCpu = this.clock.processCpuNs?.();
+    this.#startThreadCpu = this.clock.threadCpuNs?.();
     const stdioType = opts.tty ? Filetype.CHARACTER_DEVICE : Filetype.UNKNOWN;
     for (const n of [0, 1, 2] as const) {
       this.fds.add({
@@ -61,11 +67,29 @@ export class Context {
     switch (clockId) {
       case Clockid.REALTIME: return this.clock.realtimeNs();
       case Clockid.MONOTONIC: return this.clock.monotonicNs();
-      // No CPU-time source exists in every host: time since the instance started stands in for it.
-      case Clockid.PROCESS_CPUTIME_ID:
-      case Clockid.THREAD_CPUTIME_ID: return this.clock.monotonicNs() - this.startMonotonic;
+      case Clockid.PROCESS_CPUTIME_ID: return this.#processCpu();
+      case Clockid.THREAD_CPUTIME_ID: return this.#threadCpu();
       default: throw new WasiError(WasiErrno.INVAL, `unknown clock ${clockId}`);
     }
+  }
+
+  /** CPU time of the host process since the instance started; wall time where the host cannot tell. */
+  #processCpu(): bigint {
+    if (this.#startProcessCpu === undefined || this.clock.processCpuNs === undefined) {
+      return this.clock.monotonicNs() - this.startMonotonic;
+    }
+    return this.clock.processCpuNs() - this.#startProcessCpu;
+  }
+
+  /** CPU time of this thread since the instance started, or the closest bound the host gives. */
+  #threadCpu(): bigint {
+    if (this.#startThreadCpu !== undefined && this.clock.threadCpuNs !== undefined) {
+      return this.clock.threadCpuNs() - this.#startThreadCpu;
+    }
+    // Both bounds only grow, so their minimum never goes back either.
+    const wall = this.clock.monotonicNs() - this.startMonotonic;
+    const cpu = this.#processCpu();
+    return cpu < wall ? cpu : wall;
   }
 
   sleep(ns: bigint): void {
@@ -128,6 +152,8 @@ export function defaultClock(): Preview1Clock {
       const whole = Math.floor(ms);
       return BigInt(whole) * 1_000_000n + BigInt(Math.floor((ms - whole) * 1e6));
     },
+    ...(processCpuNs ? { processCpuNs } : {}),
+    ...(threadCpuNs ? { threadCpuNs } : {}),
   };
 }
 

@@ -26,6 +26,13 @@ export interface StdinSource {
 export interface Preview1Clock {
   realtimeNs(): bigint;
   monotonicNs(): bigint;
+  /** CPU time used by the host process, from any origin. Without it the process clock is wall time since the start. */
+  processCpuNs?(): bigint;
+  /**
+   * CPU time used by the calling thread, from any origin. Without it the thread clock is the lesser of
+   * the process clock and wall time since the start (a thread runs no longer than either).
+   */
+  threadCpuNs?(): bigint;
 }
 
 export interface Preview1Options {
