@@ -1,7 +1,9 @@
 // Bad registries: each failure a typed error (exit 125 from the CLI) and nothing half-written in the store.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -356,6 +358,26 @@ describe('registry failures against a fake registry (node:http)', () => {
       expect(log.some((l) => l.startsWith('PATCH'))).toBe(false);
     } finally {
       fake.handler = undefined;
+    }
+  });
+
+  it.skipIf(spawnSync('which', ['openssl']).status !== 0)('HTTPS: a certificate the client does not trust fails at once (NETWORK, not retried)', async () => {
+    const certDir = mkdtempSync(join(dir, 'tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    let handshakes = 0; // TCP connections: one, then no retry
+    const server = createHttpsServer({ key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'cert.pem')) }, (_req, res) => res.writeHead(200).end('{}'));
+    server.on('connection', () => handshakes++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const client = new RegistryClient('registry.invalid', { backoffMs: 50, retries: 3 });
+      const e = await client.request(`https://127.0.0.1:${(server.address() as { port: number }).port}/v2/`, { scopes: [], what: 'GET /v2/' }).catch((x: unknown) => x);
+      expect(isSandboxError(e) && e.code).toBe('NETWORK');
+      expect((e as Error).message).toMatch(/certificate/i);
+      expect(handshakes).toBe(1);
+      client.close();
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 

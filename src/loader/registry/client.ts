@@ -228,7 +228,7 @@ export class RegistryClient {
           return res;
         }
       } catch (e) {
-        if (isSandboxError(e) || attempt >= this.#o.retries) throw asNetworkError(e, this.registry, o.what);
+        if (isSandboxError(e) || attempt >= this.#o.retries || isCertificateError(e)) throw asNetworkError(e, this.registry, o.what);
         await sleep(delay);
         delay *= 2;
       }
@@ -477,6 +477,12 @@ export function withDigest(location: string, digest: Digest): string {
   const url = new URL(location);
   url.searchParams.set('digest', digest);
   return url.toString();
+}
+
+/** A TLS certificate the client does not trust: asking again cannot help. */
+function isCertificateError(e: unknown): boolean {
+  const code = String((e as { code?: unknown })?.code ?? (e as { cause?: { code?: unknown } })?.cause?.code ?? '');
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code);
 }
 
 function asNetworkError(e: unknown, registry: string, what: string): SandboxError {
