@@ -2,32 +2,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLinuxBackend } from '../src/linux-backend/index.ts';
 import type { Backend, ContainerSpec, ExitStatus } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
 import { isSandboxError } from '../src/errors.ts';
-import { buildBusyboxImage, buildLayeredImage, busyboxAvailable, openOciDir, tempDir } from './helpers/linux-images.ts';
+import { linuxTestBed } from './helpers/linux-images.ts';
 
-const work = tempDir('wasmbox-linux-');
-const home = path.join(work, 'home');
+const bed = linuxTestBed('wasmbox-linux-', { beforeAll, afterAll });
+const { work, home } = bed;
 let backend: Backend;
 let busybox: Image;
 let layered: Image;
-let skipReason: string | undefined = busyboxAvailable();
-
-beforeAll(async () => {
-  if (skipReason) return;
-  busybox = await openOciDir(await buildBusyboxImage(path.join(work, 'busybox')));
-  layered = await openOciDir(await buildLayeredImage(path.join(work, 'layered')));
-  backend = createLinuxBackend({ home });
-  const probe = await backend.probe(busybox);
-  if (!probe.ok) skipReason = probe.reason;
-  if (skipReason) console.warn(`linux backend tests skipped: ${skipReason}`);
-});
-
-afterAll(() => {
-  fs.rmSync(work, { recursive: true, force: true });
-});
+let skipReason: string | undefined;
+beforeAll(() => { ({ backend, busybox, layered, skipReason } = bed); });
 
 export function spec(argv: string[], o: Partial<ContainerSpec> = {}): ContainerSpec {
   return {

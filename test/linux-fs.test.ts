@@ -4,34 +4,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
-import { createLinuxBackend } from '../src/linux-backend/index.ts';
 import type { LinuxContainer } from '../src/linux-backend/container.ts';
 import { resolvePath } from '../src/fs/resolve.ts';
 import { FsError, type Vfs } from '../src/fs/vfs.ts';
 import { isSandboxError } from '../src/errors.ts';
 import type { Backend, Container, ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { buildBusyboxImage, buildLayeredImage, busyboxAvailable, openOciDir, tempDir } from './helpers/linux-images.ts';
+import { buildLayeredImage, linuxTestBed } from './helpers/linux-images.ts';
 
-const work = tempDir('wasmbox-linux-fs-');
-const home = path.join(work, 'home');
+const bed = linuxTestBed('wasmbox-linux-fs-', { beforeAll, afterAll });
+const { work, home } = bed;
 let backend: Backend;
 let busybox: Image;
 let layered: Image;
-let skipReason: string | undefined = busyboxAvailable();
-
-beforeAll(async () => {
-  if (skipReason) return;
-  busybox = await openOciDir(await buildBusyboxImage(path.join(work, 'busybox')));
-  layered = await openOciDir(await buildLayeredImage(path.join(work, 'layered')));
-  backend = createLinuxBackend({ home });
-  const probe = await backend.probe(busybox);
-  if (!probe.ok) skipReason = probe.reason;
-});
-
-afterAll(() => {
-  fs.rmSync(work, { recursive: true, force: true });
-});
+let skipReason: string | undefined;
+beforeAll(() => { ({ backend, busybox, layered, skipReason } = bed); });
 
 const sh = (script: string, o: Partial<ContainerSpec> = {}): ContainerSpec => ({
   argv: ['sh', '-c', script], env: ['PATH=/bin', 'HOME=/root'], cwd: '/', tty: false, stdin: false, readOnlyRoot: false,

@@ -1,7 +1,8 @@
 /**
  * Real Linux images built at test time as OCI layout directories (nothing committed):
  * - busybox: one layer, Debian's busybox-static as /bin/busybox with applet symlinks, /etc/passwd, /etc/group;
- * - layered: busybox plus layers with a whiteout, an opaque directory, symlinks, hard links, a setuid file.
+ * - layered: busybox plus layers with a whiteout, an opaque directory, symlinks, hard links, a setuid file;
+ * - owners: busybox plus files and directories of uids/gids 0, 1000 and 65534, run as USER app (1000).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -9,6 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack, type Header } from 'tar-stream';
+import { createLinuxBackend } from '../../src/linux-backend/index.ts';
+import type { Backend } from '../../src/runtime/types.ts';
 import { directoryTree } from '../../src/host/node/byte-source.ts';
 import { openImage } from '../../src/loader/open-image.ts';
 import { ociLayoutSource } from '../../src/loader/sources/oci-layout.ts';
@@ -155,6 +158,22 @@ export async function buildLayeredImage(dir: string): Promise<string> {
   return writeOciLayout(dir, [l1, l2, l3, l4], { Cmd: ['sh'], WorkingDir: '/data' });
 }
 
+/** Files of several owners, so that a container shows (and enforces) the image's uids and gids. */
+export async function buildOwnersImage(dir: string): Promise<string> {
+  const l1 = await layerTar(busyboxEntries());
+  const l2 = await layerTar([
+    { type: 'dir', name: 'data', mode: 0o755 },
+    { type: 'file', name: 'data/root-file', data: 'root\n', mode: 0o644 },
+    { type: 'file', name: 'data/root-private', data: 'secret\n', mode: 0o600 },
+    { type: 'file', name: 'data/app-file', data: 'app\n', mode: 0o644, uid: 1000, gid: 1000 },
+    { type: 'file', name: 'data/nobody-file', data: 'nobody\n', mode: 0o644, uid: 65534, gid: 65534 },
+    { type: 'file', name: 'data/group-file', data: 'group\n', mode: 0o664, uid: 0, gid: 1000 },
+    { type: 'dir', name: 'data/app-dir', mode: 0o755, uid: 1000, gid: 1000 },
+    { type: 'dir', name: 'data/nobody-dir', mode: 0o755, uid: 65534, gid: 65534 },
+  ]);
+  return writeOciLayout(dir, [l1, l2], { Cmd: ['sh'], User: 'app', WorkingDir: '/data' });
+}
+
 export async function openOciDir(dir: string): Promise<Image> {
   const core = await ociLayoutSource(directoryTree(dir));
   return openImage(core, { transport: 'oci', path: dir }, { platform: `linux/${hostOciArch()}` });
@@ -162,4 +181,32 @@ export async function openOciDir(dir: string): Promise<Image> {
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** What the API tests of the Linux backend share: a temp dir, the busybox and layered images, a backend. */
+export interface LinuxTestBed {
+  work: string;
+  home: string;
+  backend: Backend;
+  busybox: Image;
+  layered: Image;
+  /** Set when this host cannot run the tests (busybox-static missing, no namespaces): tests skip with it. */
+  skipReason: string | undefined;
+}
+
+/** Builds the test bed in beforeAll and removes it in afterAll (vitest's hooks, passed in). */
+export function linuxTestBed(prefix: string, hooks: { beforeAll(fn: () => Promise<void>): void; afterAll(fn: () => void): void }): LinuxTestBed {
+  const work = tempDir(prefix);
+  const bed = { work, home: path.join(work, 'home'), skipReason: busyboxAvailable() } as LinuxTestBed;
+  hooks.beforeAll(async () => {
+    if (bed.skipReason) return;
+    bed.busybox = await openOciDir(await buildBusyboxImage(path.join(work, 'busybox')));
+    bed.layered = await openOciDir(await buildLayeredImage(path.join(work, 'layered')));
+    bed.backend = createLinuxBackend({ home: bed.home });
+    const probe = await bed.backend.probe(bed.busybox);
+    if (!probe.ok) bed.skipReason = probe.reason;
+    if (bed.skipReason) console.warn(`linux backend tests skipped: ${bed.skipReason}`);
+  });
+  hooks.afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+  return bed;
 }
