@@ -9,7 +9,6 @@ const nodeBanner = "import { createRequire as __wbCreateRequire } from 'node:mod
 const common = { bundle: true, format: 'esm', sourcemap: 'linked', logLevel: 'warning', target: 'es2022' };
 
 const nodeEntries = {
-  cli: 'src/cli/main.ts',
   index: 'src/index.ts',
   'sandbox-worker': 'src/sandbox/worker-entry.ts',
 };
@@ -28,6 +27,19 @@ await Promise.all([
     platform: 'node',
     conditions: ['node'],
     banner: { js: nodeBanner },
+    plugins: [nodeBuiltins],
+  }),
+  // The CLI is CommonJS so that bin/wasmbox.cjs can compile it through vm.Script with V8's code cache.
+  build({
+    ...common,
+    format: 'cjs',
+    entryPoints: { cli: 'src/cli/main.ts' },
+    outExtension: { '.js': '.cjs' },
+    outdir: 'dist',
+    platform: 'node',
+    conditions: ['node'],
+    define: { 'import.meta.url': '__wbModuleUrl' },
+    banner: { js: "const __wbModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
     plugins: [nodeBuiltins],
   }),
   build({

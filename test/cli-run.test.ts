@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,13 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileWasi, hasWasiClang } from './helpers/compile-wasi.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'bin/wasmbox.mjs');
+const cli = join(root, 'bin/wasmbox.cjs');
 let tmp: string;
 let home: string;
 
 interface Result { code: number | null; stdout: string; stderr: string }
 
-/** Runs the built CLI (dist/cli.js, built by `npm test`) with its own store. */
+/** Runs the built CLI (dist/cli.cjs, built by `npm test`) with its own store. */
 function wasmbox(args: string[], o: { input?: string; env?: Record<string, string> } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
@@ -32,7 +32,7 @@ function wasmbox(args: string[], o: { input?: string; env?: Record<string, strin
 }
 
 beforeAll(() => {
-  if (!existsSync(join(root, 'dist/cli.js')) || !existsSync(join(root, 'dist/sandbox-worker.js'))) {
+  if (!existsSync(join(root, 'dist/cli.cjs')) || !existsSync(join(root, 'dist/sandbox-worker.js'))) {
     execFileSync(process.execPath, ['build.mjs'], { cwd: root, stdio: 'inherit' });
   }
   tmp = mkdtempSync(join(tmpdir(), 'wasmbox-cli-run-'));
@@ -194,6 +194,41 @@ int main(void) {
     expect(existsSync(join(host, 'ro'))).toBe(false);
     expect((await wasmbox(['run', '-v', `${host}:/share:rx`, 'toolbox', 'true'])).code).toBe(125);
     expect((await wasmbox(['run', '-v', `${join(tmp, 'missing')}:/m`, 'toolbox', 'true'])).code).toBe(125);
+  });
+});
+
+describe('the CLI code cache (bin/wasmbox.cjs)', () => {
+  it('is written after a command\'s first run, used by later runs, and a damaged one is replaced', async () => {
+    const dir = join(tmp, 'code-cache');
+    const env = { WASMBOX_CODE_CACHE: dir };
+    const out = (r: Result) => r.stdout.replace(/HOSTNAME=\w+/, 'HOSTNAME=*');
+    const first = await wasmbox(['run', 'hello', 'a'], { env });
+    expect(first.code).toBe(0);
+    const files = readdirSync(dir);
+    expect(files).toEqual([expect.stringMatching(new RegExp(`^${process.version}-${process.arch}-.*-run\\.bin$`))]);
+    const written = readFileSync(join(dir, files[0]!));
+    const inode = statSync(join(dir, files[0]!)).ino;
+    expect(written.length).toBeGreaterThan(10_000);
+
+    const second = await wasmbox(['run', 'hello', 'a'], { env });
+    expect([second.code, out(second)]).toEqual([0, out(first)]);
+    // Accepted by V8, so not written again.
+    expect(statSync(join(dir, files[0]!)).ino).toBe(inode);
+
+    writeFileSync(join(dir, files[0]!), written.subarray(0, 5000));
+    const third = await wasmbox(['run', 'hello', 'a'], { env });
+    expect([third.code, out(third)]).toEqual([0, out(first)]);
+    expect(readFileSync(join(dir, files[0]!)).length).toBeGreaterThan(10_000);
+
+    expect((await wasmbox(['--version'], { env })).code).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual([files[0], files[0]!.replace(/-run\.bin$/, '-none.bin')].sort());
+  });
+
+  it('WASMBOX_CODE_CACHE=0 writes none', async () => {
+    const cacheHome = join(tmp, 'xdg-off');
+    const r = await wasmbox(['run', 'hello'], { env: { WASMBOX_CODE_CACHE: '0', XDG_CACHE_HOME: cacheHome } });
+    expect(r.code).toBe(0);
+    expect(existsSync(cacheHome)).toBe(false);
   });
 });
 

@@ -2,7 +2,8 @@ import { CommanderError } from 'commander';
 import { createProgram } from './program.ts';
 import { ExitCode, reportError } from './exit-codes.ts';
 
-async function main(argv: string[]): Promise<number> {
+/** Runs one command line (without the node and script arguments); resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
   const program = createProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -17,4 +18,3 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));

@@ -5,11 +5,11 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
-export const cliBin = join(repoRoot, 'bin/wasmbox.mjs');
+export const cliBin = join(repoRoot, 'bin/wasmbox.cjs');
 
 /** Builds dist/ unless it is newer than every source file (npm test builds first anyway). */
 export function ensureBuilt(): void {
-  const cli = join(repoRoot, 'dist/cli.js');
+  const cli = join(repoRoot, 'dist/cli.cjs');
   const newest = (dir: string): number =>
     Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
   if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(repoRoot, 'src'))) {

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+'use strict';
+// Starts the CLI bundle (dist/cli.cjs) through V8's code cache: compiling the bundle, and each function
+// the first time it runs, is most of a CLI start's own cost. After a command line's first run, the code
+// V8 compiled for it is saved (one cache per Node version, bundle and command) and later runs skip it.
+// V8 checks each cache against the source and its own version and flags, and ignores one that does not
+// match (the command then runs as without a cache, and the cache is written anew).
+// WASMBOX_CODE_CACHE=0 turns this off; WASMBOX_CODE_CACHE=DIR puts the caches in DIR.
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+
+const bundle = path.join(__dirname, '..', 'dist', 'cli.cjs');
+const argv = process.argv.slice(2);
+
+function cacheDir() {
+  const setting = process.env.WASMBOX_CODE_CACHE;
+  if (setting === '0') return undefined;
+  if (setting) return setting;
+  const base = process.env.XDG_CACHE_HOME || (process.env.HOME && path.join(process.env.HOME, '.cache'));
+  return base ? path.join(base, 'wasmbox', 'code-cache') : undefined;
+}
+
+/** The command word, so that each command keeps the code of its own path (global --home skipped). */
+function commandWord() {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--home') i++;
+    else if (!argv[i].startsWith('-')) return /^[a-z]{1,16}$/.test(argv[i]) ? argv[i] : 'other';
+  }
+  return 'none';
+}
+
+let source;
+try {
+  source = fs.readFileSync(bundle, 'utf8');
+} catch {
+  process.stderr.write(`wasmbox: ${bundle} is missing: build it first (npm run build)\n`);
+  process.exit(125);
+}
+const dir = cacheDir();
+const stat = fs.statSync(bundle);
+const prefix = `${process.version}-${process.arch}-`;
+const cacheFile = dir && path.join(dir, `${prefix}${stat.size}-${Math.trunc(stat.mtimeMs)}-${commandWord()}.bin`);
+let cachedData;
+if (cacheFile) {
+  try {
+    cachedData = fs.readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined;
+  }
+}
+
+const wrapper = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
+const script = new vm.Script(wrapper, { filename: bundle, ...(cachedData ? { cachedData } : {}) });
+const cli = { exports: {} };
+script.runInThisContext()(cli.exports, require('node:module').createRequire(bundle), cli, bundle, path.dirname(bundle));
+
+cli.exports.main(argv).then((code) => {
+  process.exitCode = code;
+  if (cacheFile && (!cachedData || script.cachedDataRejected)) saveCache(script.createCachedData());
+});
+
+/** Best effort: written whole then renamed into place; older caches of this Node version for this command go. */
+function saveCache(data) {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, cacheFile);
+    const suffix = cacheFile.slice(cacheFile.lastIndexOf('-'));
+    for (const f of fs.readdirSync(dir)) {
+      if (f.startsWith(prefix) && f.endsWith(suffix) && path.join(dir, f) !== cacheFile) fs.rmSync(path.join(dir, f), { force: true });
+    }
+  } catch {
+    try { fs.rmSync(tmp, { force: true }); } catch { /* never written */ }
+  }
+}
