@@ -182,7 +182,7 @@ if (wanted('fs')) {
 // 3. CLI process
 if (wanted('cli')) {
   const env = { ...process.env, WASMBOX_HOME: mkdtempSync(join(tmpdir(), 'wasmbox-bench-cli-')) };
-  const cli = join(root, 'bin/wasmbox.mjs');
+  const cli = join(root, 'bin/wasmbox.cjs');
   const once = (argv) => {
     const t0 = performance.now();
     const r = spawnSync(process.execPath, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });

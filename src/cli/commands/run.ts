@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import * as fs from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { SandboxError } from '../../errors.ts';
 import type { Mount } from '../../runtime/types.ts';
@@ -117,7 +116,7 @@ async function runOptions(args: string[], flags: RunFlags) {
     for (const file of flags.envFile) {
       let text: string;
       try {
-        text = await readFile(file, 'utf8');
+        text = await fs.promises.readFile(file, 'utf8');
       } catch (e) {
         throw new SandboxError('INVALID_ARGUMENT', `cannot read env file ${file}: ${(e as Error).message}`, { cause: e });
       }
@@ -208,7 +207,7 @@ async function parseVolume(spec: string): Promise<Mount> {
     return { guest, source: { type: 'volume', name: source }, mode };
   }
   const path = resolve(source);
-  const st = await stat(path).catch(() => undefined);
+  const st = await fs.promises.stat(path).catch(() => undefined);
   if (!st) throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${spec}: ${path} does not exist`);
   if (!st.isDirectory()) throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${spec}: ${path} is not a directory`);
   return { guest, source: { type: 'host', path }, mode };
