@@ -4,6 +4,8 @@ import { ReadOnlyVfs } from './read-only-vfs.ts';
 import { ENTRY_WORDS, KIND_CODES, NODE_BYTES, PACKED_FORMAT, nodeColumns, type PackedTree } from './packed-tree.ts';
 
 const decoder = new TextDecoder();
+/** Browsers refuse to decode a view of a SharedArrayBuffer: such bytes are copied first. */
+const utf8 = (b: Uint8Array): string => decoder.decode(b.buffer instanceof ArrayBuffer ? b : b.slice());
 const encoder = new TextEncoder();
 const KIND_FILE = 0;
 const KIND_DIR = 1;
@@ -143,7 +145,7 @@ class PackedVfs extends ReadOnlyVfs<number> {
     if (this.#u32[h]! >>> 16 !== KIND_SYMLINK) throw new FsError('EINVAL', 'not a symlink');
     const n = this.#n;
     const off = this.#u32[5 * n + h]!;
-    return decoder.decode(this.#strings.subarray(off, off + this.#u32[6 * n + h]!));
+    return utf8(this.#strings.subarray(off, off + this.#u32[6 * n + h]!));
   }
 
   read(h: number, into: Uint8Array, position: number): number {
@@ -175,7 +177,7 @@ class PackedVfs extends ReadOnlyVfs<number> {
     let s = this.#names[e];
     if (s === undefined) {
       const off = this.#entries[ENTRY_WORDS * e]!;
-      s = decoder.decode(this.#strings.subarray(off, off + this.#entries[ENTRY_WORDS * e + 1]!));
+      s = utf8(this.#strings.subarray(off, off + this.#entries[ENTRY_WORDS * e + 1]!));
       this.#names[e] = s;
     }
     return s;

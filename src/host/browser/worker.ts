@@ -2,10 +2,10 @@ import type { HostWorker, WorkerChannel } from '../../sandbox/worker-protocol.ts
 export type { HostWorker, WorkerChannel } from '../../sandbox/worker-protocol.ts';
 
 /**
- * Browsers refuse TextDecoder.decode on views of a SharedArrayBuffer, which the packed tree reader
- * does for names; until it copies first, browsers get packed trees in plain ArrayBuffers (cloned per Worker).
+ * Image trees are packed into SharedArrayBuffers and shared with Workers where the page can have them
+ * (cross-origin isolated); elsewhere packTree falls back to plain ArrayBuffers, cloned per Worker.
  */
-export const SHARE_PACKED_TREES = false;
+export const SHARE_PACKED_TREES = true;
 
 const WORKER_NAME = 'wasmbox-sandbox';
 
