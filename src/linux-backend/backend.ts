@@ -18,6 +18,7 @@ import { createCgroups, probeCgroups } from './cgroups.ts';
 import { LinuxContainer } from './container.ts';
 import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from './invocation.ts';
 import { NamespaceHelper } from './helper.ts';
+import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
 import { FinalFs, KeptDirs, listMerged } from './final-fs.ts';
 import { ensureMaterialised, removeTree } from './materialise.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
@@ -185,6 +186,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   // namespace (root) and the mount namespace the writable roots are mounted in. Without it, the
   // legacy per-container prelude mounts the overlay and bwrap maps a single uid.
   let helper: Promise<NamespaceHelper | undefined> | undefined;
+  const spares = new SpareRoots(home);
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
   const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!).catch(() => undefined);
   const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
@@ -225,10 +227,26 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       const t = await rootfsTree(image);
       return 'root' in t ? t.root : t;
     });
-    const id = randomBytes(32).toString('hex');
-    const containerDir = path.join(home, 'linux', 'containers', id);
-    const lookup = rootfsLookup(rootfsDir);
     const ns = h.privileged || !spec.readOnlyRoot ? await getHelper(h) : undefined;
+    // A writable root the helper mounted ahead of time for this image, when there is one.
+    const spare: RootDirs | undefined = ns && !spec.readOnlyRoot ? await spares.take(ns, rootfsDir) : undefined;
+    try {
+      return await createContainer(h, ns, spare, image, spec, rootfsDir);
+    } catch (e) {
+      if (spare) {
+        await ns!.unmount(path.join(spare.dir, 'merged')).catch(() => {});
+        removeTree(spare.dir);
+      }
+      throw e;
+    }
+  }
+
+  async function createContainer(
+    h: HostCheck, ns: NamespaceHelper | undefined, spare: RootDirs | undefined, image: Image, spec: ContainerSpec, rootfsDir: string,
+  ): Promise<Container> {
+    const id = spare?.id ?? randomBytes(32).toString('hex');
+    const containerDir = spare?.dir ?? path.join(home, 'linux', 'containers', id);
+    const lookup = rootfsLookup(rootfsDir);
     const identity = ns?.userNsFd !== undefined;
     const planHost: PlanHost = {
       arch: h.arch!,
@@ -262,16 +280,13 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       if (![plan.root.lower, containerDir].every(overlayOptionSafe)) {
         throw new SandboxError('INVALID_ARGUMENT', `WASMBOX_HOME ${home} contains ',', ':' or '\\', which overlay mount options cannot carry`);
       }
-      fs.mkdirSync(containerDir, { recursive: true, mode: 0o700 });
-      for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(containerDir, d), { mode: 0o700 });
-      fs.chmodSync(path.join(containerDir, 'upper'), 0o755);
-      fs.writeFileSync(path.join(containerDir, 'owner'), String(process.pid));
+      if (!spare) makeRootDirs(home, id);
     }
     // Overlays mounted in a user namespace (the helper's, or the legacy prelude's when not root) keep
     // their whiteout and opaque markers in user.* xattrs.
     const userxattr = ns !== undefined || !h.privileged;
     const mountedByHelper = plan.root.writable && ns !== undefined;
-    if (mountedByHelper) {
+    if (mountedByHelper && !spare) {
       try {
         await ns.mount(overlayOptions(plan, true), plan.root.merged!);
       } catch (e) {
@@ -279,6 +294,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
         throw e;
       }
     }
+    // the next container of this image finds its root mounted (the helper mounts it while this one runs)
+    if (mountedByHelper) spares.prepare(ns, rootfsDir);
     let cgroups;
     try {
       cgroups = createCgroups(plan);
@@ -342,7 +359,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
 
 /** Containers whose owning process died (a crash, SIGKILL) leave their directory behind: remove those. */
 function reapStaleContainers(home: string): void {
-  for (const kind of ['containers', 'kept']) reapStale(path.join(home, 'linux', kind));
+  for (const kind of ['containers', 'kept', 'spares']) reapStale(path.join(home, 'linux', kind));
 }
 
 function reapStale(dir: string): void {
