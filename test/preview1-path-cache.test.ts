@@ -77,6 +77,28 @@ describe('preview1 path resolution with cached directory parts', () => {
     expect(cat(h, 'l/f')).toBe(`errno ${E.NOTCAPABLE}`);
   });
 
+  it('reads names after a cached directory part as the whole path would be read (UTF-8, NUL, \'..\', slashes)', () => {
+    const h = fresh();
+    expect(h.path('path_create_directory', 3, 'dé')).toBe(0);
+    put(h, 'dé/x', 'x in dé');
+    expect(cat(h, 'dé/x')).toBe('x in dé');
+    expect(h.path('path_create_directory', 3, 'd')).toBe(0);
+    put(h, 'd/ü', 'ü');
+    put(h, 'd/x', 'x');
+    expect(cat(h, 'd/x')).toBe('x');
+    expect(cat(h, 'd/ü')).toBe('ü');
+    expect(cat(h, 'd/x\0')).toBe(`errno ${E.INVAL}`);
+    const bad = new Uint8Array([0x64, 0x2f, 0xff]); // "d/" and a byte that is not UTF-8
+    const [p, n] = h.put(bad);
+    const out = h.alloc(4, 4);
+    expect(h.call('path_open', 3, 0, p, n, 0, (1n << 30n) - 1n, (1n << 30n) - 1n, 0, out)).toBe(E.ILSEQ);
+    expect(cat(h, 'd/..')).toBe(`errno ${E.ISDIR}`);
+    expect(cat(h, 'd/.')).toBe(`errno ${E.ISDIR}`);
+    expect(cat(h, 'd/x/')).toBe(`errno ${E.NOTDIR}`);
+    expect(cat(h, 'd/..x')).toBe(`errno ${E.NOENT}`);
+    expect(cat(h, 'dé/x')).toBe('x in dé');
+  });
+
   // Changes made through another descriptor leave this one's cache in place: only the Vfs's
   // layoutVersion can tell it that its directory part now leads elsewhere.
   it('sees renames, removals and re-pointed symlinks made through another descriptor', () => {

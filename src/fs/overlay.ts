@@ -568,7 +568,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
         this.#usedBytes -= size - old;
         throw new FsError('ENOSPC', 'out of memory');
       }
-      grown.set(bytes.subarray(0, old));
+      if (old > 0) grown.set(bytes.subarray(0, old));
       n.bytes = grown;
     }
     n.size = size;

@@ -60,7 +60,17 @@ export class PathCache<H> {
   #version = Number.NaN;
   /** The path up to and including the slash(es) before its last component. */
   #prefix = '';
+  /** #prefix when it is all ASCII (so a UTF-8 path can be compared with it byte for byte), else ''. */
+  #asciiPrefix = '';
   #dir: H | undefined = undefined;
+
+  /**
+   * The directory part last resolved when it is ASCII, else ''. A caller holding the path as UTF-8
+   * bytes may compare them with it and, when they are this prefix and one plain name, call resolveName.
+   */
+  get asciiPrefix(): string {
+    return this.#asciiPrefix;
+  }
 
   /** Called by the walk when it reaches the last component of `path` (at `nameStart`) in `dir`. */
   record(vfs: Vfs<H>, start: H, escape: ResolveOptions['escape'], path: string, nameStart: number, dir: H): void {
@@ -70,24 +80,28 @@ export class PathCache<H> {
     this.#escape = escape;
     this.#version = vfs.layoutVersion();
     this.#prefix = nameStart === path.length ? path : path.slice(0, nameStart);
+    this.#asciiPrefix = isAscii(this.#prefix) ? this.#prefix : '';
     this.#dir = dir;
   }
 
-  /** The resolution of `path` when its directory part is the cached one and its last component is plain. */
-  resolveLast(vfs: Vfs<H>, start: H, path: string, opts: ResolveOptions): Resolved<H> | undefined {
-    const prefix = this.#prefix;
-    const p = prefix.length;
-    if (
-      p === 0 || path.length <= p || this.#vfs !== vfs || this.#start !== start || this.#escape !== opts.escape ||
-      !path.startsWith(prefix) || path.indexOf('/', p) !== -1 || vfs.layoutVersion === undefined ||
-      vfs.layoutVersion() !== this.#version
-    ) {
-      return undefined;
-    }
-    const c = path.charCodeAt(p);
-    const n = path.length - p;
-    if (c === 0x2f || (c === 0x2e && (n === 1 || (n === 2 && path.charCodeAt(p + 1) === 0x2e)))) return undefined;
-    const name = path.slice(p);
+  /**
+   * resolvePath(vfs, start, asciiPrefix + name, opts, this) for a `name` without '/' or NUL, answered
+   * from the cache; undefined when the cache cannot answer (then resolve the whole path).
+   */
+  resolveName(vfs: Vfs<H>, start: H, name: string, opts: ResolveOptions): Resolved<H> | undefined {
+    if (this.#asciiPrefix.length === 0 || !this.#valid(vfs, start, opts)) return undefined;
+    return this.#last(vfs, name, opts);
+  }
+
+  #valid(vfs: Vfs<H>, start: H, opts: ResolveOptions): boolean {
+    return this.#vfs === vfs && this.#start === start && this.#escape === opts.escape &&
+      vfs.layoutVersion !== undefined && vfs.layoutVersion() === this.#version;
+  }
+
+  /** The last component `name` (no '/') in the cached directory; undefined for '.', '..' and a symlink to follow. */
+  #last(vfs: Vfs<H>, name: string, opts: ResolveOptions): Resolved<H> | undefined {
+    const n = name.length;
+    if (n === 0 || (name.charCodeAt(0) === 0x2e && (n === 1 || (n === 2 && name.charCodeAt(1) === 0x2e)))) return undefined;
     if (n * 3 > MAX_NAME_BYTES && utf8.encode(name).length > MAX_NAME_BYTES) throw new FsError('ENAMETOOLONG', name);
     const dir = this.#dir as H;
     const node = vfs.lookup(dir, name);
@@ -95,6 +109,15 @@ export class PathCache<H> {
     // A symlink to follow is resolved by the full walk (its target may climb with `..`).
     if (opts.followFinal && vfs.kind(node) === 'symlink') return undefined;
     return { parent: dir, name, node, trailingSlash: false };
+  }
+
+  /** The resolution of `path` when its directory part is the cached one and its last component is plain. */
+  resolveLast(vfs: Vfs<H>, start: H, path: string, opts: ResolveOptions): Resolved<H> | undefined {
+    const prefix = this.#prefix;
+    const p = prefix.length;
+    if (p === 0 || path.length <= p || !path.startsWith(prefix) || path.indexOf('/', p) !== -1) return undefined;
+    if (!this.#valid(vfs, start, opts)) return undefined;
+    return this.#last(vfs, path.slice(p), opts);
   }
 }
 
@@ -201,6 +224,11 @@ function endsInDirectorySlash(p: string): boolean {
   if (p.charCodeAt(n - 1) === 0x2f) return true;
   if (n >= 2 && p.charCodeAt(n - 1) === 0x2e && p.charCodeAt(n - 2) === 0x2f) return true;
   return n >= 3 && p.charCodeAt(n - 1) === 0x2e && p.charCodeAt(n - 2) === 0x2e && p.charCodeAt(n - 3) === 0x2f;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 function restIsSlashes(s: string, from: number): boolean {

@@ -2,6 +2,8 @@ import { WasiErrno, WasiError } from '../errno.ts';
 import { SandboxError } from '../../errors.ts';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+/** Strings up to this many bytes are decoded by hand when they are ASCII. */
+const SHORT = 128;
 
 /**
  * Bounds-checked access to the guest's linear memory. Views are re-fetched whenever the memory's
@@ -15,6 +17,8 @@ export class GuestMemory {
   #shared = false;
   #u8 = new Uint8Array(0);
   #dv = new DataView(new ArrayBuffer(0));
+  /** Char-code arrays by length for short ASCII strings, reused (one fromCharCode.apply, no garbage). */
+  readonly #codes: number[][] = [];
 
   bind(memory: WebAssembly.Memory): void {
     this.#memory = memory;
@@ -101,23 +105,42 @@ export class GuestMemory {
     this.#u8.set(data, p);
   }
 
+  /**
+   * When the `len` bytes at `ptr` are `prefix` (ASCII) followed by one short ASCII name without '/' or
+   * NUL: that name. Otherwise undefined (the caller reads the whole path with string()).
+   */
+  nameAfter(ptr: number, len: number, prefix: string, maxBytes: number): string | undefined {
+    const n = len >>> 0;
+    const k = prefix.length;
+    if (k === 0 || n <= k || n - k > SHORT || n > maxBytes) return undefined;
+    const p = this.check(ptr, n);
+    const u8 = this.#u8;
+    for (let i = 0; i < k; i++) if (u8[p + i] !== prefix.charCodeAt(i)) return undefined;
+    return this.#ascii(p + k, n - k, true);
+  }
+
+  /** The ASCII string of `n` (<= SHORT) bytes at `p`; undefined at a byte >= 0x80 (and at '/' or NUL when `nameOnly`). */
+  #ascii(p: number, n: number, nameOnly: boolean): string | undefined {
+    // One fromCharCode over an array: a flat string (adding characters one by one made a rope that
+    // every later slice and hash had to flatten).
+    const u8 = this.#u8;
+    const codes = (this.#codes[n] ??= new Array<number>(n).fill(0));
+    for (let i = 0; i < n; i++) {
+      const b = u8[p + i]!;
+      if (b >= 0x80 || (nameOnly && (b === 0x2f || b === 0))) return undefined;
+      codes[i] = b;
+    }
+    return String.fromCharCode.apply(null, codes);
+  }
+
   /** A UTF-8 string argument (EILSEQ when it is not valid UTF-8). */
   string(ptr: number, len: number, maxBytes: number): string {
     if (len >>> 0 > maxBytes) throw new WasiError(WasiErrno.NAMETOOLONG);
     const n = len >>> 0;
     const p = this.check(ptr, n);
-    if (n <= 128) {
-      // Short ASCII (most paths): the codes in one array and one fromCharCode (a flat string; adding
-      // characters one by one made a rope that every later slice and hash had to flatten).
-      const u8 = this.#u8;
-      const codes = new Array<number>(n);
-      let i = 0;
-      for (; i < n; i++) {
-        const b = u8[p + i]!;
-        if (b >= 0x80) break;
-        codes[i] = b;
-      }
-      if (i === n) return String.fromCharCode.apply(null, codes);
+    if (n <= SHORT) {
+      const s = this.#ascii(p, n, false);
+      if (s !== undefined) return s;
     }
     const bytes = this.#u8.subarray(p, p + n);
     try {

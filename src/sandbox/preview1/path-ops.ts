@@ -20,8 +20,16 @@ const DIR_MODE = 0o755;
  * descriptor's directory, absolute paths and absolute symlink targets are ENOTCAPABLE.
  */
 function resolveAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen: number, follow: boolean): Resolved<unknown> {
+  const opts = optionsOf(dir, follow);
+  const cache = cacheOf(dir);
+  // The directory part as last time: only the name is decoded (the whole path is not made a string).
+  const name = ctx.mem.nameAfter(pathPtr, pathLen, cache.asciiPrefix, Limits.maxPathBytes);
+  if (name !== undefined) {
+    const hit = cache.resolveName(dir.vfs, dir.handle, name, opts);
+    if (hit !== undefined) return hit;
+  }
   const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
-  return resolvePath(dir.vfs, dir.handle, path, optionsOf(dir, follow), cacheOf(dir));
+  return resolvePath(dir.vfs, dir.handle, path, opts, cache);
 }
 
 /** The descriptor's own cache of its last directory look-up (see PathCache). */
@@ -46,6 +54,13 @@ function optionsOf(dir: DirEntryFd, follow: boolean): ResolveOptions {
  * is reported, and callers require a directory then.
  */
 function resolveEntryAt(ctx: Context, dir: DirEntryFd, pathPtr: number, pathLen: number, slashNeedsDir = true): Resolved<unknown> {
+  // No trailing slash to strip when the bytes are the cached directory part and a plain name.
+  const cache = cacheOf(dir);
+  const name = ctx.mem.nameAfter(pathPtr, pathLen, cache.asciiPrefix, Limits.maxPathBytes);
+  if (name !== undefined) {
+    const hit = cache.resolveName(dir.vfs, dir.handle, name, optionsOf(dir, false));
+    if (hit !== undefined) return hit;
+  }
   const path = ctx.mem.string(pathPtr, pathLen, Limits.maxPathBytes);
   let end = path.length;
   while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
