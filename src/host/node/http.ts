@@ -1,10 +1,12 @@
-// The registry client's HTTP on Node: node:http/https with a keep-alive agent per client. Response bodies
+// The registry client's HTTP on Node: node:http/https with a keep-alive agent per client (plain-HTTP GETs go
+// through raw-http.ts). Response bodies
 // arrive as the socket delivers them and are handed on in batches (what came in while the consumer wrote
 // the previous batch to disk), so a 50 MB layer is a few dozen stream reads, not thousands; request bodies
 // stream from their source with back-pressure. Core code reaches this through `#host/http`.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { HttpBody, HttpRequest, HttpResponse, HttpTransport } from '../../loader/registry/transport.ts';
+import { rawGet } from './raw-http.ts';
 
 /** Bytes buffered from the socket before it is paused until the reader takes them. */
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
@@ -24,6 +26,8 @@ export function hostTransport(): HttpTransport | undefined {
     },
     request(url, r) {
       const u = new URL(url);
+      // Plain-HTTP GETs (loopback registries, blobs above all) take the lean path; see raw-http.ts.
+      if (u.protocol === 'http:' && r.method === 'GET' && !r.body) return rawGet(u, r);
       const agent = u.protocol === 'https:' ? agents['https:'] : agents['http:'];
       const send = u.protocol === 'https:' ? https.request : http.request;
       return new Promise<HttpResponse>((resolve, reject) => {
