@@ -1,12 +1,14 @@
 // Plain-HTTP GET over a bare TCP socket: what the registry client uses on Node for `http://` URLs (loopback
-// registries, --insecure). The socket reads into one reused buffer (net's `onread`); body bytes are copied
-// once into 1 MiB batches that the reader takes whole. node:http's IncomingMessage costs about 4x the CPU
-// per byte on a loopback pull; HTTPS and every other method stay on node:http.
+// registries, --insecure). The socket reads straight into 1 MiB batches (net's `onread` with a buffer per
+// read), and the reader gets views of them: no copy after the kernel's, no Buffer per socket read.
+// node:http's IncomingMessage costs about 4x the CPU per byte on a loopback pull; HTTPS and every other
+// method stay on node:http.
 import * as net from 'node:net';
 import type { HttpHeaders, HttpRequest, HttpResponse } from '../../loader/registry/transport.ts';
 
-const SOCKET_BUFFER_BYTES = 256 * 1024;
 const BATCH_BYTES = 1024 * 1024;
+/** A batch with less room than this left is retired; the next read goes into a fresh one. */
+const MIN_READ_BYTES = 64 * 1024;
 /** Body bytes buffered before the socket is paused until the reader takes them. */
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -56,7 +58,8 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     /** Set when the read callback paused the socket (socket.isPaused() does not show it). */
     let paused = false;
     let batch: Buffer | undefined;
-    let batchFill = 0;
+    /** Bytes of `batch` already handed to the socket for reads. */
+    let batchUsed = 0;
     let wake: (() => void) | undefined;
     const notify = () => {
       const w = wake;
@@ -64,26 +67,19 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
       w?.();
     };
 
-    const push = (src: Buffer, start: number, end: number) => {
-      while (start < end) {
-        batch ??= Buffer.allocUnsafe(BATCH_BYTES);
-        const n = Math.min(end - start, BATCH_BYTES - batchFill);
-        src.copy(batch, batchFill, start, start + n);
-        batchFill += n;
-        start += n;
-        if (batchFill === BATCH_BYTES) flush();
+    /** Queues body bytes (a view of a batch); a view that continues the last one is merged into it. */
+    const push = (src: Uint8Array, start: number, end: number) => {
+      if (end <= start) return;
+      const last = queue[queue.length - 1];
+      if (last && last.buffer === src.buffer && last.byteOffset + last.byteLength === src.byteOffset + start) {
+        queue[queue.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + end - start);
+      } else {
+        queue.push(src.subarray(start, end));
       }
-    };
-    const flush = () => {
-      if (!batch || batchFill === 0) return;
-      queue.push(new Uint8Array(batch.buffer, batch.byteOffset, batchFill));
-      queued += batchFill;
-      batch = undefined;
-      batchFill = 0;
+      queued += end - start;
     };
     const finish = () => {
       ended = true;
-      flush();
       socket.destroy();
       notify();
     };
@@ -95,13 +91,12 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
         return;
       }
       failure ??= e;
-      flush();
       socket.destroy();
       notify();
     };
 
     /** Feeds body bytes through the framing; returns false once the body is complete. */
-    const body = (buf: Buffer, at: number, end: number): void => {
+    const body = (buf: Uint8Array, at: number, end: number): void => {
       if (framing === 'length' || framing === 'close') {
         const n = framing === 'length' ? Math.min(remaining, end - at) : end - at;
         push(buf, at, at + n);
@@ -123,7 +118,7 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
         // size, data-end and trailer lines: read up to LF
         const lf = buf.indexOf(10, at);
         const stop = lf < 0 || lf >= end ? end : lf;
-        line += buf.toString('latin1', at, stop);
+        line += Buffer.from(buf.buffer, buf.byteOffset + at, stop - at).toString('latin1');
         if (line.length > 4096) return fail(protocolError('chunk line too long'));
         if (stop === end) return;
         at = stop + 1;
@@ -146,17 +141,20 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
       }
     };
 
-    const onHead = (buf: Buffer, at: number, end: number): void => {
-      head += buf.toString('latin1', at, end);
+    const onHead = (buf: Uint8Array, at: number, end: number): void => {
+      // Bytes of earlier reads still in `head`; the head's end maps back to an offset in this read.
+      const prior = head.length;
+      head += Buffer.from(buf.buffer, buf.byteOffset + at, Math.min(end - at, MAX_HEAD_BYTES)).toString('latin1');
+      let from = 0;
       for (;;) {
-        const stop = head.indexOf('\r\n\r\n');
+        const stop = head.indexOf('\r\n\r\n', from);
         if (stop < 0) {
+          head = head.slice(from);
           if (head.length > MAX_HEAD_BYTES) fail(protocolError('response head too large'));
           return;
         }
-        const rest = head.length - (stop + 4);
-        const text = head.slice(0, stop);
-        head = head.slice(stop + 4);
+        const text = head.slice(from, stop);
+        from = stop + 4;
         const [statusLine, ...fields] = text.split('\r\n');
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine!);
         if (!m) return fail(protocolError(`status line ${JSON.stringify(statusLine!.slice(0, 40))}`));
@@ -179,15 +177,12 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
           framing = 'length';
           remaining = Number(length);
         } else framing = 'close';
+        head = '';
         settled = true;
         socket.setTimeout(0);
         resolve({ status, headers, url: url.toString(), body: stream() });
         if (framing === 'none' || (framing === 'length' && remaining === 0)) finish();
-        else if (rest > 0) {
-          const tail = Buffer.from(head, 'latin1');
-          head = '';
-          body(tail, 0, tail.length);
-        }
+        else body(buf, at + from - prior, end);
         return;
       }
     };
@@ -196,11 +191,18 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: Number(url.port || 80),
       onread: {
-        buffer: Buffer.allocUnsafe(SOCKET_BUFFER_BYTES),
+        // Each read lands in the free part of the current batch.
+        buffer: () => {
+          if (!batch || BATCH_BYTES - batchUsed < MIN_READ_BYTES) {
+            batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+            batchUsed = 0;
+          }
+          return batch.subarray(batchUsed);
+        },
         callback: (n: number, buf: Uint8Array): boolean => {
-          const b = buf as Buffer;
-          if (!settled) onHead(b, 0, n);
-          else if (!ended && failure === undefined) body(b, 0, n);
+          batchUsed += n;
+          if (!settled) onHead(buf, 0, n);
+          else if (!ended && failure === undefined) body(buf, 0, n);
           if (queued >= READ_AHEAD_BYTES) {
             notify();
             paused = true;
@@ -229,11 +231,6 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
       return new ReadableStream<Uint8Array>({
         async pull(c) {
           while (queue.length === 0 && !ended && failure === undefined) {
-            // A partly filled batch is handed over rather than waiting for more.
-            if (batchFill > 0) {
-              flush();
-              break;
-            }
             let timer: ReturnType<typeof setTimeout> | undefined;
             await new Promise<void>((done) => {
               wake = done;
