@@ -165,6 +165,17 @@ describe('linux escape attempts', () => {
     expect(fs.readFileSync('/proc/sys/kernel/randomize_va_space', 'utf8').trim()).toBe(aslr);
   });
 
+  it('the host\'s device nodes in /dev work but their inodes cannot be changed, even by the container\'s root', async (ctx) => {
+    if (skipReason) return ctx.skip();
+    // chmod to the mode it has and touch -c: harmless to the host even if the protection were missing.
+    const before = fs.statSync('/dev/null');
+    const script = 'echo x > /dev/null && echo write=ok; head -c 3 /dev/zero | wc -c; for d in null zero full random urandom tty; do chmod 666 /dev/$d 2>/dev/null && echo chmod-$d; touch -c /dev/$d 2>/dev/null && echo touch-$d; chown 0 /dev/$d 2>/dev/null && echo chown-$d; done; echo done';
+    const r = await run(spec(script));
+    expect(r.stdout).toBe('write=ok\n3\ndone\n');
+    const after = fs.statSync('/dev/null');
+    expect([after.mode, after.uid, after.ctimeMs]).toEqual([before.mode, before.uid, before.ctimeMs]);
+  });
+
   it('the same as a non-root user', async (ctx) => {
     if (skipReason) return ctx.skip();
     if (!probeBinary) return ctx.skip('no C compiler to build the probe');

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { bwrapArgs, buildInvocation, planContainer, validatePlan, DOCKER_DEFAULT_CAPS, type PlanHost } from '../src/linux-backend/index.ts';
 import { helperInvocation, helperLine, overlayOptionSafe, USERNS_FD } from '../src/linux-backend/invocation.ts';
-import { SWITCH_PATH } from '../src/linux-backend/plan.ts';
+import { DEV_NODES, SWITCH_PATH } from '../src/linux-backend/plan.ts';
 import { isSandboxError } from '../src/errors.ts';
 import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
@@ -228,7 +228,8 @@ describe('bwrap invocation', () => {
     const root = helperInvocation('/bin/busybox', true);
     expect(root.writeMaps).toBe(true);
     expect(root.args.slice(0, 7)).toEqual(['unshare', '-U', '-m', '--propagation', 'private', '/bin/busybox', 'sh']);
-    expect(root.args.at(-1)).toContain('echo 0 > /proc/sys/user/max_user_namespaces && echo ok');
+    expect(root.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && '\/bin\/busybox' mount --bind \/dev\/null \/dev\/null && '\/bin\/busybox' mount -o remount,bind,ro \/dev\/null && .* && echo ok && while /);
+    for (const d of DEV_NODES) expect(root.args.at(-1)).toContain(`mount -o remount,bind,ro ${d} &&`);
     expect(root.args.join(' ')).not.toContain('eval');
     const user = helperInvocation('/bin/busybox', false);
     expect(user.writeMaps).toBe(false);
@@ -284,6 +285,30 @@ describe('identity-mapped user namespace (root)', () => {
     fails(() => validatePlan({ ...p, userSwitch: { ...p.userSwitch!, uid: 0 } }, h), 'INVALID_ARGUMENT', /uid switch must drop/);
     fails(() => validatePlan({ ...p, userSwitch: undefined }, h), 'INVALID_ARGUMENT', /needs a uid switch/);
     fails(() => validatePlan({ ...p, idMap: 'single' }, h), 'INVALID_ARGUMENT', /only for an identity-mapped/);
+  });
+});
+
+describe('the host\'s device nodes with root mapped (a root caller)', () => {
+  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount' };
+
+  it('are planned read-only and the plan is refused otherwise', () => {
+    expect(plan({}, host({ rootMapped: true })).hostDevNodes).toBe('read-only');
+    expect(plan({}, host()).hostDevNodes).toBe('as-is');
+    const h = host({ rootMapped: true });
+    fails(() => validatePlan({ ...planContainer(image, spec(), h, ID), hostDevNodes: 'as-is' }, h), 'INVALID_ARGUMENT', /device nodes must be read-only/);
+  });
+
+  it('so even a read-only root runs in the helper\'s mount namespace, or behind a prelude that binds them read-only', () => {
+    const h = host({ rootMapped: true });
+    const p = plan({ readOnlyRoot: true }, h);
+    const viaHelper = buildInvocation(p, { ...tools, busybox: '/bin/busybox' }, { privileged: true, cgroupProcs: [], helper: { mountNs: '/proc/9/ns/mnt' } });
+    expect([viaHelper.command, ...viaHelper.args.slice(0, 3)]).toEqual(['/bin/busybox', 'nsenter', '-m/proc/9/ns/mnt', '/usr/bin/bwrap']);
+    const legacy = buildInvocation(p, tools, { privileged: true, cgroupProcs: [] });
+    expect(legacy.command).toBe('/usr/bin/unshare');
+    expect(legacy.args.slice(0, 5)).toEqual(['--mount', '--propagation', 'private', '/bin/sh', '-c']);
+    expect(legacy.args[5]).toBe(`${DEV_NODES.map((d) => `'/bin/mount' --bind ${d} ${d} && '/bin/mount' -o remount,bind,ro ${d}`).join(' && ')} && exec '/usr/bin/bwrap' "$@"`);
+    // unprivileged, root is not mapped: a read-only root stays bwrap alone
+    expect(buildInvocation(plan({ readOnlyRoot: true }), tools, { privileged: false, cgroupProcs: [] }).command).toBe('/usr/bin/bwrap');
   });
 });
 

@@ -32,6 +32,11 @@ export interface LinuxBackendOptions {
   rootfsTree?: (image: Image) => Promise<DirInode | LayerTree>;
   /** Paths of the tools (default: looked up in PATH). */
   tools?: Partial<Tools>;
+  /**
+   * false: no namespace helper; every writable root is mounted by a per-container prelude and bwrap
+   * maps a single uid (what happens anyway without busybox). Default true.
+   */
+  namespaceHelper?: boolean;
 }
 
 interface HostCheck {
@@ -190,7 +195,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
   const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!).catch(() => undefined);
   const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
-    if (!h.tools?.busybox) return Promise.resolve(undefined);
+    if (!h.tools?.busybox || opts.namespaceHelper === false) return Promise.resolve(undefined);
     const p = (helper ??= startHelper(h));
     return p.then((x) => {
       if (!x || x.alive) return x;
@@ -256,6 +261,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       emptyDir: emptyHostDir(home),
       rootfsDir,
       containerDir,
+      rootMapped: h.privileged!,
       cgroups: h.cgroups!,
       resolveCommand: lookup.resolveCommand,
       statGuest: lookup.statGuest,
@@ -307,7 +313,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     const invocation = buildInvocation(plan, h.tools!, {
       privileged: h.privileged!,
       cgroupProcs: cgroups?.procs ?? [],
-      ...(mountedByHelper ? { helper: { mountNs: ns.mountNs, ...(h.privileged ? {} : { userNs: ns.userNs }) } } : {}),
+      ...(mountedByHelper || (ns && plan.hostDevNodes === 'read-only') ? { helper: { mountNs: ns!.mountNs, ...(h.privileged ? {} : { userNs: ns!.userNs }) } } : {}),
     });
     // What the guest wrote outlives its process so fs() can show it: at exit the container's directory
     // (minus overlay's work dir) moves from containers/ (running) to kept/ (exited), which is removed

@@ -4,7 +4,7 @@
  * the legacy `unshare … sh -c` prelude that mounts the overlay itself when no helper can run here.
  * Pure: the tools' paths and the helper's namespaces arrive as arguments.
  */
-import { SWITCH_PATH, type Plan } from './plan.ts';
+import { DEV_NODES, SWITCH_PATH, type Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
 export interface Tools {
@@ -105,7 +105,8 @@ export interface InvocationHost {
   cgroupProcs: string[];
   /**
    * The namespace helper, when one runs: the writable root is already mounted in its mount namespace,
-   * which the container enters with nsenter (its user namespace too when not root).
+   * which the container enters with nsenter (its user namespace too when not root). As root, the host's
+   * device nodes are read-only there (see DEV_NODES), so every container enters it.
    */
   helper?: { mountNs: string; userNs?: string };
 }
@@ -127,10 +128,11 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
   const joinCgroups = o.cgroupProcs.map((procs) => `echo $$ > ${shellQuote(procs)}`);
   const shell = tools.busybox ? [tools.busybox, 'sh'] : [tools.sh];
 
-  if (o.helper || !plan.root.writable) {
+  const devReadOnly = plan.hostDevNodes === 'read-only';
+  if (o.helper || (!plan.root.writable && !devReadOnly)) {
     let argv = [tools.bwrap, ...bwrap];
     if (joinCgroups.length) argv = [...shell, '-c', [...joinCgroups, 'exec "$0" "$@"'].join(' && '), ...argv];
-    if (plan.root.writable) {
+    if (plan.root.writable || devReadOnly) {
       const h = o.helper!;
       if (!tools.busybox) throw new Error('the namespace helper needs busybox');
       // (--preserve-credentials: the caller is root in the helper's user namespace already, and that
@@ -142,7 +144,8 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
 
   const lines = [...joinCgroups];
   const mount = tools.busybox ? `${shellQuote(tools.busybox)} mount` : shellQuote(tools.mount);
-  lines.push(`${mount} -t overlay -o ${shellQuote(overlayOptions(plan, !o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
+  if (devReadOnly) lines.push(readOnlyDevNodes(mount));
+  if (plan.root.writable) lines.push(`${mount} -t overlay -o ${shellQuote(overlayOptions(plan, !o.privileged))} wasmbox ${shellQuote(plan.root.merged!)}`);
   lines.push(`exec ${shellQuote(tools.bwrap)} "$@"`);
   const namespaces = o.privileged
     ? ['--mount', '--propagation', 'private']
@@ -164,7 +167,7 @@ export function helperInvocation(busybox: string, privileged: boolean): { comman
   const bb = shellQuote(busybox);
   const loop = `while IFS='|' read -r op a b; do case "$op" in m) ${bb} mount -t overlay -o "$a" wasmbox "$b";; u) ${bb} umount "$b";; *) exit 2;; esac; echo $?; done`;
   if (privileged) {
-    const main = `echo 0 > /proc/sys/user/max_user_namespaces && echo ok && ${loop}`;
+    const main = `echo 0 > /proc/sys/user/max_user_namespaces && ${readOnlyDevNodes(`${bb} mount`)} && echo ok && ${loop}`;
     return {
       command: busybox,
       args: ['unshare', '-U', '-m', '--propagation', 'private', busybox, 'sh', '-c', `echo u && read -r go && exec ${bb} sh -c "$0"`, main],
@@ -172,6 +175,11 @@ export function helperInvocation(busybox: string, privileged: boolean): { comman
     };
   }
   return { command: busybox, args: ['unshare', '-U', '-r', '-m', '--propagation', 'private', busybox, 'sh', '-c', `echo ok && ${loop}`], writeMaps: false };
+}
+
+/** Shell: each of the host's DEV_NODES becomes a read-only bind mount of itself (in a private mount namespace). */
+export function readOnlyDevNodes(mount: string): string {
+  return DEV_NODES.map((d) => `${mount} --bind ${d} ${d} && ${mount} -o remount,bind,ro ${d}`).join(' && ');
 }
 
 /** One request line for the helper; undefined when a field could break the line format. */

@@ -47,6 +47,15 @@ export interface CgroupSupport {
 export const PROC_READ_ONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 export const PROC_MASKED_FILES = ['/proc/kcore', '/proc/keys', '/proc/kmsg', '/proc/latency_stats', '/proc/sched_debug', '/proc/timer_list', '/proc/timer_stats'];
 export const PROC_MASKED_DIRS = ['/proc/acpi', '/proc/asound', '/proc/scsi'];
+/**
+ * The host's device nodes bwrap's --dev binds into the container's /dev. When the caller is root,
+ * root is mapped in the container's user namespace, so a container root with CAP_FOWNER/CAP_CHOWN
+ * could chmod, chown or touch the host's own /dev/null (found by trying `chmod 666 /dev/null`: it
+ * succeeded; `chmod 000` would break the host). So bwrap must take them from a mount namespace where
+ * they are read-only bind mounts: reading and writing the devices still work, metadata changes fail
+ * with EROFS, and bwrap's binds inherit the read-only flag (locked in the container's namespace).
+ */
+export const DEV_NODES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
 
 /**
  * How the container's user namespace maps ids:
@@ -75,6 +84,8 @@ export interface PlanHost {
   rootfsDir: string;
   /** Private directory of this container (overlay upper and work dirs). */
   containerDir: string;
+  /** The caller's root is mapped in the container's user namespace (a root caller): host inodes need protecting. */
+  rootMapped?: boolean;
   cgroups: CgroupSupport;
   /** argv[0] without a slash, looked up through PATH inside the root filesystem; undefined when absent. */
   resolveCommand(name: string, path: string): { path: string; executable: boolean } | undefined;
@@ -94,6 +105,8 @@ export interface Plan {
   hostname: string;
   namespaces: Namespaces;
   idMap: IdMapMode;
+  /** 'read-only': bwrap must run where DEV_NODES are read-only bind mounts (see DEV_NODES). */
+  hostDevNodes: 'read-only' | 'as-is';
   /** With an identity map and a non-root user: the exec that drops to uid/gid before the program runs. */
   userSwitch?: { binary: string; uid: number; gid: number };
   root: { lower: string; writable: boolean; upper?: string; work?: string; merged?: string };
@@ -193,6 +206,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     hostname: spec.hostname ?? id.slice(0, 12),
     namespaces: { user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true },
     idMap,
+    hostDevNodes: host.rootMapped ? 'read-only' : 'as-is',
     ...(idMap === 'identity' && (uid !== 0 || gid !== 0) ? { userSwitch: { binary: host.switcher!, uid, gid } } : {}),
     root,
     mounts,
@@ -211,8 +225,9 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
 }
 
 /** Rejects a plan that conflicts with itself or asks for what the host cannot enforce; returns it otherwise. */
-export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups'>): Plan {
+export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootMapped'>): Plan {
   const problems: string[] = [];
+  if (host.rootMapped && plan.hostDevNodes !== 'read-only') problems.push('with root mapped, the host\'s device nodes must be read-only in the container');
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(plan.hostname)) problems.push(`invalid hostname ${JSON.stringify(plan.hostname)}`);
   if (!isAbsoluteNormal(plan.cwd)) problems.push(`working directory must be absolute: ${plan.cwd}`);
   if (!plan.argv[0]) problems.push('empty argv');
