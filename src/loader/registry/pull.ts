@@ -56,22 +56,29 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
   const download = (d: Pick<Descriptor, 'digest' | 'size'>): Promise<void> => {
     let p = downloads.get(d.digest);
     if (p) return p;
-    p = slots(async () => {
-      if (failed) throw new SandboxError('INVALID_STATE', 'pull abandoned');
-      if (await tx.has(d.digest)) {
-        o.onProgress?.({ type: 'skip', digest: d.digest, size: d.size, reason: 'exists' });
-        return;
-      }
-      o.onProgress?.({ type: 'start', digest: d.digest, size: d.size, what: 'layer' });
-      const body = stoppable(await core.fetch(d as Descriptor));
-      inFlight.add(body.stop);
+    p = (async () => {
+      // A slot bounds the downloads on the wire: it is given back once the body has arrived, while the
+      // store still flushes the blob to disk, so the next layer's download starts meanwhile.
+      const release = await slots();
       try {
-        await tx.put(counting(body.stream, d.digest, d.size, o.onProgress), d);
+        if (failed) throw new SandboxError('INVALID_STATE', 'pull abandoned');
+        if (await tx.has(d.digest)) {
+          o.onProgress?.({ type: 'skip', digest: d.digest, size: d.size, reason: 'exists' });
+          return;
+        }
+        o.onProgress?.({ type: 'start', digest: d.digest, size: d.size, what: 'layer' });
+        const body = stoppable(await core.fetch(d as Descriptor), release);
+        inFlight.add(body.stop);
+        try {
+          await tx.put(counting(body.stream, d.digest, d.size, o.onProgress), d);
+        } finally {
+          inFlight.delete(body.stop);
+        }
+        o.onProgress?.({ type: 'done', digest: d.digest, size: d.size });
       } finally {
-        inFlight.delete(body.stop);
+        release();
       }
-      o.onProgress?.({ type: 'done', digest: d.digest, size: d.size });
-    });
+    })();
     p.catch(() => {});
     downloads.set(d.digest, p);
     return p;
@@ -119,8 +126,11 @@ export async function pullImage(store: LayoutStore, reference: string | Registry
   }
 }
 
-/** A stream that can be made to fail from outside while its reader waits (the download is cancelled). */
-function stoppable(input: ReadableStream<Uint8Array>): { stream: ReadableStream<Uint8Array>; stop(reason: unknown): void } {
+/**
+ * A stream that can be made to fail from outside while its reader waits (the download is cancelled);
+ * `ended` is called once the input is done or has failed.
+ */
+function stoppable(input: ReadableStream<Uint8Array>, ended: () => void): { stream: ReadableStream<Uint8Array>; stop(reason: unknown): void } {
   const reader = input.getReader();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({
@@ -128,11 +138,22 @@ function stoppable(input: ReadableStream<Uint8Array>): { stream: ReadableStream<
       controller = c;
     },
     async pull(c) {
-      const { done, value } = await reader.read();
-      if (done) c.close();
-      else c.enqueue(value);
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        ended();
+        throw e;
+      }
+      if (r.done) {
+        ended();
+        c.close();
+      } else c.enqueue(r.value);
     },
-    cancel: (reason) => reader.cancel(reason).catch(() => {}),
+    cancel: (reason) => {
+      ended();
+      return reader.cancel(reason).catch(() => {});
+    },
   }, { highWaterMark: 0 });
   return {
     stream,
@@ -158,19 +179,20 @@ function layersOf(bytes: Uint8Array): Array<Pick<Descriptor, 'digest' | 'size'>>
   }
 }
 
-/** Runs at most `limit` tasks at a time, in the order they were asked for. */
-function semaphore(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+/** At most `limit` holders at a time, served in the order they asked; `release` may be called more than once. */
+function semaphore(limit: number): () => Promise<() => void> {
   let running = 0;
   const waiting: Array<() => void> = [];
-  return async (task) => {
+  return async () => {
     if (running >= limit) await new Promise<void>((r) => waiting.push(r));
     else running++;
-    try {
-      return await task();
-    } finally {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       const next = waiting.shift();
       if (next) next();
       else running--;
-    }
+    };
   };
 }
