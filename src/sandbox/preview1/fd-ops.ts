@@ -44,7 +44,7 @@ function readInto(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, po
   for (let i = 0; i < count; i++) {
     const want = lens[i]!;
     if (want === 0) continue;
-    const got = f.vfs.read(f.handle, ctx.mem.bytes(ptrs[i]!, want), pos);
+    const got = f.vfs.read(f.handle, ctx.mem.ioView(ptrs[i]!, want), pos);
     pos += got;
     done += got;
     if (got < want) break;
@@ -81,7 +81,7 @@ function writeFrom(ctx: Context, e: FdEntry, iovsPtr: number, iovsLen: number, p
   for (let i = 0; i < count; i++) {
     const want = lens[i]!;
     if (want === 0) continue;
-    const put = f.vfs.write(f.handle, ctx.mem.bytes(ptrs[i]!, want), pos);
+    const put = f.vfs.write(f.handle, ctx.mem.ioView(ptrs[i]!, want), pos);
     pos += put;
     done += put;
     if (put < want) break;

@@ -17,6 +17,11 @@ export class GuestMemory {
   #shared = false;
   #u8 = new Uint8Array(0);
   #dv = new DataView(new ArrayBuffer(0));
+  /** The last two ioView() ranges and their views (dropped when the buffer changes). */
+  #ioPtr = [-1, -1];
+  #ioLen = [-1, -1];
+  #ioViews = [new Uint8Array(0), new Uint8Array(0)];
+  #ioNext = 0;
   /** Char-code arrays by length for short ASCII strings, reused (one fromCharCode.apply, no garbage). */
   readonly #codes: number[][] = [];
 
@@ -44,6 +49,7 @@ export class GuestMemory {
     const buf = m.buffer;
     if (buf !== this.#buffer) {
       this.#buffer = buf;
+      this.#ioPtr[0] = this.#ioPtr[1] = -1;
       this.#shared = !(buf instanceof ArrayBuffer);
       this.#u8 = new Uint8Array(buf);
       this.#dv = new DataView(buf);
@@ -71,6 +77,27 @@ export class GuestMemory {
   bytes(ptr: number, len: number): Uint8Array {
     const p = this.check(ptr, len);
     return this.#u8.subarray(p, p + (len >>> 0));
+  }
+
+  /**
+   * bytes(ptr, len) for the buffers of one I/O call. Guests read and write through the same few
+   * buffers (stdio's, a stack array), so the views of the last two ranges are kept and handed out
+   * again; the callee must not keep a view past the call (a Vfs copies what it is given).
+   */
+  ioView(ptr: number, len: number): Uint8Array {
+    const p = this.check(ptr, len);
+    const n = len >>> 0;
+    const ptrs = this.#ioPtr;
+    const lens = this.#ioLen;
+    if (ptrs[0] === p && lens[0] === n) return this.#ioViews[0]!;
+    if (ptrs[1] === p && lens[1] === n) return this.#ioViews[1]!;
+    const k = this.#ioNext;
+    this.#ioNext = k ^ 1;
+    const view = this.#u8.subarray(p, p + n);
+    ptrs[k] = p;
+    lens[k] = n;
+    this.#ioViews[k] = view;
+    return view;
   }
 
   u8At(ptr: number): number {
