@@ -5,9 +5,12 @@
 //    and --read-only) / plain `bwrap` with the same namespaces on the same materialised rootfs,
 //    both spawned from this process (target <= 1.5). crun on the same rootfs as a second peer.
 // 2. `wasmbox run oci:DIR true` as a whole CLI process / `node -e 0` (target <= 1.3).
-// 3. podman run --rm, where podman is installed.
+// 3. `podman run --rm --network none` of the same image (loaded into a podman store of its own, in a
+//    temp dir), where podman is installed: runc with a containers.conf of its own (CONTAINERS_CONF),
+//    because crun refuses this host's hybrid cgroup layout and the default ulimits exceed its hard limits.
+// Every figure is a median with its interquartile range (q1-q3) over interleaved rounds.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -38,7 +41,10 @@ await build({
 const { createLinuxBackend, buildBusyboxImage, openOciDir } = await import(pathToFileURL(bundle).href);
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(s.length * q))]; };
 const fmt = (ms) => `${ms.toFixed(2)} ms`;
+const spread = { };
+const fmtSpread = (k) => (spread[k] ? ` [${spread[k][0].toFixed(1)}-${spread[k][1].toFixed(1)}]` : '');
 async function timeIt(fn, reps = RUNS) {
   await fn(); // warm
   const times = [];
@@ -95,6 +101,7 @@ async function interleaved(variants, reps = RUNS) {
       times[k].push(performance.now() - t0);
     }
   }
+  for (const [k, v] of Object.entries(times)) spread[k] = [quantile(v, 0.25), quantile(v, 0.75)];
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 const results = await interleaved({
@@ -102,9 +109,9 @@ const results = await interleaved({
   api: () => apiRun(),
   apiReadOnly: () => apiRun({ readOnlyRoot: true }),
 });
-console.log(`plain bwrap, same namespaces, same rootfs (ro):      ${fmt(results.bwrap)}`);
-console.log(`API, writable root (overlay + seccomp + caps):       ${fmt(results.api)}   ratio ${(results.api / results.bwrap).toFixed(2)} (target <= 1.5)`);
-console.log(`API, --read-only root:                               ${fmt(results.apiReadOnly)}   ratio ${(results.apiReadOnly / results.bwrap).toFixed(2)}`);
+console.log(`plain bwrap, same namespaces, same rootfs (ro):      ${fmt(results.bwrap)}${fmtSpread('bwrap')}`);
+console.log(`API, writable root (overlay + seccomp + caps):       ${fmt(results.api)}${fmtSpread('api')}   ratio ${(results.api / results.bwrap).toFixed(2)} (target <= 1.5)`);
+console.log(`API, --read-only root:                               ${fmt(results.apiReadOnly)}${fmtSpread('apiReadOnly')}   ratio ${(results.apiReadOnly / results.bwrap).toFixed(2)}`);
 
 // crun on the same rootfs (rootless spec as crun generates it, then our rootfs and args)
 if (spawnSync('crun', ['--version']).status === 0) {
@@ -132,16 +139,16 @@ if (spawnSync('crun', ['--version']).status === 0) {
 }
 
 // The CLI as a whole process vs node -e 0
-const cli = join(root, 'bin', 'wasmbox.mjs');
-if (existsSync(join(root, 'dist', 'cli.js'))) {
+const cli = ['wasmbox.cjs', 'wasmbox.mjs'].map((n) => join(root, 'bin', n)).find(existsSync);
+if (cli && ['cli.cjs', 'cli.js'].some((n) => existsSync(join(root, 'dist', n)))) {
   const env = { ...process.env, WASMBOX_HOME: join(work, 'cli-home') };
   try {
     Object.assign(results, await interleaved({
       node: () => runChild(process.execPath, ['-e', '0']),
       cli: () => runChild(process.execPath, [cli, 'run', `oci:${ociDir}`, 'true'], { env }),
     }, CLI_RUNS));
-    console.log(`node -e 0:                                           ${fmt(results.node)}`);
-    console.log(`wasmbox run oci:DIR true (CLI process):              ${fmt(results.cli)}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3)`);
+    console.log(`node -e 0:                                           ${fmt(results.node)}${fmtSpread('node')}`);
+    console.log(`wasmbox run oci:DIR true (CLI process):              ${fmt(results.cli)}${fmtSpread('cli')}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3)`);
   } catch (e) {
     console.log(`CLI: failed (${e.message.split('\n')[0]})`);
   }
@@ -150,8 +157,45 @@ if (existsSync(join(root, 'dist', 'cli.js'))) {
 }
 
 if (spawnSync('podman', ['--version']).status === 0) {
-  console.log('podman: installed, but this bench does not import the image into podman; not measured');
+  await podmanPeer();
 } else {
-  console.log('podman: not installed here (DESIGN.md reference: podman run --rm busybox true 161 ms)');
+  console.log('podman: not installed here');
+}
+
+/** `podman run --rm` of the same image against the API's writable root, in a podman store of its own. */
+async function podmanPeer() {
+  const dir = join(work, 'podman');
+  mkdirSync(dir);
+  const runtime = spawnSync('runc', ['--version']).status === 0 ? 'runc' : 'crun';
+  const conf = join(dir, 'containers.conf');
+  writeFileSync(conf, [
+    '[containers]',
+    // podman's default nofile/nproc limits are above this host's hard limits: setrlimit fails in the runtime
+    'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+    '[engine]',
+    `runtime = "${runtime}"`,
+    'cgroup_manager = "cgroupfs"',
+    'events_logger = "none"',
+    '',
+  ].join('\n'));
+  const env = { ...process.env, CONTAINERS_CONF: conf };
+  const base = ['--root', join(dir, 'storage'), '--runroot', join(dir, 'run')];
+  // podman names the image after the directory, which must be lowercase
+  const imageDir = join(tmpdir(), `wasmbox-bench-podman-${process.pid}`);
+  cpSync(ociDir, imageDir, { recursive: true });
+  const pulled = spawnSync('podman', [...base, 'pull', '-q', `oci:${imageDir}`], { env, encoding: 'utf8' });
+  rmSync(imageDir, { recursive: true, force: true });
+  const id = pulled.stdout.trim().split('\n').pop();
+  try {
+    if (pulled.status !== 0 || !id) throw new Error(`podman pull oci:DIR failed: ${pulled.stderr.trim()}`);
+    const podman = () => runChild('podman', [...base, 'run', '--rm', '--network', 'none', id, '/bin/true'], { env });
+    await podman();
+    Object.assign(results, await interleaved({ podmanApi: () => apiRun(), podman }, quick ? 5 : 11));
+    console.log(`podman run --rm --network none (${runtime}, own store): ${fmt(results.podman)}${fmtSpread('podman')}   API / podman ${(results.podmanApi / results.podman).toFixed(3)} (API ${fmt(results.podmanApi)} in the same rounds)`);
+  } catch (e) {
+    console.log(`podman (${runtime}): does not run here: ${e.message.split('\n').filter(Boolean).slice(-1)[0]?.trim()}`);
+  } finally {
+    spawnSync('podman', [...base, 'system', 'reset', '--force'], { env, stdio: 'ignore' });
+  }
 }
 rmSync(work, { recursive: true, force: true });

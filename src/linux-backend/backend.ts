@@ -331,11 +331,15 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
         if (!plan.root.writable) return undefined;
         let dir = keptDir;
         try {
-          fs.mkdirSync(path.dirname(keptDir), { recursive: true, mode: 0o700 });
           // (allowed while the overlay is still mounted in the helper's namespace: the mount moves along)
           fs.renameSync(containerDir, keptDir);
         } catch {
-          dir = containerDir;
+          try {
+            fs.mkdirSync(path.dirname(keptDir), { recursive: true, mode: 0o700 });
+            fs.renameSync(containerDir, keptDir);
+          } catch {
+            dir = containerDir;
+          }
         }
         return (async () => {
           if (mountedByHelper) await ns.unmount(path.join(dir, 'merged')).catch(() => { /* the helper is gone, and its mounts with it */ });

@@ -19,14 +19,21 @@ export interface RootDirs {
 }
 
 /** A fresh container directory: owner-only, the upper world-readable (it becomes the container's /). */
-export function makeRootDirs(home: string, id = randomBytes(32).toString('hex'), kind: 'containers' | 'spares' = 'containers'): RootDirs {
-  const dir = path.join(home, 'linux', kind, id);
+export function makeRootDirs(home: string, id = randomBytes(32).toString('hex')): RootDirs {
+  const dir = path.join(home, 'linux', 'containers', id);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(dir, d), { mode: 0o700 });
   fs.chmodSync(path.join(dir, 'upper'), 0o755);
   // (the owner's pid: a later backend removes directories whose owner died)
   fs.writeFileSync(path.join(dir, 'owner'), String(process.pid));
   return { id, dir };
+}
+
+async function makeRootDirsAsync(dir: string): Promise<void> {
+  await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  await Promise.all(['upper', 'work', 'merged'].map((d) => fs.promises.mkdir(path.join(dir, d), { mode: 0o700 })));
+  await fs.promises.chmod(path.join(dir, 'upper'), 0o755);
+  await fs.promises.writeFile(path.join(dir, 'owner'), String(process.pid));
 }
 
 export function rootOverlayOptions(lower: string, dir: string): string {
@@ -68,19 +75,20 @@ export class SpareRoots {
     return { id: spare.root.id, dir };
   }
 
-  /** Mounts the next root of this image in the background, unless one is there already. */
+  /**
+   * Mounts the next root of this image in the background, unless one is there already. Nothing here
+   * blocks: the directories are made on libuv's thread pool, then the helper mounts.
+   */
   prepare(helper: NamespaceHelper, lower: string): void {
     if (this.#spares.has(lower) || !helper.alive) return;
-    let root: RootDirs;
-    try {
-      root = makeRootDirs(this.#home, undefined, 'spares');
-    } catch {
-      return;
-    }
-    const mounted = helper.mount(rootOverlayOptions(lower, root.dir), path.join(root.dir, 'merged')).then(() => true, () => {
-      removeTree(root.dir);
-      return false;
-    });
+    const id = randomBytes(32).toString('hex');
+    const root = { id, dir: path.join(this.#home, 'linux', 'spares', id) };
+    const mounted = makeRootDirsAsync(root.dir)
+      .then(() => helper.mount(rootOverlayOptions(lower, root.dir), path.join(root.dir, 'merged')))
+      .then(() => true, () => {
+        removeTree(root.dir);
+        return false;
+      });
     if (this.#spares.size === 0) process.on('exit', this.#onExit);
     this.#spares.set(lower, { helper, root, mounted });
   }
