@@ -7,8 +7,6 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { SandboxError } from '../errors.ts';
-import { LayerCache } from '../fs/layer-cache.ts';
-import { buildRootfs } from '../fs/rootfs.ts';
 import type { DirInode } from '../fs/inode.ts';
 import type { LayerTree } from '../fs/layer-tree.ts';
 import type { Digest } from '../loader/digest.ts';
@@ -210,8 +208,12 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     }
     return host;
   };
-  // Default: a cache per build, so the in-memory trees are dropped once the image is on disk.
-  const rootfsTree = opts.rootfsTree ?? (async (image: Image) => (await buildRootfs(image, new LayerCache())) ?? emptyDir());
+  // Default: a cache per build, so the in-memory trees are dropped once the image is on disk. Loaded
+  // only when an image is materialised for the first time (tar parsing is not on the run path).
+  const rootfsTree = opts.rootfsTree ?? (async (image: Image) => {
+    const [{ buildRootfs }, { LayerCache }] = await Promise.all([import('../fs/rootfs.ts'), import('../fs/layer-cache.ts')]);
+    return (await buildRootfs(image, new LayerCache())) ?? emptyDir();
+  });
 
   async function probe(image: Image): Promise<ProbeResult> {
     if (image.kind !== 'linux' || image.platform.os !== 'linux') return { ok: false, reason: `not a Linux image (${image.kind})` };
