@@ -2,17 +2,12 @@
 // Pull and push of a ~50 MB image through the loopback docker-registry: `wasmbox pull` / `wasmbox push`
 // (whole CLI processes) against `skopeo copy` doing the same copy, interleaved in the same run.
 //   node build.mjs && node bench/registry.mjs [--quick]
-// Pull: wasmbox pull into a fresh store (verifies digests and diff_ids, builds the filesystem once to reject
-// unsafe layers) vs `skopeo copy docker://REG/bench:1 oci:DIR:x` (verifies digests). Push: from a store /
-// an OCI layout holding the image to a fresh registry each round (no blob already there, no mount).
-// Target: ratio <= 1.0.
-//
-// Last figures (2026-11-30 05:20 UTC, shared 2-core machine, load average ~4, Node 20; medians of 5 rounds):
-// | pull, 50.2 MiB in 4 gzip layers | wasmbox pull 1829 ms | skopeo copy 500 ms | 3.65 (missed) |
-// | push, same image                | wasmbox push 1323 ms | skopeo copy 920 ms | 1.44 (missed) |
-// | pullImage in-process            | 1046 ms (2.09x)      | without diff_id checks 564 ms (1.13x) |
-// Where the pull time goes: CLI start-up and undici's first fetch (~0.3-0.5 s; skopeo starts in ~20 ms), and
-// checking diff_ids (gunzip + sha256 of 100 MiB uncompressed, which skopeo does not do).
+// Pull: `wasmbox pull` into a fresh store (each blob's size and digest verified as it streams in; diff_ids are
+// checked when a layer is unpacked, as containerd does) vs `skopeo copy docker://REG/bench:1 oci:DIR:x` (verifies
+// digests). Push: from a store / an OCI layout holding the image to a fresh registry each round (no blob already
+// there, no mount). In-process rows: pullImage / pushImage from dist/index.js in this process. Also timed each
+// round: `node -e 0` and `wasmbox --version` (what any CLI command costs before its work). Target: ratio <= 1.0.
+// Figures and where the time goes: bench/README.md (Registry pull and push).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
