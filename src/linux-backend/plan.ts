@@ -52,8 +52,8 @@ export const PROC_MASKED_DIRS = ['/proc/acpi', '/proc/asound', '/proc/scsi'];
  * root is mapped in the container's user namespace, so a container root with CAP_FOWNER/CAP_CHOWN
  * could chmod, chown or touch the host's own /dev/null (found by trying `chmod 666 /dev/null`: it
  * succeeded; `chmod 000` would break the host). So bwrap must take them from a mount namespace where
- * they are read-only bind mounts: reading and writing the devices still work, metadata changes fail
- * with EROFS, and bwrap's binds inherit the read-only flag (locked in the container's namespace).
+ * /dev is a read-only bind mount: reading and writing the devices still work, metadata changes fail
+ * with EROFS, and bwrap's binds inherit the read-only flag (and mount() is refused in the container).
  */
 export const DEV_NODES = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
 
