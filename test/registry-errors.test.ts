@@ -15,6 +15,7 @@ import { staticCredentials } from '../src/loader/registry/credentials.ts';
 import { LayoutStore } from '../src/loader/store/layout-store.ts';
 import { loadImage } from '../src/loader/store/load.ts';
 import { Layout, tagged } from './helpers/image-fixtures.ts';
+import { buildBusyboxImage, busyboxAvailable } from './helpers/linux-images.ts';
 import { ensureBuilt, haveRegistry, listing, removeRegistry, startRegistry, wasmbox, type TestRegistry } from './helpers/registry.ts';
 
 const images = join(import.meta.dirname, '..', 'images');
@@ -70,14 +71,14 @@ class FakeRegistry {
   }
 
   /** Serves the image of `store` named `name` as demo/hello:latest. */
-  async serve(store: LayoutStore, name: string): Promise<{ manifest: string; config: string; layers: string[] }> {
+  async serve(store: LayoutStore, name: string, tag = 'latest'): Promise<{ manifest: string; config: string; layers: string[] }> {
     const [img] = await store.get(name);
     const d = img!.descriptor;
     const bytes = await store.readBytes(d);
     const manifest = JSON.parse(new TextDecoder().decode(bytes)) as { config: { digest: string; mediaType: string; size: number }; layers: Array<{ digest: string; mediaType: string; size: number }> };
     this.blobs.set(d.digest, { type: d.mediaType, bytes });
     for (const b of [manifest.config, ...manifest.layers]) this.blobs.set(b.digest, { type: 'application/octet-stream', bytes: await store.readBytes(b as never) });
-    this.tags.set('latest', d.digest);
+    this.tags.set(tag, d.digest);
     return { manifest: d.digest, config: manifest.config.digest, layers: manifest.layers.map((l) => l.digest) };
   }
 }
@@ -181,6 +182,29 @@ describe('registry failures against a fake registry (node:http)', () => {
     const e = await r.image.layers[0]!.open().then(async (s) => { await new Response(s).arrayBuffer(); }).catch((x: unknown) => x);
     expect(isSandboxError(e) && e.code).toBe('DIGEST_MISMATCH');
   });
+
+  it('a Linux image whose diff_id lies: run fails with DIGEST_MISMATCH, exit 125, and nothing is materialised', async (ctx) => {
+    const skip = busyboxAvailable();
+    if (skip) return ctx.skip();
+    const linuxSource = await freshStore('linux-source');
+    await loadImage(linuxSource, `oci:${await buildBusyboxImage(join(dir, 'busybox'))}`, { names: ['busybox:latest'] });
+    const tag = tamperDiffId(fake, await fake.serve(linuxSource, 'busybox:latest', 'busybox'), 'busybox-baddiff');
+    const store = await freshStore('linux-baddiff');
+    const r = await pullImage(store, `${fake.host}/demo/hello:${tag}`, { retries: 0 });
+    expect(r.image.kind).toBe('linux');
+    const before = listing(store.dir);
+    const run = await wasmbox(store.dir, ['run', `${fake.host}/demo/hello:${tag}`, 'true']);
+    expect(run.status).toBe(125);
+    expect(run.stderr).toMatch(/diff_id/);
+    const after = listing(store.dir);
+    // No materialised layer (linux/layers/<chainID>) nor a temporary directory of one; the store as it was.
+    expect(after.filter((l) => l.startsWith('linux/layers'))).toEqual([]);
+    expect(after.filter((l) => !l.startsWith('linux/'))).toEqual(before);
+    // The same image with its true diff_id runs, and that is what leaves a materialised layer.
+    const good = await wasmbox(store.dir, ['run', `${fake.host}/demo/hello:busybox`, 'true']);
+    expect(good.status, good.stderr).toBe(0);
+    expect(listing(store.dir).some((l) => l.startsWith('linux/layers/'))).toBe(true);
+  }, 60_000);
 
   it('a manifest asked for by digest whose bytes differ: DIGEST_MISMATCH', async () => {
     const other = '0'.repeat(64);
