@@ -18,7 +18,7 @@ import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from '
 import { NamespaceHelper } from './helper.ts';
 import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
 import { FinalFs, KeptDirs, listMerged } from './final-fs.ts';
-import { ensureMaterialised, removeTree } from './materialise.ts';
+import { ensureMaterialised, removeTree, removeTreeAsync } from './materialise.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import type { SeccompArch } from './syscalls.ts';
@@ -345,7 +345,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
         }
         return (async () => {
           if (mountedByHelper) await ns.unmount(path.join(dir, 'merged')).catch(() => { /* the helper is gone, and its mounts with it */ });
-          removeTree(path.join(dir, 'work'));
+          await removeTreeAsync(path.join(dir, 'work'));
           if (dir === containerDir) kept.release(id);
         })();
       },
