@@ -1,10 +1,9 @@
-// The registry client's HTTP on Node: node:http/https with a keep-alive agent per client (plain-HTTP GETs go
-// through raw-http.ts). Response bodies
-// arrive as the socket delivers them and are handed on in batches (what came in while the consumer wrote
-// the previous batch to disk), so a 50 MB layer is a few dozen stream reads, not thousands; request bodies
-// stream from their source with back-pressure. Core code reaches this through `#host/http`.
-import * as http from 'node:http';
-import * as https from 'node:https';
+// The registry client's HTTP on Node: plain-HTTP GETs through raw-http.ts, the rest over node:http/https
+// with a keep-alive agent per client, loaded on first use (node:https costs ~15 ms to load, and a loopback
+// pull needs neither). Response bodies arrive as the socket delivers them and are handed on in batches
+// (what came in while the consumer wrote the previous batch to disk); request bodies stream from their
+// source with back-pressure. Core code reaches this through `#host/http`.
+import type * as http from 'node:http';
 import type { HttpBody, HttpRequest, HttpResponse, HttpTransport } from '../../loader/registry/transport.ts';
 import { rawGet } from './raw-http.ts';
 
@@ -13,23 +12,31 @@ const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 /** A body this small is drained on cancel, so its kept-alive connection can be reused. */
 const DRAIN_ON_CANCEL_BYTES = 64 * 1024;
 
+interface Client {
+  agent: http.Agent;
+  request: typeof http.request;
+}
+
 export function hostTransport(): HttpTransport | undefined {
-  const agents = {
-    'http:': new http.Agent({ keepAlive: true }),
-    'https:': new https.Agent({ keepAlive: true }),
+  const clients = new Map<string, Promise<Client>>();
+  const clientFor = (protocol: string): Promise<Client> => {
+    let c = clients.get(protocol);
+    if (!c) {
+      c = (protocol === 'https:' ? import('node:https') : import('node:http')).then((m) => ({ agent: new m.Agent({ keepAlive: true }), request: m.request }));
+      clients.set(protocol, c);
+    }
+    return c;
   };
   return {
     streamsBodies: true,
     close() {
-      agents['http:'].destroy();
-      agents['https:'].destroy();
+      for (const c of clients.values()) void c.then((x) => x.agent.destroy());
     },
-    request(url, r) {
+    async request(url, r) {
       const u = new URL(url);
       // Plain-HTTP GETs (loopback registries, blobs above all) take the lean path; see raw-http.ts.
       if (u.protocol === 'http:' && r.method === 'GET' && !r.body) return rawGet(u, r);
-      const agent = u.protocol === 'https:' ? agents['https:'] : agents['http:'];
-      const send = u.protocol === 'https:' ? https.request : http.request;
+      const { agent, request: send } = await clientFor(u.protocol);
       return new Promise<HttpResponse>((resolve, reject) => {
         const headers: Record<string, string> = { ...r.headers };
         if (r.body) headers['content-length'] = String(r.body instanceof Uint8Array ? r.body.byteLength : r.body.size);
