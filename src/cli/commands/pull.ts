@@ -7,10 +7,11 @@ export interface RegistryFlags {
   timeout?: string;
 }
 
-/** Client options from the flags every registry command takes. */
-export async function clientOptions(flags: RegistryFlags, store: { dir: string }): Promise<{ home: string; insecure: boolean; timeoutMs?: number; credentials: import('../../loader/registry/credentials.ts').CredentialProvider }> {
+/** Client options from the flags every registry command takes; credentials are read next to the store when asked for. */
+export async function clientOptions(flags: RegistryFlags, store: { dir: string } | Promise<{ dir: string }>): Promise<{ insecure: boolean; timeoutMs?: number; credentials: import('../../loader/registry/credentials.ts').CredentialProvider }> {
   const { hostCredentials } = await import('#host/credentials');
-  const out: Awaited<ReturnType<typeof clientOptions>> = { home: store.dir, insecure: flags.insecure ?? false, credentials: hostCredentials(store.dir) };
+  const credentials = { get: async (registry: string) => hostCredentials((await store).dir).get(registry) };
+  const out: Awaited<ReturnType<typeof clientOptions>> = { insecure: flags.insecure ?? false, credentials };
   if (flags.timeout !== undefined) {
     const { parseDuration } = await import('../../runtime/spec.ts');
     out.timeoutMs = parseDuration(flags.timeout);
@@ -81,14 +82,16 @@ export function register(program: Command): void {
     .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
     .option('--timeout <duration>', 'time allowed for each registry response or read (default 30s)')
     .action(async (refText: string, o: RegistryFlags & { platform?: string; quiet?: boolean }, cmd: Command) => {
-      // Digests, sizes and every layer's diff_id are checked before anything is stored; unsafe tar entries
-      // are refused when the filesystem is built (run, export), as docker does when it extracts.
+      // Each blob's size and digest are checked as it streams into the store; a layer's diff_id and its tar
+      // entries when it is unpacked (run, export, save), as containerd does.
       const [{ pullImage }, { parseRegistryRef, formatRegistryRef }] = await Promise.all([
         import('../../loader/registry/pull.ts'),
         import('../../loader/registry/reference.ts'),
       ]);
       const ref = parseRegistryRef(refText);
-      const store = await storeFor(cmd);
+      // The store opens (a fresh one writes its layout files) while the manifest is asked for.
+      const store = storeFor(cmd);
+      store.catch(() => {});
       const client = await clientOptions(o, store);
       if (!o.quiet) print(`${ref.tag ?? ref.digest}: Pulling from ${ref.repository}`);
       const progress = await progressReporter('pull', o.quiet ?? false);

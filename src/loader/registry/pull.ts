@@ -38,13 +38,14 @@ export interface PullResult {
  * the store (in parallel), all through openImage's verifying streams into one load transaction, published
  * under `REGISTRY/REPO:TAG` only when everything checked out. A failure leaves the store as it was.
  */
-export async function pullImage(store: LayoutStore, reference: string | RegistryRef, o: PullOptions = {}): Promise<PullResult> {
+export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStore>, reference: string | RegistryRef, o: PullOptions = {}): Promise<PullResult> {
   const ref = typeof reference === 'string' ? parseRegistryRef(reference) : reference;
   const client = o.client ?? new RegistryClient(ref.registry, o);
   const core = registrySource(client, ref.repository, o.limits?.maxManifestBytes !== undefined ? { maxManifestBytes: o.limits.maxManifestBytes } : {});
-  // The manifest is asked for while the store transaction is prepared.
+  // The manifest is asked for while the store (given as a promise: while it opens) prepares the transaction.
   const resolving = core.resolve(ref);
   resolving.catch(() => {});
+  const store = await storeOrOpening;
   const tx = await store.beginLoad();
   const slots = semaphore(o.concurrency ?? 3);
   // Each blob is downloaded once, whole, into the transaction; openImage then reads it from there
