@@ -130,6 +130,20 @@ describe('registry failures against a fake registry (node:http)', () => {
     expect(accept).toBeDefined();
   });
 
+  it('a store still opening: layers are requested at once, then skipped if the store has them; a store that fails to open fails the pull', async () => {
+    const store = await freshStore('opening');
+    await pullImage(store, `${fake.host}/demo/hello`, { retries: 0 });
+    const before = listing(store.dir);
+    const events: string[] = [];
+    const later = new Promise<LayoutStore>((r) => setTimeout(() => r(store), 200));
+    const r = await pullImage(later, `${fake.host}/demo/hello`, { retries: 0, onProgress: (e) => events.push(`${e.type} ${e.digest}`) });
+    expect(r.image.digest).toBe(served.manifest);
+    for (const l of served.layers) expect(events).toContain(`skip ${l}`);
+    expect(listing(store.dir)).toEqual(before);
+    const broken = Promise.reject(new Error('cannot open the store'));
+    await expect(pullImage(broken, `${fake.host}/demo/hello`, { retries: 0 })).rejects.toThrow('cannot open the store');
+  });
+
   it('404 for a tag: NOT_FOUND with the registry message; CLI exit 125; store untouched', async () => {
     const store = await freshStore('404');
     const before = listing(store.dir);

@@ -5,6 +5,7 @@ import { MANIFEST_TYPES } from '../media-types.ts';
 import { openImage, type OpenImageLimits } from '../open-image.ts';
 import type { Image } from '../source.ts';
 import type { LayoutStore, StoredImage } from '../store/layout-store.ts';
+import type { LoadTransaction } from '../store/transaction.ts';
 import { storeSource } from '../store/store-source.ts';
 import type { Descriptor, Platform } from '../types.ts';
 import type { SourceCore } from '../source.ts';
@@ -45,8 +46,12 @@ export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStor
   // The manifest is asked for while the store (given as a promise: while it opens) prepares the transaction.
   const resolving = core.resolve(ref);
   resolving.catch(() => {});
-  const store = await storeOrOpening;
-  const tx = await store.beginLoad();
+  const opening = (async () => {
+    const store = await storeOrOpening;
+    return { store, tx: await store.beginLoad() };
+  })();
+  let ready = false;
+  opening.then(() => { ready = true; }, () => {});
   const slots = semaphore(o.concurrency ?? 3);
   // Each blob is downloaded once, whole, into the transaction; openImage then reads it from there
   // (it peeks into layers to tell a module from a component, which would otherwise fetch them twice).
@@ -61,14 +66,22 @@ export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStor
       // A slot bounds the downloads on the wire: it is given back once the body has arrived, while the
       // store still flushes the blob to disk, so the next layer's download starts meanwhile.
       const release = await slots();
+      // While a fresh store is still being laid out, the request goes out at once and the body waits in
+      // the transport's read-ahead until the transaction can take it (or is dropped if the store has it).
+      let early: ReadableStream<Uint8Array> | undefined;
       try {
-        if (failed) throw new SandboxError('INVALID_STATE', 'pull abandoned');
+        if (failed) throw abandoned();
+        if (!ready) early = await core.fetch(d as Descriptor);
+        const { tx } = await opening;
+        if (failed) throw abandoned();
         if (await tx.has(d.digest)) {
           o.onProgress?.({ type: 'skip', digest: d.digest, size: d.size, reason: 'exists' });
           return;
         }
         o.onProgress?.({ type: 'start', digest: d.digest, size: d.size, what: 'layer' });
-        const body = stoppable(await core.fetch(d as Descriptor), release);
+        const source = early ?? (await core.fetch(d as Descriptor));
+        early = undefined;
+        const body = stoppable(source, release);
         inFlight.add(body.stop);
         try {
           await tx.put(counting(body.stream, d.digest, d.size, o.onProgress), d);
@@ -77,6 +90,7 @@ export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStor
         }
         o.onProgress?.({ type: 'done', digest: d.digest, size: d.size });
       } finally {
+        await early?.cancel().catch(() => {});
         release();
       }
     })();
@@ -84,6 +98,21 @@ export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStor
     downloads.set(d.digest, p);
     return p;
   };
+  // An image manifest's layers start downloading as soon as it arrives (an index's, once openImage has
+  // chosen the platform's manifest: see viaStore.fetch).
+  void resolving.then(async (root) => {
+    if (!MANIFEST_TYPES.includes(root.mediaType)) return;
+    for (const layer of layersOf(await readAll(await core.fetch(root), root.size, 'manifest'))) void download(layer);
+  }).catch(() => {});
+  let store: LayoutStore;
+  let tx: LoadTransaction;
+  try {
+    ({ store, tx } = await opening);
+  } catch (e) {
+    failed = true;
+    await Promise.allSettled(downloads.values());
+    throw e;
+  }
   const viaStore: SourceCore = {
     resolve: () => resolving,
     async fetch(d) {
@@ -125,6 +154,10 @@ export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStor
     await tx.abort();
     throw e;
   }
+}
+
+function abandoned(): SandboxError {
+  return new SandboxError('INVALID_STATE', 'pull abandoned');
 }
 
 /**
