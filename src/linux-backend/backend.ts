@@ -328,6 +328,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       plan,
       invocation,
       ...(identity ? { usernsFd: ns.userNsFd } : {}),
+      placeholderFd: placeholderFd(home),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {
         if (!plan.root.writable) return undefined;
@@ -389,6 +390,20 @@ function reapStale(dir: string): void {
     } catch { /* half-made */ }
     if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) continue;
     removeTree(cdir);
+  }
+}
+
+/** An empty read-only file of ours, open once per process, for the numbers of inherited descriptors. */
+let placeholder: { file: string; fd: number } | undefined;
+function placeholderFd(home: string): number | undefined {
+  const file = path.join(home, 'linux', 'fd-placeholder');
+  if (placeholder?.file === file) return placeholder.fd;
+  try {
+    if (!fs.existsSync(file)) fs.writeFileSync(file, '', { mode: 0o444 });
+    placeholder = { file, fd: fs.openSync(file, 'r') };
+    return placeholder.fd;
+  } catch {
+    return undefined;
   }
 }
 

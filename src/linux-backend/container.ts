@@ -21,9 +21,18 @@ const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 export interface ContainerParts {
   plan: Plan;
   invocation: Invocation;
-  /** The identity-mapped user namespace, passed to bwrap as fd 5 when invocation.userns. */
+  /**
+   * The identity-mapped user namespace, passed to bwrap as fd 5 when invocation.userns. The container
+   * keeps it open (bwrap passes its descriptors on), which gives it nothing: it is the container's own
+   * user namespace, the one /proc/self/ns/user opens, and setns() is refused by seccomp anyway.
+   */
   usernsFd?: number;
   cgroups?: ContainerCgroups;
+  /**
+   * A harmless descriptor (an empty file of ours, read-only) put in the place of every descriptor this
+   * process inherited without close-on-exec: bwrap hands all of its descriptors to the container.
+   */
+  placeholderFd?: number;
   /**
    * Runs at exit: moves what fs() needs out of the running containers' directory at once, and returns
    * the rest of the work (unmounting the root, removing overlay's work dir) as a promise that wait()
@@ -132,8 +141,9 @@ export class LinuxContainer implements Container {
     let child: ChildProcess;
     try {
       if (invocation.userns && this.#parts.usernsFd === undefined) throw new Error('no user namespace to join');
+      const passed: Array<'pipe' | 'ignore' | number> = [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...(invocation.userns ? [this.#parts.usernsFd!] : [])];
       child = spawn(invocation.command, invocation.args, {
-        stdio: [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...(invocation.userns ? [this.#parts.usernsFd!] : [])],
+        stdio: [...passed, ...coverInheritedFds(passed.length, this.#parts.placeholderFd)],
         env: HOST_ENV,
         detached: false,
         // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
@@ -290,6 +300,35 @@ export class LinuxContainer implements Container {
     if (!this.#exited) throw new SandboxError('INVALID_STATE', 'a running container cannot be removed: kill() it and await wait() first');
     this.#removed = true;
     void this.#settled.then(() => this.#parts.release());
+  }
+}
+
+/**
+ * stdio entries from index `from` on that cover the descriptors this process inherited from its own
+ * parent without close-on-exec (Node opens everything with it): a directory among them would let the
+ * container leave its root (openat(fd, "..")). The child gets `placeholder` at those numbers instead.
+ */
+export function coverInheritedFds(from: number, placeholder: number | undefined): Array<number | 'ignore'> {
+  if (placeholder === undefined) return [];
+  let leaked: number[];
+  try {
+    leaked = fs.readdirSync('/proc/self/fd').map(Number).filter((fd) => fd >= from && !closeOnExec(fd)).sort((a, b) => a - b);
+  } catch {
+    return [];
+  }
+  if (!leaked.length) return [];
+  const out: Array<number | 'ignore'> = new Array(leaked.at(-1)! - from + 1).fill('ignore');
+  for (const fd of leaked) out[fd - from] = placeholder;
+  return out;
+}
+
+function closeOnExec(fd: number): boolean {
+  try {
+    const flags = /^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    // O_CLOEXEC is 02000000 on every architecture we run on
+    return flags === undefined || (parseInt(flags, 8) & 0o2000000) !== 0;
+  } catch {
+    return true; // closed meanwhile (the readdir's own descriptor)
   }
 }
 
