@@ -190,6 +190,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   // legacy per-container prelude mounts the overlay and bwrap maps a single uid.
   let helper: Promise<NamespaceHelper | undefined> | undefined;
   const spares = new SpareRoots(home);
+  let placeholder: number | undefined;
+  const placeholderFd = (): number | undefined => (placeholder ??= openPlaceholder(home));
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
   const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!).catch(() => undefined);
   const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
@@ -328,7 +330,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       plan,
       invocation,
       ...(identity ? { usernsFd: ns.userNsFd } : {}),
-      placeholderFd: placeholderFd(home),
+      placeholderFd: placeholderFd(),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {
         if (!plan.root.writable) return undefined;
@@ -393,15 +395,12 @@ function reapStale(dir: string): void {
   }
 }
 
-/** An empty read-only file of ours, open once per process, for the numbers of inherited descriptors. */
-let placeholder: { file: string; fd: number } | undefined;
-function placeholderFd(home: string): number | undefined {
+/** An empty read-only file of ours, opened for the numbers of inherited descriptors (see coverInheritedFds). */
+function openPlaceholder(home: string): number | undefined {
   const file = path.join(home, 'linux', 'fd-placeholder');
-  if (placeholder?.file === file) return placeholder.fd;
   try {
     if (!fs.existsSync(file)) fs.writeFileSync(file, '', { mode: 0o444 });
-    placeholder = { file, fd: fs.openSync(file, 'r') };
-    return placeholder.fd;
+    return fs.openSync(file, 'r');
   } catch {
     return undefined;
   }
