@@ -153,6 +153,9 @@ export async function pullImage(storeOrOpening: LayoutStore | Promise<LayoutStor
     await Promise.allSettled(downloads.values());
     await tx.abort();
     throw e;
+  } finally {
+    // Idle kept-alive connections of a client made here go now rather than when the registry drops them.
+    if (!o.client) client.close();
   }
 }
 

@@ -53,7 +53,16 @@ type BlobSource = () => Promise<Uint8Array | ReadableStream<Uint8Array>>;
  */
 export async function pushImage(store: LayoutStore, source: string, target: string | RegistryRef = source, o: PushOptions = {}): Promise<PushResult> {
   const ref = typeof target === 'string' ? parseRegistryRef(target) : target;
-  const client = o.client ?? new RegistryClient(ref.registry, o);
+  if (o.client) return pushWith(o.client, store, source, ref, o);
+  const client = new RegistryClient(ref.registry, o);
+  try {
+    return await pushWith(client, store, source, ref, o);
+  } finally {
+    client.close(); // idle kept-alive connections go now rather than when the registry drops them
+  }
+}
+
+async function pushWith(client: RegistryClient, store: LayoutStore, source: string, ref: RegistryRef, o: PushOptions): Promise<PushResult> {
   const [entry] = await store.get(source);
   const root = entry!.descriptor;
   const reference = ref.digest ?? ref.tag ?? 'latest';
