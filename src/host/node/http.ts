@@ -73,13 +73,26 @@ async function writeBody(req: http.ClientRequest, body: HttpBody | undefined): P
       const { done, value } = await reader.read();
       if (done) break;
       if (req.destroyed) throw new Error('request closed');
-      if (!req.write(value)) await new Promise<void>((resolve) => { req.once('drain', resolve); req.once('close', resolve); });
+      if (!req.write(value)) await drainOrClose(req);
     }
     req.end();
   } catch (e) {
     await reader.cancel(e).catch(() => {});
     throw e;
   }
+}
+
+/** Resolves when the request can take more (or has closed); the listeners go either way. */
+function drainOrClose(req: http.ClientRequest): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.on('drain', done);
+    req.on('close', done);
+  });
 }
 
 function drained(res: http.IncomingMessage): null {

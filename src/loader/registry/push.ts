@@ -39,8 +39,9 @@ export interface PushResult {
 
 const encoder = new TextEncoder();
 const MAX_MODULE_BYTES = 1024 ** 3;
-/** Blobs up to this size are read whole from the store before they are sent; bigger ones are streamed. */
-const IN_MEMORY_BYTES = 16 * 1024 ** 2;
+/** Blobs up to this size are read whole from the store before they are sent; bigger ones are streamed
+ * (the upload starts at once, reading the file as the socket drains). */
+const IN_MEMORY_BYTES = 1024 ** 2;
 
 /** Blob content for an upload: from the store, or bytes built here (artifact config and module). */
 type BlobSource = () => Promise<Uint8Array | ReadableStream<Uint8Array>>;
