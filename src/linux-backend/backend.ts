@@ -224,6 +224,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     if (image.platform.architecture !== h.ociArch) {
       return { ok: false, reason: `the image is linux/${image.platform.architecture}; this host runs linux/${h.ociArch} natively (no emulation)` };
     }
+    // A Linux image will run: the helper starts now, alongside whatever comes before create().
+    void getHelper(h);
     return { ok: true };
   }
 
@@ -369,8 +371,13 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     if (h.ok) void getHelper(h);
   }
 
-  return { name: 'linux', probe, create, prewarm } as Backend & { prewarm(): void };
+  const backend = { name: 'linux', probe, create, prewarm } as Backend & { prewarm(): void };
+  // The helper exits with its owner process; a backend dropped before that takes its helper along.
+  helperOwners.register(backend, () => void helper?.then((x) => x?.close()));
+  return backend;
 }
+
+const helperOwners = new FinalizationRegistry<() => void>((close) => close());
 
 /** Containers whose owning process died (a crash, SIGKILL) leave their directory behind: remove those. */
 function reapStaleContainers(home: string): void {

@@ -1,7 +1,8 @@
 /**
  * Writable roots made one container ahead: a directory (upper, work, merged) under linux/spares with
  * the image's overlay already mounted in the namespace helper, so the next container of the same image
- * starts without waiting for a mount (the helper mounts while the current container runs). Taking it
+ * starts without waiting for a mount (the helper mounts while the current container runs), from the
+ * image's second container on (one `wasmbox run` makes no spare). Taking it
  * renames it to linux/containers/<id> (the mount, in the helper's namespace, moves along). At most one
  * per image; dropped when the helper that mounted it is gone, and removed at process exit.
  */
@@ -45,6 +46,8 @@ interface Spare { helper: NamespaceHelper; root: RootDirs; mounted: Promise<bool
 export class SpareRoots {
   readonly #home: string;
   readonly #spares = new Map<string, Spare>();
+  /** Images that ran once: a spare is made from their second container on (a single run needs none). */
+  readonly #ranOnce = new Set<string>();
   readonly #onExit = (): void => {
     for (const s of this.#spares.values()) removeTree(s.root.dir);
     this.#spares.clear();
@@ -76,11 +79,16 @@ export class SpareRoots {
   }
 
   /**
-   * Mounts the next root of this image in the background, unless one is there already. Nothing here
+   * Mounts the next root of this image in the background, unless one is there already or the image
+   * ran no container before this one. Nothing here
    * blocks: the directories are made on libuv's thread pool, then the helper mounts.
    */
   prepare(helper: NamespaceHelper, lower: string): void {
     if (this.#spares.has(lower) || !helper.alive) return;
+    if (!this.#ranOnce.has(lower)) {
+      this.#ranOnce.add(lower);
+      return;
+    }
     const id = randomBytes(32).toString('hex');
     const root = { id, dir: path.join(this.#home, 'linux', 'spares', id) };
     const mounted = makeRootDirsAsync(root.dir)
