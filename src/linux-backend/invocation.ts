@@ -113,11 +113,12 @@ export interface InvocationHost {
 
 /**
  * The plan as one process:
- * - with the namespace helper: `busybox nsenter -m<helper's mount ns> [-U<its user ns>] bwrap …`
- *   for a writable root (the helper mounted the overlay there beforehand), plain `bwrap` otherwise;
- * - without it (no static busybox): the writable root is mounted by a prelude in a mount namespace
- *   of its own (plus a user namespace when not root) that then execs bwrap:
- *   `unshare [--user --map-root-user] --mount --propagation private sh -c 'mount … && exec bwrap "$@"'`.
+ * - with the namespace helper: `busybox nsenter [-U<its user ns>] -m<its mount ns> bwrap …` for a
+ *   writable root (the helper mounted the overlay there beforehand) and, as root, for every container
+ *   (the host's device nodes are read-only there); unprivileged, a read-only root is plain `bwrap`;
+ * - without it (no static busybox): a prelude in a mount namespace of its own (plus a user namespace
+ *   when not root) mounts the writable root and, as root, makes /dev read-only, then execs bwrap:
+ *   `unshare [--user --map-root-user] --mount --propagation private sh -c '… && exec bwrap "$@"'`.
  * In both cases the overlay never exists in the host's mount namespace.
  * Limits add `echo $$ > cgroup.procs` first, so the process joins its cgroups before anything else runs.
  */
