@@ -57,9 +57,14 @@ function fileError(e: unknown, what: string): SandboxError {
   return new SandboxError('INTERNAL', `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
 }
 
+// Metadata calls (stat, mkdir, readdir) and reads of small files are made synchronously: each takes
+// microseconds on a local disk, while a trip through libuv's thread pool costs two context switches,
+// which on a busy machine were most of a CLI start's wait. Large reads and all writes stay asynchronous.
+const SMALL_FILE = 1 << 20;
+
 export async function statPath(p: string): Promise<FileInfo | undefined> {
   try {
-    const s = await fsp.stat(p);
+    const s = fs.statSync(p);
     return { size: s.size, isFile: s.isFile(), isDirectory: s.isDirectory(), mtimeMs: s.mtimeMs };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
@@ -78,7 +83,7 @@ export function statPathSync(p: string): FileInfo | undefined {
 
 export async function mkdirp(p: string): Promise<void> {
   try {
-    await fsp.mkdir(p, { recursive: true });
+    fs.mkdirSync(p, { recursive: true });
   } catch (e) {
     throw fileError(e, p);
   }
@@ -86,17 +91,36 @@ export async function mkdirp(p: string): Promise<void> {
 
 export async function readFileBytes(p: string): Promise<Uint8Array> {
   try {
-    const b = await fsp.readFile(p);
+    const b = await readWhole(p);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
     throw fileError(e, p);
   }
 }
 
+/** A whole file: read at once when small, else through the thread pool. */
+async function readWhole(p: string): Promise<Buffer> {
+  const fd = fs.openSync(p, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > SMALL_FILE) return await fsp.readFile(p);
+    const b = Buffer.allocUnsafeSlow(size);
+    let at = 0;
+    while (at < size) {
+      const n = fs.readSync(fd, b, at, size - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return at === size ? b : b.subarray(0, at);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads a file, or undefined when it does not exist. */
 export async function readFileIfExists(p: string): Promise<Uint8Array | undefined> {
   try {
-    const b = await fsp.readFile(p);
+    const b = await readWhole(p);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -250,7 +274,7 @@ export async function removePath(p: string): Promise<void> {
 
 export async function listDir(p: string): Promise<string[]> {
   try {
-    return await fsp.readdir(p);
+    return fs.readdirSync(p);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw fileError(e, p);
