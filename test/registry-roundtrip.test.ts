@@ -104,6 +104,9 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     expect(rows.map((x) => [x.Repository, x.Tag, x.Digest])).toEqual([[`${reg.host}/demo/hello`, '<none>', local!.descriptor.digest]]);
     const table = await wasmbox(home, ['images']);
     expect(table.stdout).toMatch(new RegExp(`${reg.host.replace(/\./g, '\\.')}/demo/hello\\s+<none>\\s`));
+    const inspect = await wasmbox(home, ['inspect', ref]);
+    const [info] = JSON.parse(inspect.stdout) as Array<{ RepoTags: string[]; RepoDigests: string[] }>;
+    expect([info!.RepoTags, info!.RepoDigests]).toEqual([[], [ref]]);
     const run = await wasmbox(home, ['run', ref]);
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/hello from wasmbox/);

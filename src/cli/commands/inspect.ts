@@ -33,7 +33,10 @@ interface ManifestLike { mediaType?: string; config?: { digest: string; size: nu
 async function describe(store: LayoutStore, image: StoredImage, all: StoredImage[]): Promise<Record<string, unknown>> {
   const same = all.filter((i) => i.descriptor.digest === image.descriptor.digest);
   const repoTags = same.filter((i) => i.name).map((i) => `${i.name!.repository}:${i.name!.tag}`);
-  const repoDigests = [...new Set(same.filter((i) => i.name).map((i) => `${i.name!.repository}@${i.descriptor.digest}`))];
+  const repoDigests = [...new Set(same.flatMap((i) => {
+    const repository = i.name?.repository ?? i.repository; // a digest-only entry (pulled as REPO@DIGEST) has no name
+    return repository ? [`${repository}@${i.descriptor.digest}`] : [];
+  }))];
   const manifest = (await store.readJson(image.descriptor)) as ManifestLike | undefined;
   const config = manifest?.config
     ? ((await store.readJson(manifest.config as never)) as Record<string, unknown> | undefined)
