@@ -139,21 +139,24 @@ if (spawnSync('crun', ['--version']).status === 0) {
 }
 
 // The CLI as a whole process vs node -e 0
-const cli = ['wasmbox.cjs', 'wasmbox.mjs'].map((n) => join(root, 'bin', n)).find(existsSync);
-if (cli && ['cli.cjs', 'cli.js'].some((n) => existsSync(join(root, 'dist', n)))) {
+const cli = join(root, 'bin', 'wasmbox.cjs');
+if (existsSync(join(root, 'dist', 'cli.cjs'))) {
+  // As a user would: the image loaded into the store once, then run by name (the first run, which
+  // materialises the layers and writes the code cache, is the interleaved helper's warm-up).
   const env = { ...process.env, WASMBOX_HOME: join(work, 'cli-home') };
   try {
+    await runChild(process.execPath, [cli, 'load', '-q', '-t', 'bench-busybox', '-i', ociDir], { env });
     Object.assign(results, await interleaved({
       node: () => runChild(process.execPath, ['-e', '0']),
-      cli: () => runChild(process.execPath, [cli, 'run', `oci:${ociDir}`, 'true'], { env }),
+      cli: () => runChild(process.execPath, [cli, 'run', 'bench-busybox', 'true'], { env }),
     }, CLI_RUNS));
     console.log(`node -e 0:                                           ${fmt(results.node)}${fmtSpread('node')}`);
-    console.log(`wasmbox run oci:DIR true (CLI process):              ${fmt(results.cli)}${fmtSpread('cli')}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3)`);
+    console.log(`wasmbox run bench-busybox true (CLI process):        ${fmt(results.cli)}${fmtSpread('cli')}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3)`);
   } catch (e) {
     console.log(`CLI: failed (${e.message.split('\n')[0]})`);
   }
 } else {
-  console.log('CLI: dist/cli.js missing (node build.mjs first)');
+  console.log('CLI: dist/cli.cjs missing (node build.mjs first)');
 }
 
 if (spawnSync('podman', ['--version']).status === 0) {
