@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { SandboxError } from '../../errors.ts';
 import { lazyBuiltin } from './builtin.ts';
 
-const cryptoModule = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
 const streamModule = lazyBuiltin<typeof import('node:stream')>('node:stream');
 
 export const filesAvailable = true;
@@ -30,8 +29,9 @@ export function envVar(name: string): string | undefined {
   return process.env[name];
 }
 
+/** A temp-file suffix: unique, not secret (files are created with O_EXCL), so no crypto to load. */
 export function uniqueSuffix(): string {
-  return `${process.pid}-${cryptoModule().randomBytes(6).toString('hex')}`;
+  return `${process.pid}-${Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0')}`;
 }
 
 export const currentPid = (): number => process.pid;
