@@ -2,18 +2,13 @@
 // fixture copied into an in-memory Overlay instead of a host directory: the path a container's guest
 // takes (the overlay, PathCache's cached directory look-ups and their retirement on rename, rmdir and
 // unlink). Runs when WASI_TESTSUITE_DIR points at a checkout of the suite's prod/testsuite-base branch.
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { Overlay } from '../src/fs/overlay.ts';
-import { Preview1 } from '../src/sandbox/preview1/preview1.ts';
+import { runSuiteCase, suiteCases } from './helpers/wasi-testsuite.ts';
 
-const suite = process.env.WASI_TESTSUITE_DIR;
-const dirs = suite
-  ? ['c', 'rust', 'assemblyscript'].map((lang) => join(suite, 'tests', lang, 'testsuite', 'wasm32-wasip1')).filter((d) => existsSync(d))
-  : [];
-
-interface Spec { args: string[]; env: Record<string, string>; exit_code: number; root: string | null; stdout?: string }
+const cases = suiteCases('preview1-overlay-conformance');
 
 /** Copies a host directory tree into `dir` of the overlay (files, directories, symlinks). */
 function copyIn(o: Overlay, dir: unknown, host: string): void {
@@ -30,28 +25,12 @@ function copyIn(o: Overlay, dir: unknown, host: string): void {
   }
 }
 
-describe.skipIf(dirs.length === 0)('wasi-testsuite preview1 over an in-memory overlay', () => {
-  for (const dir of dirs) {
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.wasm')).sort()) {
-      const name = file.slice(0, -'.wasm'.length);
-      it(`${dir.split('/').at(-3)}/${name}`, () => {
-        const specPath = join(dir, `${name}.json`);
-        const spec: Spec = { args: [], env: {}, exit_code: 0, root: null, ...(existsSync(specPath) ? JSON.parse(readFileSync(specPath, 'utf8')) : {}) };
-        const o = Overlay.prepare();
-        if (spec.root) copyIn(o, o.root(), join(dir, spec.root));
-        const dec = new TextDecoder();
-        let stdout = '';
-        let stderr = '';
-        const p1 = new Preview1({
-          args: [file, ...spec.args], env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-          preopens: spec.root ? [{ guestPath: '/', vfs: o, readOnly: false }] : [],
-          stdin: { read: () => null }, stdout: (b) => { stdout += dec.decode(b); }, stderr: (b) => { stderr += dec.decode(b); },
-        });
-        const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(join(dir, file))), { wasi_snapshot_preview1: p1.imports });
-        const code = p1.start(instance);
-        expect({ code, stderr: code === spec.exit_code ? '' : stderr }).toEqual({ code: spec.exit_code, stderr: '' });
-        if (spec.stdout !== undefined) expect(stdout).toBe(spec.stdout);
-      });
-    }
+describe.skipIf(cases.length === 0)('wasi-testsuite preview1 over an in-memory overlay', () => {
+  for (const c of cases) {
+    it(c.title, () => {
+      const o = Overlay.prepare();
+      if (c.spec.root) copyIn(o, o.root(), join(c.dir, c.spec.root));
+      runSuiteCase(c, c.spec.root ? [{ guestPath: '/', vfs: o, readOnly: false }] : []);
+    });
   }
 });
