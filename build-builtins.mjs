@@ -8,9 +8,9 @@ import { builtinModules, createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 
-/** Loaded on first property access (their export names are read here, at build time). */
+/** Loaded on first property access. */
 const LAZY = new Set([
-  'child_process', 'crypto', 'zlib', 'stream', 'stream/web', 'stream/promises', 'worker_threads',
+  'child_process', 'crypto', 'zlib', 'stream', 'stream/web', 'stream/promises', 'worker_threads', 'fs/promises',
   'http', 'https', 'http2', 'net', 'tls', 'dgram', 'dns', 'readline', 'v8', 'vm', 'perf_hooks', 'tty',
 ]);
 
@@ -25,14 +25,19 @@ export const nodeBuiltins = {
       if (args.namespace === 'node-builtin') return { path: `node:${name}`, external: true };
       return { path: name, namespace: 'node-builtin' };
     });
+    // The module object is only the prototype of what the bundle gets: esbuild's ES-module interop then
+    // finds no own properties to copy (it would define a getter per export on every import), and reads
+    // go through to the real module. A lazy built-in's prototype is a proxy that loads it on first read.
     build.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (args) => {
       const spec = JSON.stringify(`node:${args.path}`);
-      if (!LAZY.has(args.path)) return { contents: `module.exports = require(${spec});`, loader: 'js' };
-      const keys = JSON.stringify(Object.keys(require(`node:${args.path}`)));
+      // A module that is a function (events, stream, assert) must stay itself: it is called or extended.
+      if (typeof require(`node:${args.path}`) === 'function') return { contents: `module.exports = require(${spec});`, loader: 'js' };
+      if (!LAZY.has(args.path)) return { contents: `module.exports = Object.create(require(${spec}));`, loader: 'js' };
       return {
         contents: `let m;
-const load = () => (m ??= require(${spec}));
-for (const k of ${keys}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });`,
+module.exports = Object.create(new Proxy(Object.create(null), {
+  get: (_, k) => (k === '__esModule' ? undefined : (m ??= require(${spec}))[k]),
+}));`,
         loader: 'js',
       };
     });

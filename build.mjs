@@ -29,10 +29,12 @@ await Promise.all([
     banner: { js: nodeBanner },
     plugins: [nodeBuiltins],
   }),
-  // The CLI is CommonJS so that bin/wasmbox.cjs can compile it through vm.Script with V8's code cache.
+  // The CLI is CommonJS so that bin/wasmbox.cjs can compile it through vm.Script with V8's code cache;
+  // minified, because reading and hashing its source is part of every start (the source map keeps names).
   build({
     ...common,
     format: 'cjs',
+    minify: true,
     entryPoints: { cli: 'src/cli/main.ts' },
     outExtension: { '.js': '.cjs' },
     outdir: 'dist',

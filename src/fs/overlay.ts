@@ -63,15 +63,19 @@ export const MAX_FILE_SIZE = 2 ** 32 - 1;
 const encoder = new TextEncoder();
 const NO_BYTES = new Uint8Array(0);
 
-/** This thread's time origin in ns since the epoch (within the ~250 ns a double holds at that size). */
-const ORIGIN_NS = BigInt(Math.round(performance.timeOrigin * 1e6));
+/**
+ * This thread's time origin in ns since the epoch (within the ~250 ns a double holds at that size), read
+ * on first use: Node loads its performance module (~3 ms) when `performance` is first touched.
+ */
+let originNs: bigint | undefined;
 
 /**
  * Nanoseconds since the epoch: the time origin plus the monotonic clock (as preview1's realtime clock
  * counts it, so a guest sees file times and clock_time_get agree). One BigInt conversion and one add.
  */
 export function wallClockNs(): bigint {
-  return ORIGIN_NS + BigInt(Math.round(performance.now() * 1e6));
+  originNs ??= BigInt(Math.round(performance.timeOrigin * 1e6));
+  return originNs + BigInt(Math.round(performance.now() * 1e6));
 }
 
 /** Throws EINVAL/ENAMETOOLONG unless `name` is one valid path component. */
