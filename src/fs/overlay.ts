@@ -1,4 +1,5 @@
 import { FsError, type DirEntry, type NodeKind, type Stat, type Vfs } from './vfs.ts';
+import { wallClockNs } from '#host/clock';
 import { MAX_NAME_BYTES } from './resolve.ts';
 import { DIR_SIZE, type Inode } from './inode.ts';
 import type { LayerTree } from './layer-tree.ts';
@@ -64,19 +65,10 @@ const encoder = new TextEncoder();
 const NO_BYTES = new Uint8Array(0);
 
 /**
- * This thread's time origin in ns since the epoch (within the ~250 ns a double holds at that size), read
- * on first use: Node loads its performance module (~3 ms) when `performance` is first touched.
+ * Nanoseconds since the epoch, from the host's clock (#host/clock): preview1's realtime clock counts the
+ * same way, so a guest sees file times and clock_time_get agree.
  */
-let originNs: bigint | undefined;
-
-/**
- * Nanoseconds since the epoch: the time origin plus the monotonic clock (as preview1's realtime clock
- * counts it, so a guest sees file times and clock_time_get agree). One BigInt conversion and one add.
- */
-export function wallClockNs(): bigint {
-  originNs ??= BigInt(Math.round(performance.timeOrigin * 1e6));
-  return originNs + BigInt(Math.round(performance.now() * 1e6));
-}
+export { wallClockNs };
 
 /** Throws EINVAL/ENAMETOOLONG unless `name` is one valid path component. */
 export function checkEntryName(name: string): void {

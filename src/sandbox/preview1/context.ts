@@ -1,4 +1,5 @@
 import { processCpuNs, threadCpuNs } from '#host/cpu-time';
+import { monotonicNs, wallClockNs } from '#host/clock';
 import type { NodeKind, Stat, Vfs } from '../../fs/vfs.ts';
 import { WasiErrno, WasiError } from '../errno.ts';
 import {
@@ -139,19 +140,9 @@ export function setU64Of(v: DataView, p: number, n: number): void {
 }
 
 export function defaultClock(): Preview1Clock {
-  const perf = globalThis.performance;
-  const origin = perf.timeOrigin;
   return {
-    realtimeNs: () => {
-      const ms = origin + perf.now();
-      const whole = Math.floor(ms);
-      return BigInt(whole) * 1_000_000n + BigInt(Math.floor((ms - whole) * 1e6));
-    },
-    monotonicNs: () => {
-      const ms = perf.now();
-      const whole = Math.floor(ms);
-      return BigInt(whole) * 1_000_000n + BigInt(Math.floor((ms - whole) * 1e6));
-    },
+    realtimeNs: wallClockNs,
+    monotonicNs,
     ...(processCpuNs ? { processCpuNs } : {}),
     ...(threadCpuNs ? { threadCpuNs } : {}),
   };
