@@ -73,15 +73,17 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
     if (!p) {
       p = (async () => {
         const raw = bytes();
-        const limited = memoryLimit === undefined ? { bytes: raw, memories: readMemories(raw) } : limitMemory(raw, memoryLimit);
+        const limited = memoryLimit === undefined ? { bytes: raw, memories: undefined } : limitMemory(raw, memoryLimit);
         let module: WebAssembly.Module;
         try {
           module = await WebAssembly.compile(limited.bytes as Uint8Array<ArrayBuffer>);
         } catch (e) {
           throw new SandboxError('NOT_RUNNABLE', `${path}: invalid WebAssembly module: ${(e as Error).message}`, { cause: e });
         }
-        checkImports(module, path, limited.memories);
-        return { module, memories: limited.memories };
+        // Only an imported memory needs its limits read from the binary (the host creates it).
+        const memories = limited.memories ?? (WebAssembly.Module.imports(module).some((i) => i.kind === 'memory') ? readMemories(raw) : []);
+        checkImports(module, path, memories);
+        return { module, memories };
       })();
       modules.set(key, p);
       p.catch(() => modules.delete(key));
