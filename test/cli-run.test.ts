@@ -233,6 +233,16 @@ describe('the CLI code cache (bin/wasmbox.cjs)', () => {
 });
 
 describe.skipIf(!hasWasiClang())('wasmbox run FILE.wasm with limits', () => {
+  it('a module that imports its memory runs, on the main thread and in a Worker, with and without -m', async () => {
+    const mod = join(tmp, 'import-memory.wasm');
+    writeFileSync(mod, await compileWasi('#include <stdio.h>\nint main(void) { puts("imported memory"); return 0; }', { flags: ['-Wl,--import-memory'] }));
+    expect(WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(mod))).some((i) => i.kind === 'memory')).toBe(true);
+    for (const extra of [[], ['--timeout', '30s'], ['-m', '16m']]) {
+      const r = await wasmbox(['run', ...extra, mod]);
+      expect([r.code, r.stdout, r.stderr]).toEqual([0, 'imported memory\n', '']);
+    }
+  });
+
   it('--timeout ends an infinite loop with 124', async () => {
     const loop = join(tmp, 'loop.wasm');
     writeFileSync(loop, await compileWasi('int main(void) { volatile unsigned n = 0; for (;;) n++; }'));

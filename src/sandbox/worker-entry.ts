@@ -112,6 +112,8 @@ function run(msg: StartMessage, post: Post): void {
       ...(mem.shared ? { shared: true } : {}),
     } as WebAssembly.MemoryDescriptor);
     imports[mem.import.module] = { ...(imports[mem.import.module] ?? {}), [mem.import.name]: memory };
+    // The guest's memory is the one it imports (clang's --import-memory), unless it exports one as well.
+    preview1.bindMemory(memory);
   }
 
   let instance: WebAssembly.Instance;
