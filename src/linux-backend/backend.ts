@@ -35,6 +35,11 @@ export interface LinuxBackendOptions {
    * maps a single uid (what happens anyway without busybox). Default true.
    */
   namespaceHelper?: boolean;
+  /**
+   * Mount the next writable root of an image while a container of it runs (default true). A process that
+   * runs one container (the CLI) turns it off: the spare would only be unmounted again at exit.
+   */
+  spareRoots?: boolean;
 }
 
 interface HostCheck {
@@ -307,7 +312,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       }
     }
     // the next container of this image finds its root mounted (the helper mounts it while this one runs)
-    if (mountedByHelper) spares.prepare(ns, rootfsDir);
+    if (mountedByHelper && opts.spareRoots !== false) spares.prepare(ns, rootfsDir);
     let cgroups;
     try {
       cgroups = createCgroups(plan);

@@ -23,7 +23,11 @@ export interface RuntimeOptions {
   platform?: string;
   /** The sandbox Worker script (default: the built worker next to the bundle). */
   workerUrl?: string | URL;
-  /** Keep a sandbox Worker booted ahead of the next container (faster starts, one idle thread). */
+  /**
+   * Keep a sandbox Worker booted ahead of the next container (faster starts, one idle thread; default off).
+   * `false` also stops the Linux backend mounting the next writable root ahead (for a process that runs
+   * one container).
+   */
   keepWarm?: boolean;
   /** Run WASI guests that need no Worker on the calling thread (see WasiBackendOptions.inline). */
   inline?: { stdout(b: Uint8Array): void; stderr(b: Uint8Array): void };

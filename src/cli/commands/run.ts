@@ -69,6 +69,7 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     const inline = flags.timeout === undefined && flags.outputLimit === undefined && !flags.interactive;
     const runtime = createRuntime({
       ...(home ? { home } : {}),
+      keepWarm: false,
       pull: implicitPull,
       ...(inline ? { inline: { stdout: (b: Uint8Array) => writeAllSync(1, b), stderr: (b: Uint8Array) => writeAllSync(2, b) } } : {}),
     });

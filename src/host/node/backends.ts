@@ -24,6 +24,7 @@ function lazyLinuxBackend(ctx: HostBackendContext): Backend {
     ]);
     return createLinuxBackend({
       home: ctx.home ?? LayoutStore.defaultDir(),
+      ...(ctx.keepWarm === false ? { spareRoots: false } : {}),
       rootfsTree: async (image) =>
         (await buildRootfs(image, ctx.provider.layerCache)) ?? newDir(1, { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n }),
     });
