@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
-import { buildBusyboxImage, busyboxAvailable, tempDir } from './helpers/linux-images.ts';
+import { buildBusyboxImage, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
 
 const work = tempDir('wasmbox-linux-fds-');
 let skipReason = busyboxAvailable();
@@ -14,11 +14,7 @@ let runner = '';
 let ociDir = '';
 
 const RUNNER = (root: string) => `
-import { createLinuxBackend } from '${root}/src/linux-backend/index.ts';
-import { openOciDir } from '${root}/test/helpers/linux-images.ts';
-const [ociDir, home] = process.argv.slice(2);
-const image = await openOciDir(ociDir);
-const backend = createLinuxBackend({ home });
+${runnerPrelude(root)}
 const out = { probe: await backend.probe(image), runs: [] };
 const script = 'echo "own $(readlink /proc/self/ns/user)"; for f in /proc/self/fd/*; do echo "$f $(readlink $f)"; done; ls /proc/self/fd/30/ 2>/dev/null && echo LISTED; cat /proc/self/fd/30/secret 2>/dev/null && echo READ; echo end';
 if (out.probe.ok) for (const [user, readOnlyRoot] of [[undefined, false], ['1000', true]]) {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
-import { buildBusyboxImage, busyboxAvailable, tempDir } from './helpers/linux-images.ts';
+import { buildBusyboxImage, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
 
 const work = tempDir('wasmbox-linux-nobody-');
 let skipReason = busyboxAvailable();
@@ -12,11 +12,7 @@ let runner = '';
 let ociDir = '';
 
 const RUNNER = (root: string) => `
-import { createLinuxBackend } from '${root}/src/linux-backend/index.ts';
-import { openOciDir } from '${root}/test/helpers/linux-images.ts';
-const [ociDir, home] = process.argv.slice(2);
-const image = await openOciDir(ociDir);
-const backend = createLinuxBackend({ home });
+${runnerPrelude(root)}
 const spec = (script, o = {}) => ({ argv: ['sh', '-c', script], env: ['PATH=/bin'], cwd: '/', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, ...o });
 const out = { probe: await backend.probe(image), runs: [] };
 async function run(s) {

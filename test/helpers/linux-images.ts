@@ -210,3 +210,15 @@ export function linuxTestBed(prefix: string, hooks: { beforeAll(fn: () => Promis
   hooks.afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
   return bed;
 }
+
+/**
+ * The start of a script that tests run in a child process (as another user, or with descriptors of its
+ * own): it opens the OCI layout in argv[2] as `image` and makes `backend` with home argv[3].
+ */
+export function runnerPrelude(root: string): string {
+  return `import { createLinuxBackend } from '${root}/src/linux-backend/index.ts';
+import { openOciDir } from '${root}/test/helpers/linux-images.ts';
+const [ociDir, home] = process.argv.slice(2);
+const image = await openOciDir(ociDir);
+const backend = createLinuxBackend({ home });`;
+}
