@@ -95,7 +95,7 @@ const m = putBlob(manifest);
 writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
 writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
 
-const wasmbox = join(root, 'bin/wasmbox.mjs');
+const wasmbox = join(root, 'bin/wasmbox.cjs');
 try {
   const reg = await startRegistry('source');
   run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${reg.host}/bench:1`], { HOME: join(work, 'seed-home') });

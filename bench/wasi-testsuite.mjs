@@ -19,7 +19,7 @@ if (dirs.length === 0) {
   console.log(`skipped: no tests/*/testsuite/wasm32-wasip1 under ${suite}`);
   process.exit(0);
 }
-const cli = fileURLToPath(new URL('../bin/wasmbox.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../bin/wasmbox.cjs', import.meta.url));
 
 function cases() {
   const out = [];

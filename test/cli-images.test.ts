@@ -1,4 +1,4 @@
-// End to end through the built CLI (node bin/wasmbox.mjs), each test with its own --home store.
+// End to end through the built CLI (node bin/wasmbox.cjs), each test with its own --home store.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// `wasmbox run` of real Linux images through the CLI (bin/wasmbox.mjs -> dist/cli.js).
+// `wasmbox run` of real Linux images through the CLI (bin/wasmbox.cjs -> dist/cli.cjs).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,7 +19,7 @@ beforeAll(async () => {
   layered = await buildLayeredImage(path.join(work, 'layered'));
   const probe = await createLinuxBackend({ home }).probe(await openOciDir(busybox));
   if (!probe.ok) skipReason = probe.reason;
-  if (!skipReason && !fs.existsSync(path.join(root, 'dist', 'cli.js'))) {
+  if (!skipReason && !fs.existsSync(path.join(root, 'dist', 'cli.cjs'))) {
     const b = spawnSync(process.execPath, ['build.mjs'], { cwd: root, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`node build.mjs failed: ${b.stderr}`);
   }
@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 function wasmbox(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'wasmbox.mjs'), '--home', home, ...args], {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'wasmbox.cjs'), '--home', home, ...args], {
     encoding: 'utf8', input: input ?? '', timeout: 60_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

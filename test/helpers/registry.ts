@@ -119,7 +119,7 @@ export { ensureBuilt } from './cli.ts';
 /** Runs the built CLI without blocking this process's event loop (fake registries in the test answer meanwhile). */
 export function wasmbox(home: string, args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, 'bin/wasmbox.mjs'), '--home', home, ...args], { env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(root, 'bin/wasmbox.cjs'), '--home', home, ...args], { env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (b: Buffer) => { stdout += b.toString(); });
