@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 // Starts the CLI bundle (dist/cli.cjs) through V8's code cache: compiling the bundle, and each function
-// the first time it runs, is most of a CLI start's own cost. After a command line's first run, the code
-// V8 compiled for it is saved (one cache per Node version, bundle and command) and later runs skip it.
+// the first time it runs, is most of a CLI start's own cost. After a command's second run, the code V8
+// compiled for it is saved (one cache per Node version, bundle and command) and later runs skip it.
 // V8 checks each cache against the source and its own version and flags, and ignores one that does not
 // match (the command then runs as without a cache, and the cache is written anew).
 // WASMBOX_CODE_CACHE=0 turns this off; WASMBOX_CODE_CACHE=DIR puts the caches in DIR.
@@ -57,10 +57,22 @@ script.runInThisContext()(cli.exports, require('node:module').createRequire(bund
 
 cli.exports.main(argv).then((code) => {
   process.exitCode = code;
-  if (cacheFile && (!cachedData || script.cachedDataRejected)) saveCache(script.createCachedData());
+  if (!cacheFile || (cachedData && !script.cachedDataRejected)) return;
+  // A command's first run often does one-time work (loading a sample image, packing a root filesystem):
+  // the cache is taken from its second run, so it holds what later runs need and no more.
+  const seen = `${cacheFile}.seen`;
+  if (cachedData || fs.existsSync(seen)) {
+    saveCache(script.createCachedData());
+    try { fs.rmSync(seen, { force: true }); } catch { /* gone */ }
+  } else {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(seen, '', { mode: 0o600 });
+    } catch { /* a cache that cannot be written is only slower */ }
+  }
 });
 
-/** Best effort: written whole then renamed into place; older caches of this Node version for this command go. */
+/** Best effort: written whole then renamed into place; older caches (and markers) of this Node version for this command go. */
 function saveCache(data) {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
@@ -69,7 +81,8 @@ function saveCache(data) {
     fs.renameSync(tmp, cacheFile);
     const suffix = cacheFile.slice(cacheFile.lastIndexOf('-'));
     for (const f of fs.readdirSync(dir)) {
-      if (f.startsWith(prefix) && f.endsWith(suffix) && path.join(dir, f) !== cacheFile) fs.rmSync(path.join(dir, f), { force: true });
+      const mine = f.endsWith(suffix) || f.endsWith(`${suffix}.seen`);
+      if (f.startsWith(prefix) && mine && path.join(dir, f) !== cacheFile) fs.rmSync(path.join(dir, f), { force: true });
     }
   } catch {
     try { fs.rmSync(tmp, { force: true }); } catch { /* never written */ }
