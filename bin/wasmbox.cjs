@@ -42,11 +42,27 @@ const stat = fs.statSync(bundle);
 const prefix = `${process.version}-${process.arch}-`;
 const cacheFile = dir && path.join(dir, `${prefix}${stat.size}-${Math.trunc(stat.mtimeMs)}-${commandWord()}.bin`);
 let cachedData;
-if (cacheFile) {
+/** A cache file was there (used or not): a run then writes its own at once. */
+let cacheFound = false;
+if (cacheFile) cachedData = readOwnCache(cacheFile);
+
+/**
+ * The cache is compiled code: it is used only when this user owns it and no one else can write it (a cache
+ * directory that others can write, through WASMBOX_CODE_CACHE, must not let them run code in wasmbox).
+ */
+function readOwnCache(file) {
+  let fd;
   try {
-    cachedData = fs.readFileSync(cacheFile);
+    fd = fs.openSync(file, 'r');
+    cacheFound = true;
+    const st = fs.fstatSync(fd);
+    const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+    if (!st.isFile() || st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;
+    return fs.readFileSync(fd);
   } catch {
-    cachedData = undefined;
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 
@@ -61,13 +77,13 @@ cli.exports.main(argv).then((code) => {
   // A command's first run often does one-time work (loading a sample image, packing a root filesystem):
   // the cache is taken from its second run, so it holds what later runs need and no more.
   const seen = `${cacheFile}.seen`;
-  if (cachedData || fs.existsSync(seen)) {
+  if (cacheFound || fs.existsSync(seen)) {
     saveCache(script.createCachedData());
     try { fs.rmSync(seen, { force: true }); } catch { /* gone */ }
   } else {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(seen, '', { mode: 0o600 });
+      fs.writeFileSync(seen, '', { mode: 0o600, flag: 'wx' });
     } catch { /* a cache that cannot be written is only slower */ }
   }
 });
@@ -77,7 +93,7 @@ function saveCache(data) {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' }); // never through a link planted in a shared dir
     fs.renameSync(tmp, cacheFile);
     const suffix = cacheFile.slice(cacheFile.lastIndexOf('-'));
     for (const f of fs.readdirSync(dir)) {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,6 +225,19 @@ describe('the CLI code cache (bin/wasmbox.cjs)', () => {
 
     for (let i = 0; i < 2; i++) expect((await wasmbox(['--version'], { env })).code).toBe(0);
     expect(readdirSync(dir).sort()).toEqual([files[0], files[0]!.replace(/-run\.bin$/, '-none.bin')].sort());
+  });
+
+  it('a cache file others can write is not used (it is compiled code), and is replaced by one of ours', async () => {
+    const dir = join(tmp, 'code-cache-shared');
+    const env = { WASMBOX_CODE_CACHE: dir };
+    for (let i = 0; i < 2; i++) expect((await wasmbox(['run', 'hello'], { env })).code).toBe(0);
+    const file = join(dir, readdirSync(dir).find((f) => f.endsWith('-run.bin'))!);
+    chmodSync(file, 0o666);
+    const inode = statSync(file).ino;
+    expect((await wasmbox(['run', 'hello'], { env })).code).toBe(0);
+    // Not accepted, so written anew (a new file, mode 0600).
+    expect(statSync(file).ino).not.toBe(inode);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it('WASMBOX_CODE_CACHE=0 writes none', async () => {
