@@ -21,14 +21,20 @@ function cacheDir() {
   return base ? path.join(base, 'wasmbox', 'code-cache') : undefined;
 }
 
-/** The command word, so that each command keeps the code of its own path (global --home skipped). */
+/**
+ * The command word: the first argument that is neither the global --home nor its value. Each command keeps
+ * a code cache of its own path, and the CLI builds only that command.
+ */
 function commandWord() {
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--home') i++;
-    else if (!argv[i].startsWith('-')) return /^[a-z]{1,16}$/.test(argv[i]) ? argv[i] : 'other';
+    const a = argv[i];
+    if (a === '--home') i++;
+    else if (a === '--') return undefined;
+    else if (!a.startsWith('-')) return a;
   }
-  return 'none';
+  return undefined;
 }
+const command = commandWord();
 
 let source;
 try {
@@ -40,7 +46,7 @@ try {
 const dir = cacheDir();
 const stat = fs.statSync(bundle);
 const prefix = `${process.version}-${process.arch}-`;
-const cacheFile = dir && path.join(dir, `${prefix}${stat.size}-${Math.trunc(stat.mtimeMs)}-${commandWord()}.bin`);
+const cacheFile = dir && path.join(dir, `${prefix}${stat.size}-${Math.trunc(stat.mtimeMs)}-${command === undefined ? 'none' : /^[a-z]{1,16}$/.test(command) ? command : 'other'}.bin`);
 let cachedData;
 /** A cache file was there (used or not): a run then writes its own at once. */
 let cacheFound = false;
@@ -71,7 +77,7 @@ const script = new vm.Script(wrapper, { filename: bundle, ...(cachedData ? { cac
 const cli = { exports: {} };
 script.runInThisContext()(cli.exports, require('node:module').createRequire(bundle), cli, bundle, path.dirname(bundle));
 
-cli.exports.main(argv).then((code) => {
+cli.exports.main(argv, command).then((code) => {
   process.exitCode = code;
   if (!cacheFile || (cachedData && !script.cachedDataRejected)) return;
   // A command's first run often does one-time work (loading a sample image, packing a root filesystem):

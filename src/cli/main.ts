@@ -2,9 +2,12 @@ import { CommanderError } from 'commander';
 import { createProgram } from './program.ts';
 import { ExitCode, reportError } from './exit-codes.ts';
 
-/** Runs one command line (without the node and script arguments); resolves to the exit status. */
-export async function main(argv: string[]): Promise<number> {
-  const program = createProgram(argv);
+/**
+ * Runs one command line (without the node and script arguments); resolves to the exit status. `command`:
+ * the command word bin/wasmbox.cjs found in it (only that command is built).
+ */
+export async function main(argv: string[], command?: string): Promise<number> {
+  const program = createProgram(command);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;

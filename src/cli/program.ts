@@ -23,10 +23,10 @@ const COMMANDS: ReadonlyArray<readonly [string, (program: Command) => void]> = [
 /**
  * The wasmbox command line. Each command lives in its own module with `register(program)`, and imports
  * its heavy dependencies lazily inside its action so that start-up stays close to `node -e 0`.
- * Given the arguments, only the command they name is built (the others are needed only for help and
+ * Given the command word, only that command is built (the others are needed only for help and
  * suggestions, when no known command is named).
  */
-export function createProgram(argv?: readonly string[]): Command {
+export function createProgram(command?: string): Command {
   const program = new Command('wasmbox')
     .description('Run container images (WASI and native Linux) from OCI and docker archives')
     .version(VERSION, '-v, --version')
@@ -39,21 +39,9 @@ export function createProgram(argv?: readonly string[]): Command {
     })
     // Usage errors throw instead of exiting; main() turns them into status 125 as docker does.
     .exitOverride();
-  const named = argv && commandName(argv);
-  const chosen = COMMANDS.filter(([name]) => name === named || (name === 'login' && named === 'logout'));
+  const chosen = COMMANDS.filter(([name]) => name === command || (name === 'login' && command === 'logout'));
   for (const [, register] of chosen.length > 0 ? chosen : COMMANDS) register(program);
   return program;
-}
-
-/** The command word of a command line: the first argument that is neither a global option nor its value. */
-function commandName(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--home') i++;
-    else if (!a.startsWith('-')) return a;
-    else if (a === '--') return undefined;
-  }
-  return undefined;
 }
 
 /** The image store the command should use: `--home`, else $WASMBOX_HOME, else the XDG data dir. */
