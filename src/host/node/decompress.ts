@@ -1,16 +1,15 @@
+import * as zlib from 'node:zlib';
 import { lazyBuiltin } from './builtin.ts';
 import type { Compression } from '../../loader/media-types.ts';
 import { decompressError, zstdStream } from '../../loader/decompress.ts';
 
 const CHUNK = 128 * 1024;
-const zlibModule = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
 const streamModule = lazyBuiltin<typeof import('node:stream')>('node:stream');
 
-type ZlibWithZstd = typeof import('node:zlib') & { createZstdDecompress?: (o?: object) => NodeJS.ReadWriteStream };
+type ZlibWithZstd = typeof zlib & { createZstdDecompress?: (o?: object) => NodeJS.ReadWriteStream };
 
 /** node:zlib streaming gunzip (and zstd where this Node has it, >= 22.15; else fzstd). */
 export function decompressStream(input: ReadableStream<Uint8Array>, compression: Exclude<Compression, 'none'>, what: string): ReadableStream<Uint8Array> {
-  const zlib = zlibModule();
   const z = zlib as ZlibWithZstd;
   let transform: NodeJS.ReadWriteStream & { destroy(e?: Error): void };
   if (compression === 'gzip') transform = zlib.createGunzip({ chunkSize: CHUNK });

@@ -1,8 +1,6 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { lazyBuiltin } from './builtin.ts';
-
-const cryptoModule = lazyBuiltin<typeof import('node:crypto')>('node:crypto');
+import { createHash, type Hash } from 'node:crypto';
 
 /** Below this many bytes a hash runs in JavaScript: loading node:crypto costs more (~10 ms here) than it saves. */
 const SMALL = 64 * 1024;
@@ -13,14 +11,14 @@ export interface Sha256 { update(data: Uint8Array): void; digestHex(): string }
 export function createSha256(): Sha256 {
   let pending: Uint8Array[] | undefined = [];
   let pendingBytes = 0;
-  let native: import('node:crypto').Hash | undefined;
+  let native: Hash | undefined;
   return {
     update(d) {
       if (pending) {
         pending.push(d.slice());
         pendingBytes += d.length;
         if (pendingBytes <= SMALL) return;
-        native = cryptoModule().createHash('sha256');
+        native = createHash('sha256');
         for (const p of pending) native.update(p);
         pending = undefined;
         return;
