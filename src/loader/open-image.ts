@@ -131,12 +131,14 @@ function entrypointPath(config: ImageConfig): string | undefined {
   return `${c?.WorkingDir || '/'}/${exe}`;
 }
 
-async function detectKind(config: ImageConfig, layers: Layer[], what: string, hint: ImageKind | undefined): Promise<ImageKind> {
+/** `hint`: the kind recorded for this image before, asked for only when the image is a WASI one. */
+async function detectKind(config: ImageConfig, layers: Layer[], what: string, hint: () => ImageKind | undefined): Promise<ImageKind> {
   if (config.os === 'linux' && config.architecture !== 'wasm') return 'linux';
   if (!isWasiPlatform(config)) {
     throw new SandboxError('PLATFORM_MISMATCH', `${what} is for ${formatPlatform(config)}; wasmbox runs linux and wasi images`);
   }
-  if (hint === 'wasm-module' || hint === 'wasm-component') return hint;
+  const hinted = hint();
+  if (hinted === 'wasm-module' || hinted === 'wasm-component') return hinted;
   const raw = layers.find((l) => l.kind === 'wasm');
   if (raw) {
     const kind = wasmKind(await readHead(await raw.blob(), 8));
@@ -248,7 +250,7 @@ export async function openImage(core: SourceCore, target: ImageRef | Descriptor,
     };
   });
 
-  const kind = await detectKind(config, layers, what, opts.kindHint?.(manifestDesc.digest));
+  const kind = await detectKind(config, layers, what, () => opts.kindHint?.(manifestDesc.digest));
 
   await store.put(manifestBytes!, manifestDesc);
   await store.put(configBytes, manifest.config);

@@ -5,8 +5,7 @@ import { SandboxError } from '../errors.ts';
 import { parseRef } from '../loader/ref.ts';
 import type { LayoutStore } from '../loader/store/layout-store.ts';
 import type { Image } from '../loader/source.ts';
-import type { ImageKind } from '../loader/types.ts';
-import type { Platform } from '../loader/types.ts';
+import type { ImageKind, Platform } from '../loader/types.ts';
 import { newContainerId } from './ids.ts';
 import { createImageTrees, type ImageTrees } from './image-trees.ts';
 import { resolveSpec, type RunOptions } from './spec.ts';
@@ -85,13 +84,10 @@ async function pullMissing(store: LayoutStore, ref: string, o: { platform?: stri
 
 /** A runtime: its own caches (layer trees, packed trees, compiled modules), nothing global. */
 export function createRuntime(opts: RuntimeOptions = {}): Runtime {
+  // The disk cache lives in the store, known from the options or once the store is first opened.
   let storeDir: string | undefined = opts.store?.dir ?? opts.home;
-  let diskCache: { dir: string; cache: DiskCache | undefined } | undefined;
-  const cache = () => {
-    if (storeDir === undefined) return undefined;
-    if (diskCache?.dir !== storeDir) diskCache = { dir: storeDir, cache: openDiskCache(storeDir) };
-    return diskCache.cache;
-  };
+  let diskCache: DiskCache | undefined;
+  const cache = () => (storeDir === undefined ? undefined : (diskCache ??= openDiskCache(storeDir)));
   const trees: ImageTrees = createImageTrees(cache);
   let backends: Promise<Backend[]> | undefined;
   const getBackends = () => (backends ??= opts.backends
