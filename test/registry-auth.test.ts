@@ -7,28 +7,17 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isSandboxError } from '../src/errors.ts';
 import { RegistryClient } from '../src/loader/registry/client.ts';
 import { staticCredentials } from '../src/loader/registry/credentials.ts';
 import { pullImage } from '../src/loader/registry/pull.ts';
 import { pushImage } from '../src/loader/registry/push.ts';
 import { LayoutStore } from '../src/loader/store/layout-store.ts';
 import { loadImage } from '../src/loader/store/load.ts';
-import { ensureBuilt, haveRegistry, listing, removeRegistry, startRegistry, wasmbox, type TestRegistry } from './helpers/registry.ts';
+import { codeOf, ensureBuilt, haveRegistry, listing, removeRegistry, startRegistry, wasmbox, type TestRegistry } from './helpers/registry.ts';
 
 const images = join(import.meta.dirname, '..', 'images');
 const haveHtpasswd = spawnSync('htpasswd', ['-h']).status !== null && spawnSync('which', ['htpasswd']).status === 0;
 const haveOpenssl = spawnSync('which', ['openssl']).status === 0;
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isSandboxError(e)) return e.code;
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
 
 describe.skipIf(!haveRegistry || !haveHtpasswd)('htpasswd (Basic) auth', () => {
   let reg: TestRegistry;

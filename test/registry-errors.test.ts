@@ -16,19 +16,9 @@ import { LayoutStore } from '../src/loader/store/layout-store.ts';
 import { loadImage } from '../src/loader/store/load.ts';
 import { Layout, tagged } from './helpers/image-fixtures.ts';
 import { buildBusyboxImage, busyboxAvailable } from './helpers/linux-images.ts';
-import { ensureBuilt, haveRegistry, listing, removeRegistry, startRegistry, wasmbox, type TestRegistry } from './helpers/registry.ts';
+import { codeOf, ensureBuilt, haveRegistry, listing, removeRegistry, startRegistry, wasmbox, type TestRegistry } from './helpers/registry.ts';
 
 const images = join(import.meta.dirname, '..', 'images');
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isSandboxError(e)) return e.code;
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
 
 interface Blob { type: string; bytes: Uint8Array }
 

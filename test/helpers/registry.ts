@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isSandboxError } from '../../src/errors.ts';
 
 /** Whether Debian's docker-registry (CNCF distribution) is installed. */
 export const haveRegistry = spawnSync('docker-registry', ['--version']).status === 0;
@@ -148,4 +149,15 @@ export function listing(dir: string): string[] {
   };
   walk(dir, '');
   return out;
+}
+
+/** The SandboxError code `p` rejects with (anything else, or success, fails the test). */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (isSandboxError(e)) return e.code;
+    throw e;
+  }
+  throw new Error('expected a failure');
 }
