@@ -1,5 +1,5 @@
 import { SandboxError } from '../errors.ts';
-import type { NodeKind, Vfs } from './vfs.ts';
+import type { NodeKind, Stat, Vfs } from './vfs.ts';
 
 /**
  * A read-only filesystem tree flattened into four buffers, so that it can be posted to a Worker
@@ -57,19 +57,9 @@ export interface PackOptions {
   shared?: boolean;
 }
 
-interface PendingNode<H> {
+/** A node's Stat (less the tree-wide dev), its handle, and its a/b words (see the layout above). */
+interface PendingNode<H> extends Omit<Stat, 'dev'> {
   h: H;
-  kind: NodeKind;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  size: number;
-  rdev: number;
-  ino: number;
-  atimeNs: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
   a: number;
   b: number;
 }

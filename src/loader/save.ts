@@ -86,6 +86,20 @@ export function fullName(name: string): string {
   return slash < 0 ? `docker.io/library/${name}` : `docker.io/${name}`;
 }
 
+/**
+ * The archive's index.json: `root` once per name, annotated with the full name containerd reads and the
+ * `ref.name` this format uses (`refName`), or once unnamed.
+ */
+function archiveIndex(root: Descriptor, names: string[], refName: (name: string) => string): ImageIndex {
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: names.length === 0
+      ? [root]
+      : names.map((n) => ({ ...root, annotations: { [CONTAINERD_NAME]: fullName(n), [REF_NAME]: refName(n) } })),
+  };
+}
+
 async function writeOciArchive(
   tar: TarWriter,
   image: Image,
@@ -96,16 +110,8 @@ async function writeOciArchive(
   const root: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size };
   if (image.platform) root.platform = { os: image.platform.os, architecture: image.platform.architecture };
   if (image.platform?.variant) root.platform!.variant = image.platform.variant;
-  const index: ImageIndex = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests:
-      names.length === 0
-        ? [root]
-        : names.map((n) => ({ ...root, annotations: { [CONTAINERD_NAME]: fullName(n), [REF_NAME]: n } })),
-  };
   await tar.addFile('oci-layout', json({ imageLayoutVersion: '1.0.0' }));
-  await tar.addFile('index.json', json(index));
+  await tar.addFile('index.json', json(archiveIndex(root, names, (n) => n)));
   await tar.addDirectory('blobs');
   await tar.addDirectory('blobs/sha256');
   const written = new Set<Digest>();
@@ -154,15 +160,8 @@ async function writeDockerArchive(
   const manifestDigest = sha256(manifestBytes);
   await tar.addFile(`blobs/sha256/${digestHex(manifestDigest)}`, manifestBytes);
   const root: Descriptor = { mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifestBytes.byteLength };
-  const index: ImageIndex = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
-    manifests:
-      names.length === 0
-        ? [root]
-        : names.map((n) => ({ ...root, annotations: { [CONTAINERD_NAME]: fullName(n), [REF_NAME]: n.slice(n.lastIndexOf(':') + 1) } })),
-  };
-  await tar.addFile('index.json', json(index));
+  // docker 25+ records only the tag as ref.name in its archives.
+  await tar.addFile('index.json', json(archiveIndex(root, names, (n) => n.slice(n.lastIndexOf(':') + 1))));
 
   const layerPaths = layerDescriptors.map((d) => `blobs/sha256/${digestHex(d.digest)}`);
   const layerSources: Record<string, Descriptor> = {};
