@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { uniqueSuffix } from './files.ts';
 
 /**
  * What the runtime derives from stored images and keeps between processes: packed root filesystems by
@@ -25,7 +26,7 @@ export function openDiskCache(storeDir: string): DiskCache {
     },
     put(space, key, bytes) {
       const target = file(space, key);
-      const tmp = `${target}.${process.pid}.${Date.now().toString(36)}.tmp`;
+      const tmp = `${target}.${uniqueSuffix()}.tmp`;
       try {
         fs.mkdirSync(path.dirname(target), { recursive: true });
         fs.writeFileSync(tmp, bytes, { mode: 0o644 });
