@@ -68,6 +68,41 @@ describe('LayoutStore', () => {
     expect(readdirSync(store.stagingDir)).toEqual([]);
   });
 
+  it('a new store opened without waiting for its layout is complete before anything is published', async () => {
+    const fresh = join(dir, 'fresh');
+    const store = await LayoutStore.open(fresh, { waitForLayout: false });
+    // Staging works at once; publishing waits for oci-layout and index.json.
+    const img = makeImage(['x'.repeat(1000)]);
+    const tx = await store.beginLoad();
+    await putAll(tx, img);
+    await tx.commit([{ repository: 'early', tag: '1' }], img.manifest.d);
+    expect(JSON.parse(readFileSync(join(fresh, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+    expect(JSON.parse(readFileSync(join(fresh, 'index.json'), 'utf8')).manifests).toHaveLength(1);
+    expect(readdirSync(fresh).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    // Opened again (waiting, the default): the layout is whole at once.
+    const other = join(dir, 'other');
+    await LayoutStore.open(other);
+    expect(readdirSync(other).sort()).toEqual(['.wasmbox', 'blobs', 'index.json', 'oci-layout']);
+  });
+
+  it('stores blobs larger than the writeback step byte for byte', async () => {
+    const store = await LayoutStore.open(dir);
+    const big = new Uint8Array(21 * 2 ** 20 + 123);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i >> 12) & 0xff;
+    const b = blob(MediaType.ociLayer, big);
+    // Streamed in 1 MiB chunks, as a download arrives.
+    let off = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (off >= big.length) return c.close();
+        c.enqueue(big.subarray(off, off + 2 ** 20));
+        off += 2 ** 20;
+      },
+    });
+    await store.put(stream, b.d);
+    expect(readFileSync(join(dir, 'blobs/sha256', b.d.digest.slice(7))).equals(Buffer.from(big))).toBe(true);
+  });
+
   it('finds images by name, name:tag, digest and ID prefix', async () => {
     const store = await LayoutStore.open(dir);
     const img = makeImage(['a']);

@@ -48,7 +48,7 @@ export function createProgram(command?: string): Command {
 export async function storeFor(cmd: Command): Promise<LayoutStore> {
   const { LayoutStore } = await import('../loader/store/layout-store.ts');
   const home = cmd.optsWithGlobals<{ home?: string }>().home;
-  return LayoutStore.open(home ?? LayoutStore.defaultDir());
+  return LayoutStore.open(home ?? LayoutStore.defaultDir(), { waitForLayout: false });
 }
 
 export function print(text: string): void {

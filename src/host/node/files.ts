@@ -151,6 +151,8 @@ export interface FileWriter {
   abort(): Promise<void>;
 }
 
+const WRITEBACK_BYTES = 8 << 20;
+
 /** Creates a new, exclusive temp file in `dir`. */
 export async function createTempFile(dir: string, prefix = 'tmp-'): Promise<FileWriter> {
   const p = path.join(dir, `${prefix}${uniqueSuffix()}`);
@@ -161,10 +163,14 @@ export async function createTempFile(dir: string, prefix = 'tmp-'): Promise<File
     throw fileError(e, p);
   }
   let closed = false;
+  // Writeback starts while the data still arrives, so the fsync before publishing has little left to wait for.
+  let unsynced = 0;
+  let writeback: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
     try {
+      await writeback;
       await handle.sync();
     } finally {
       await handle.close();
@@ -178,6 +184,11 @@ export async function createTempFile(dir: string, prefix = 'tmp-'): Promise<File
         while (off < chunk.byteLength) {
           const { bytesWritten } = await handle.write(chunk, off, chunk.byteLength - off);
           off += bytesWritten;
+        }
+        unsynced += off;
+        if (unsynced >= WRITEBACK_BYTES && !writeback) {
+          unsynced = 0;
+          writeback = handle.datasync().then(() => { writeback = undefined; }, () => { writeback = undefined; });
         }
       } catch (e) {
         throw fileError(e, p);
@@ -202,6 +213,7 @@ export async function createTempFile(dir: string, prefix = 'tmp-'): Promise<File
     async abort() {
       if (!closed) {
         closed = true;
+        await writeback;
         await handle.close().catch(() => {});
       }
       await fsp.rm(p, { force: true }).catch(() => {});
