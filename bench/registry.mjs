@@ -105,7 +105,8 @@ try {
 
   const { pullImage, pushImage, LayoutStore } = await import(join(root, 'dist/index.js'));
   const pushStore = await LayoutStore.open(pushHome);
-  const pull = { wasmbox: [], skopeo: [], library: [] };
+  const pull = { wasmbox: [], skopeo: [], library: [], noCa: [] };
+  const withoutCa = process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: '' } : undefined;
   const push = { wasmbox: [], skopeo: [], library: [] };
   const startup = { node: [], version: [] };
   for (let round = 0; round <= ROUNDS; round++) {
@@ -114,6 +115,14 @@ try {
     const v0 = run(process.execPath, [wasmbox, '--version']);
     const h = join(work, `pull-${round}`);
     const w = run(process.execPath, [wasmbox, '--home', h, 'pull', '-q', `${reg.host}/bench:1`]);
+    // Node 20 parses NODE_EXTRA_CA_CERTS at start (~100 ms for a whole system bundle): where it is set, the
+    // same pull also runs without it, to show what that costs (Node 22+ parse it when TLS first needs it).
+    let noCa = 0;
+    if (withoutCa) {
+      const hc = join(work, `pull-noca-${round}`);
+      noCa = run(process.execPath, [wasmbox, '--home', hc, 'pull', '-q', `${reg.host}/bench:1`], withoutCa);
+      rmSync(hc, { recursive: true, force: true });
+    }
     const s = run('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench:1`, `oci:${join(work, `skopeo-${round}`)}:x`], { HOME: join(work, `skopeo-home-${round}`) });
     rmSync(h, { recursive: true, force: true });
     rmSync(join(work, `skopeo-${round}`), { recursive: true, force: true });
@@ -136,6 +145,7 @@ try {
     await r3.stop();
     if (round === 0) continue; // warm-up
     startup.node.push(n0); startup.version.push(v0);
+    if (withoutCa) pull.noCa.push(noCa);
     pull.wasmbox.push(w); pull.skopeo.push(s); pull.library.push(l);
     push.wasmbox.push(pw); push.skopeo.push(ps); push.library.push(pl);
     console.error(`round ${round}: pull ${w.toFixed(0)} / ${s.toFixed(0)} ms (in-process ${l.toFixed(0)}), push ${pw.toFixed(0)} / ${ps.toFixed(0)} ms (in-process ${pl.toFixed(0)}), node -e 0 ${n0.toFixed(0)}, --version ${v0.toFixed(0)}`);
@@ -148,6 +158,7 @@ try {
   const row = (name, x, key) => `| ${name} (${mb} MiB, ${LAYERS} layers) | ${median(x[key]).toFixed(0)} ms (${spread(x[key])}) | skopeo copy ${median(x.skopeo).toFixed(0)} ms (${spread(x.skopeo)}) | **${(median(x[key]) / median(x.skopeo)).toFixed(2)}** (per round ${spreadRatio(ratios(x[key], x.skopeo))}) | <= 1.0 |`;
   console.log('| figure | wasmbox | peer | ratio of medians | target |\n|---|---|---|---|---|');
   console.log(row('pull, CLI', pull, 'wasmbox'));
+  if (withoutCa) console.log(row('pull, CLI, NODE_EXTRA_CA_CERTS unset', pull, 'noCa'));
   console.log(row('push, CLI', push, 'wasmbox'));
   console.log(row('pullImage, in-process', pull, 'library'));
   console.log(row('pushImage, in-process', push, 'library'));
