@@ -1,5 +1,8 @@
 // /etc/subuid and /etc/subgid parsing and the rootless id map built from them (no root needed).
 import { describe, expect, it } from 'vitest';
+import { buildInvocation, helperInvocation, USERNS_FD } from '../src/linux-backend/invocation.ts';
+import { planContainer, validatePlan, type PlanHost } from '../src/linux-backend/plan.ts';
+import type { Image } from '../src/loader/source.ts';
 import { buildIdMap, describeMapping, hostIdOf, MAX_EXTENTS, newIdMapArgs, parseSubIdFile, rangesFor, subIdMapping } from '../src/linux-backend/subids.ts';
 
 describe('parseSubIdFile', () => {
@@ -112,5 +115,52 @@ describe('subIdMapping', () => {
     expect(subIdMapping(user, 'alice:100000:65536\n', 'bob:200000:65536\n')).toBeUndefined();
     expect(subIdMapping(user, '', '1001:200000:65536\n')).toBeUndefined();
     expect(subIdMapping(user, 'alice:100000:0\n', 'alice:100000:5\n')).toBeUndefined();
+  });
+});
+
+describe('the invocation with a subordinate id map (not root)', () => {
+  const host: PlanHost = {
+    arch: 'x86_64', idMap: 'identity', switcher: '/usr/bin/busybox', procPresent: [], emptyDir: '/h/empty', rootfsDir: '/h/layers/aa',
+    containerDir: '/h/containers/c1', rootMapped: false, cgroups: {},
+    resolveCommand: () => ({ path: '/bin/sh', executable: true }),
+    statGuest: () => ({ kind: 'file', executable: true }),
+    resolveUser: () => ({ uid: 1000, gid: 1000 }),
+    canonicalGuestPath: (p) => p,
+  };
+  const image = { platform: { os: 'linux', architecture: 'amd64' } } as Image;
+  const plan = (o: { readOnlyRoot?: boolean; user?: string } = {}) => validatePlan(planContainer(image, {
+    argv: ['sh', '-c', 'true'], env: [], cwd: '/', tty: false, stdin: false, readOnlyRoot: o.readOnlyRoot ?? false,
+    mounts: [], network: 'none', limits: {}, ...(o.user ? { user: o.user } : {}),
+  }, host, 'ab'.repeat(32)), host);
+  const tools = { bwrap: '/usr/bin/bwrap', unshare: '/usr/bin/unshare', sh: '/bin/sh', mount: '/bin/mount', busybox: '/usr/bin/busybox' };
+  const helper = { mountNs: '/proc/7/ns/mnt', userNs: '/proc/7/ns/user' };
+
+  it('enters the helper\'s user and mount namespaces with nsenter, writable root or not; bwrap joins nothing, passes no fd', () => {
+    for (const readOnlyRoot of [false, true]) {
+      const p = plan({ readOnlyRoot, user: 'app' });
+      expect(p.idMap).toBe('identity');
+      expect(p.hostDevNodes).toBe('as-is');
+      const inv = buildInvocation(p, tools, { privileged: false, cgroupProcs: [], helper });
+      expect(inv.userns).toBe(false);
+      expect([inv.command, ...inv.args.slice(0, 5)]).toEqual(['/usr/bin/busybox', 'nsenter', '-U/proc/7/ns/user', '--preserve-credentials', '-m/proc/7/ns/mnt', '/usr/bin/bwrap']);
+      const bwrap = inv.args.slice(5);
+      expect(bwrap).toContain('--assert-userns-disabled');
+      for (const absent of ['--userns', String(USERNS_FD), '--unshare-user', '--uid']) expect(bwrap).not.toContain(absent);
+      expect(bwrap.join(' ')).toContain('nsenter -S 1000 -G 1000 -- /bin/sh');
+    }
+    // root's identity map still joins through the descriptor
+    const root = buildInvocation(plan(), tools, { privileged: true, cgroupProcs: [], helper: { mountNs: '/proc/7/ns/mnt' } });
+    expect(root.userns).toBe(true);
+    expect(root.args).toContain('--userns');
+  });
+
+  it('the helper waits for its map and caps user namespaces, leaving the host\'s /dev alone', () => {
+    const inv = helperInvocation('/bin/busybox', false, true);
+    expect(inv.writeMaps).toBe(true);
+    expect(inv.args.slice(0, 4)).toEqual(['unshare', '-U', '-m', '--propagation']);
+    expect(inv.args).not.toContain('-r');
+    expect(inv.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && echo ok && while /);
+    expect(inv.args.join(' ')).not.toContain('--rbind');
+    expect(helperInvocation('/bin/busybox', false).args.slice(0, 4)).toEqual(['unshare', '-U', '-r', '-m']);
   });
 });

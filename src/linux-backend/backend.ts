@@ -3,9 +3,10 @@
  * create() = materialise the image's merged tree once (by chainID) -> plan -> validate -> invocation.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { SandboxError } from '../errors.ts';
 import type { DirInode } from '../fs/inode.ts';
 import type { LayerTree } from '../fs/layer-tree.ts';
@@ -15,10 +16,11 @@ import type { Backend, Container, ContainerSpec, ProbeResult } from '../runtime/
 import { createCgroups, probeCgroups } from './cgroups.ts';
 import { LinuxContainer } from './container.ts';
 import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from './invocation.ts';
-import { NamespaceHelper } from './helper.ts';
+import { NamespaceHelper, type SubIdTools } from './helper.ts';
 import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
 import { FinalFs, KeptDirs, listMerged } from './final-fs.ts';
-import { ensureMaterialised, removeTree, removeTreeAsync } from './materialise.ts';
+import { applyOwnersInUserNs, ensureMaterialised, removeTree, removeTreeAsync, type MaterialiseOptions } from './materialise.ts';
+import { describeMapping, subIdMapping, type SubIdMapping } from './subids.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import type { SeccompArch } from './syscalls.ts';
@@ -53,6 +55,16 @@ interface HostCheck {
   procPresent?: string[];
   /** tools.busybox is statically linked, so it can run inside any container's root (the uid switch). */
   staticBusybox?: boolean;
+  /** Not root: the caller's /etc/subuid ranges and newuidmap/newgidmap, or why they are not used. */
+  subIds?: SubIdTools;
+  noSubIds?: string;
+}
+
+/** Which ids a container sees (see IdMapMode): for people, and tests. */
+export interface IdMapping {
+  /** 'identity': root caller; 'subids': an unprivileged caller's /etc/subuid ranges; 'single': only the caller's uid (others show as 65534). */
+  mode: 'identity' | 'subids' | 'single';
+  detail: string;
 }
 
 const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
@@ -189,7 +201,7 @@ function writeProbeCache(file: string, value: ProbeCache): void {
 export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
-  const kept = new KeptDirs(removeTree);
+  const kept = new KeptDirs((dir) => removeMapped(dir));
   // One namespace helper per backend (when busybox is installed): it holds the identity-mapped user
   // namespace (root) and the mount namespace the writable roots are mounted in. Without it, the
   // legacy per-container prelude mounts the overlay and bwrap maps a single uid.
@@ -198,7 +210,15 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   let placeholder: number | undefined;
   const placeholderFd = (): number | undefined => (placeholder ??= openPlaceholder(home));
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
-  const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!).catch(() => undefined);
+  // (not root with /etc/subuid ranges: a helper whose map newuidmap refused falls back to the caller's uid alone)
+  let mapped: NamespaceHelper | undefined;
+  const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!, h.subIds)
+    .catch((e: Error) => {
+      if (!h.subIds) throw e;
+      h.noSubIds = `the subordinate id map failed (${e.message})`;
+      return NamespaceHelper.start(h.tools!.busybox!, h.privileged!);
+    })
+    .then((x) => (x.subIds ? (mapped = x) : x), () => undefined);
   const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
     if (!h.tools?.busybox || opts.namespaceHelper === false) return Promise.resolve(undefined);
     const p = (helper ??= startHelper(h));
@@ -211,6 +231,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
   const getHost = (): HostCheck => {
     if (!host) {
       host = checkHost(home, opts.tools ?? {});
+      if (host.ok && !host.privileged) Object.assign(host, findSubIds(host, opts.namespaceHelper !== false));
       if (host.ok) reapStaleContainers(home);
     }
     return host;
@@ -239,11 +260,13 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     if (!verdict.ok) throw new SandboxError('BACKEND_UNAVAILABLE', verdict.reason);
     const h = getHost();
     const top = image.layers.length ? image.layers[image.layers.length - 1]!.chainId : EMPTY_ROOTFS;
+    // Not root with /etc/subuid ranges: the image's owners are set inside the helper's user namespace.
+    const subIds = h.subIds ? (await getHelper(h))?.subIds : undefined;
     const { dir: rootfsDir } = await ensureMaterialised(home, top, async () => {
       const t = await rootfsTree(image);
       return 'root' in t ? t.root : t;
-    });
-    const ns = h.privileged || !spec.readOnlyRoot ? await getHelper(h) : undefined;
+    }, subIds ? ownersInUserNs(h, subIds) : {});
+    const ns = h.privileged || subIds || !spec.readOnlyRoot ? await getHelper(h) : undefined;
     // A writable root the helper mounted ahead of time for this image, when there is one.
     const spare: RootDirs | undefined = ns && !spec.readOnlyRoot ? await spares.take(ns, rootfsDir) : undefined;
     try {
@@ -263,7 +286,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     const id = spare?.id ?? randomBytes(32).toString('hex');
     const containerDir = spare?.dir ?? path.join(home, 'linux', 'containers', id);
     const lookup = rootfsLookup(rootfsDir);
-    const identity = ns?.userNsFd !== undefined;
+    const identity = ns?.userNsFd !== undefined || ns?.subIds !== undefined;
     const planHost: PlanHost = {
       arch: h.arch!,
       idMap: identity ? 'identity' : 'single',
@@ -324,7 +347,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     const invocation = buildInvocation(plan, h.tools!, {
       privileged: h.privileged!,
       cgroupProcs: cgroups?.procs ?? [],
-      ...(mountedByHelper || (ns && plan.hostDevNodes === 'read-only') ? { helper: { mountNs: ns!.mountNs, ...(h.privileged ? {} : { userNs: ns!.userNs }) } } : {}),
+      ...(mountedByHelper || (ns && plan.hostDevNodes === 'read-only') || (ns?.subIds && plan.idMap === 'identity') ? { helper: { mountNs: ns!.mountNs, ...(h.privileged ? {} : { userNs: ns!.userNs }) } } : {}),
     });
     // What the guest wrote outlives its process so fs() can show it: at exit the container's directory
     // (minus overlay's work dir) moves from containers/ (running) to kept/ (exited), which is removed
@@ -336,7 +359,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     return new LinuxContainer({
       plan,
       invocation,
-      ...(identity ? { usernsFd: ns.userNsFd } : {}),
+      ...(ns?.userNsFd !== undefined ? { usernsFd: ns.userNsFd } : {}),
       placeholderFd: placeholderFd(),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {
@@ -370,19 +393,80 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     });
   }
 
+  /**
+   * Materialised with the owners the image gives, inside the helper's user namespace: the files of image
+   * uid k belong to host uid start+k-1, which the container sees as k. A folder of layers per map.
+   */
+  function ownersInUserNs(h: HostCheck, m: SubIdMapping): MaterialiseOptions {
+    const what = `${userName() ?? `uid ${process.getuid?.()}`}`;
+    return {
+      layers: `layers-${createHash('sha256').update(JSON.stringify(m)).digest('hex').slice(0, 16)}`,
+      applyOwners: async (dir, owners) => {
+        const ns = mapped;
+        if (!ns?.alive) throw new SandboxError('BACKEND_UNAVAILABLE', 'the namespace helper that maps the subordinate ids has exited');
+        await applyOwnersInUserNs({ busybox: h.tools!.busybox!, userNs: ns.userNs, maxUid: m.uid.max, maxGid: m.gid.max, what }, dir, owners);
+      },
+      remove: removeMapped,
+    };
+  }
+
+  /** removeTree, then what is left (files of the container's non-root users) as root of the helper's user namespace. */
+  function removeMapped(dir: string): void {
+    removeTree(dir);
+    const ns = mapped;
+    if (!ns?.alive || !fs.existsSync(dir)) return;
+    spawnSync(host!.tools!.busybox!, ['nsenter', `-U${ns.userNs}`, '--preserve-credentials', '--', host!.tools!.busybox!, 'rm', '-rf', '--', dir], { stdio: 'ignore', timeout: 30_000 });
+  }
+
   /** Runs the host checks (and the stale-container reaping) ahead of the first container. */
   function prewarm(): void {
     const h = getHost();
     if (h.ok) void getHelper(h);
   }
 
-  const backend = { name: 'linux', probe, create, prewarm } as Backend & { prewarm(): void };
+  /** Which ids this backend's containers see, and why (starts the namespace helper). */
+  async function idMapping(): Promise<IdMapping> {
+    const h = getHost();
+    if (!h.ok) return { mode: 'single', detail: h.reason! };
+    const ns = await getHelper(h);
+    if (h.privileged) {
+      return ns?.userNsFd !== undefined
+        ? { mode: 'identity', detail: 'root: every uid and gid maps to itself' }
+        : { mode: 'single', detail: 'root without the namespace helper (no busybox): bwrap maps one uid' };
+    }
+    if (ns?.subIds) return { mode: 'subids', detail: `/etc/subuid, /etc/subgid: ${describeMapping(ns.subIds)}` };
+    return { mode: 'single', detail: `only the caller's uid is mapped (other owners show as 65534): ${h.noSubIds ?? 'the namespace helper could not start'}` };
+  }
+
+  const backend = { name: 'linux', probe, create, prewarm, idMapping } as Backend & { prewarm(): void; idMapping(): Promise<IdMapping> };
   // The helper exits with its owner process; a backend dropped before that takes its helper along.
   helperOwners.register(backend, () => void helper?.then((x) => x?.close()));
   return backend;
 }
 
 const helperOwners = new FinalizationRegistry<() => void>((close) => close());
+
+function userName(): string | undefined {
+  try {
+    return os.userInfo().username || undefined;
+  } catch {
+    return undefined; // a uid without a passwd entry
+  }
+}
+
+/** An unprivileged caller's subordinate ids and the tools that map them; otherwise why there are none. */
+function findSubIds(h: HostCheck, helperAllowed: boolean): Pick<HostCheck, 'subIds' | 'noSubIds'> {
+  if (!helperAllowed) return { noSubIds: 'the namespace helper is turned off' };
+  if (!h.tools?.busybox || !h.staticBusybox) return { noSubIds: 'a static busybox is needed (apt-get install busybox-static)' };
+  const newuidmap = which('newuidmap');
+  const newgidmap = which('newgidmap');
+  if (!newuidmap || !newgidmap) return { noSubIds: 'newuidmap/newgidmap are not installed (apt-get install uidmap)' };
+  const name = userName();
+  const read = (f: string): string => { try { return fs.readFileSync(f, 'utf8'); } catch { return ''; } };
+  const mapping = subIdMapping({ ...(name ? { name } : {}), uid: process.getuid!(), gid: process.getgid!() }, read('/etc/subuid'), read('/etc/subgid'));
+  if (!mapping) return { noSubIds: `/etc/subuid and /etc/subgid give ${name ?? `uid ${process.getuid!()}`} no range` };
+  return { subIds: { mapping, newuidmap, newgidmap } };
+}
 
 /** Containers whose owning process died (a crash, SIGKILL) leave their directory behind: remove those. */
 function reapStaleContainers(home: string): void {

@@ -4,11 +4,15 @@
  * request. A mount through it costs one fork+exec of a small static binary inside a process that is
  * already in the right namespaces, instead of a chain of process starts per container.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SandboxError } from '../errors.ts';
 import { helperInvocation, helperLine } from './invocation.ts';
+import { newIdMapArgs, type SubIdMapping } from './subids.ts';
+
+/** An unprivileged caller's subordinate ids and the setuid tools that map them (package uidmap). */
+export interface SubIdTools { mapping: SubIdMapping; newuidmap: string; newgidmap: string }
 
 const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 /** Every uid and gid to itself (4294967295 = (uid_t)-1 stays unmapped). */
@@ -27,6 +31,7 @@ export class NamespaceHelper {
   #stderr = '';
   #closed = false;
   #userNsFd: number | undefined;
+  #subIds: SubIdMapping | undefined;
 
   private constructor(child: ChildProcess) {
     this.#child = child;
@@ -40,9 +45,18 @@ export class NamespaceHelper {
     return this.#userNsFd;
   }
 
-  /** Starts the helper; rejects with a reason when this host cannot run it. */
-  static async start(busybox: string, privileged: boolean): Promise<NamespaceHelper> {
-    const inv = helperInvocation(busybox, privileged);
+  /** Not root: the /etc/subuid map its user namespace holds (undefined: only the caller's uid is mapped). */
+  get subIds(): SubIdMapping | undefined {
+    return this.#subIds;
+  }
+
+  /**
+   * Starts the helper; rejects with a reason when this host cannot run it. `subIds` (not root): its user
+   * namespace maps the caller's subordinate ids through newuidmap/newgidmap.
+   */
+  static async start(busybox: string, privileged: boolean, subIds?: SubIdTools): Promise<NamespaceHelper> {
+    const mapped = !privileged && subIds !== undefined;
+    const inv = helperInvocation(busybox, privileged, mapped);
     const child = spawn(inv.command, inv.args, { stdio: ['pipe', 'pipe', 'pipe'], env: HOST_ENV, ...(privileged ? { uid: 0, gid: 0 } : {}) });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -54,9 +68,16 @@ export class NamespaceHelper {
     try {
       if (inv.writeMaps) {
         await helper.#expect('u');
-        // Written by us (root, in the parent namespace): any map is allowed, and no newuidmap is needed.
-        fs.writeFileSync(`/proc/${helper.pid}/uid_map`, IDENTITY_MAP);
-        fs.writeFileSync(`/proc/${helper.pid}/gid_map`, IDENTITY_MAP);
+        if (mapped) {
+          // (the setuid tools check /etc/subuid and /etc/subgid themselves; gid_map after uid_map, as podman)
+          await runTool(subIds.newuidmap, newIdMapArgs(helper.pid, subIds.mapping.uid));
+          await runTool(subIds.newgidmap, newIdMapArgs(helper.pid, subIds.mapping.gid));
+          helper.#subIds = subIds.mapping;
+        } else {
+          // Written by us (root, in the parent namespace): any map is allowed, and no newuidmap is needed.
+          fs.writeFileSync(`/proc/${helper.pid}/uid_map`, IDENTITY_MAP);
+          fs.writeFileSync(`/proc/${helper.pid}/gid_map`, IDENTITY_MAP);
+        }
         child.stdin!.write('\n');
       }
       await helper.#expect('ok');
@@ -145,4 +166,13 @@ export class NamespaceHelper {
     this.#child.ref();
     for (const s of [this.#child.stdout, this.#child.stderr, this.#child.stdin] as Array<Readable | null>) (s as unknown as { ref?(): void })?.ref?.();
   }
+}
+
+function runTool(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { env: HOST_ENV, timeout: START_TIMEOUT_MS }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`));
+      else resolve();
+    });
+  });
 }

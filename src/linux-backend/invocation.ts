@@ -28,12 +28,18 @@ export const SECCOMP_FD = 3;
 export const STATUS_FD = 4;
 export const USERNS_FD = 5;
 
-export function bwrapArgs(plan: Plan): string[] {
+/**
+ * `joined`: how bwrap gets into an identity-mapped user namespace: 'fd' (root) joins it through
+ * USERNS_FD; 'entered' (an unprivileged caller with /etc/subuid ranges) already runs in it, as its
+ * root, through nsenter -U (bwrap cannot join a namespace it is in, and the caller cannot enter the
+ * helper's mount namespace without entering its user namespace first).
+ */
+export function bwrapArgs(plan: Plan, joined: 'fd' | 'entered' = 'fd'): string[] {
   const a: string[] = [];
   const ns = plan.namespaces;
   // With an identity map the user namespace exists already (the helper's, user.max_user_namespaces=0
   // inside): bwrap joins it and checks that no further one can be made.
-  if (plan.idMap === 'identity') a.push('--userns', String(USERNS_FD), '--assert-userns-disabled');
+  if (plan.idMap === 'identity') a.push(...(joined === 'fd' ? ['--userns', String(USERNS_FD)] : []), '--assert-userns-disabled');
   else if (ns.user) a.push('--unshare-user', '--disable-userns');
   if (ns.pid) a.push('--unshare-pid');
   if (ns.net) a.push('--unshare-net');
@@ -106,7 +112,8 @@ export interface InvocationHost {
   /**
    * The namespace helper, when one runs: the writable root is already mounted in its mount namespace,
    * which the container enters with nsenter (its user namespace too when not root). As root, the host's
-   * device nodes are read-only there (see DEV_NODES), so every container enters it.
+   * device nodes are read-only there (see DEV_NODES), so every container enters it. Not root, with an
+   * identity plan (the helper's namespace maps /etc/subuid ranges), every container enters it too.
    */
   helper?: { mountNs: string; userNs?: string };
 }
@@ -124,8 +131,10 @@ export interface InvocationHost {
  */
 export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): Invocation {
   const seccomp = encodeSeccomp(compileSeccomp(plan.seccomp));
-  const bwrap = bwrapArgs(plan);
-  const userns = plan.idMap === 'identity';
+  // (an identity plan with the helper's user namespace to enter: the caller is not root, the map is its subordinate ids)
+  const entered = plan.idMap === 'identity' && o.helper?.userNs !== undefined;
+  const bwrap = bwrapArgs(plan, entered ? 'entered' : 'fd');
+  const userns = plan.idMap === 'identity' && !entered;
   const joinCgroups = o.cgroupProcs.map((procs) => `echo $$ > ${shellQuote(procs)}`);
   const shell = tools.busybox ? [tools.busybox, 'sh'] : [tools.sh];
 
@@ -133,7 +142,7 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
   if (o.helper || (!plan.root.writable && !devReadOnly)) {
     let argv = [tools.bwrap, ...bwrap];
     if (joinCgroups.length) argv = [...shell, '-c', [...joinCgroups, 'exec "$0" "$@"'].join(' && '), ...argv];
-    if (plan.root.writable || devReadOnly) {
+    if (plan.root.writable || devReadOnly || entered) {
       const h = o.helper!;
       if (!tools.busybox) throw new Error('the namespace helper needs busybox');
       // (--preserve-credentials: the caller is root in the helper's user namespace already, and that
@@ -162,13 +171,17 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
  * - As root: `busybox unshare -U -m`; the spawner writes the identity uid/gid maps once it says `u`,
  *   then the helper re-execs (uid 0 in the namespace: full capabilities there), sets the namespace's
  *   user.max_user_namespaces to 0 and says `ok`. Containers join that user namespace with bwrap --userns.
- * - Unprivileged: `busybox unshare -U -r -m` (the caller's uid as root inside), says `ok`.
+ * - Unprivileged with /etc/subuid ranges (`subIds`): as root, except that the spawner maps the ids
+ *   with newuidmap/newgidmap (the caller's uid is root inside, its subordinate ids 1..N) and the
+ *   host's /dev stays as it is (the host's root is not mapped: its device nodes cannot be changed).
+ * - Unprivileged otherwise: `busybox unshare -U -r -m` (the caller's uid as root inside), says `ok`.
  */
-export function helperInvocation(busybox: string, privileged: boolean): { command: string; args: string[]; writeMaps: boolean } {
+export function helperInvocation(busybox: string, privileged: boolean, subIds = false): { command: string; args: string[]; writeMaps: boolean } {
   const bb = shellQuote(busybox);
   const loop = `while IFS='|' read -r op a b; do case "$op" in m) ${bb} mount -t overlay -o "$a" wasmbox "$b";; u) ${bb} umount "$b";; *) exit 2;; esac; echo $?; done`;
-  if (privileged) {
-    const main = `echo 0 > /proc/sys/user/max_user_namespaces && ${readOnlyDevNodes(`${bb} mount`)} && echo ok && ${loop}`;
+  if (privileged || subIds) {
+    const devs = privileged ? `${readOnlyDevNodes(`${bb} mount`)} && ` : '';
+    const main = `echo 0 > /proc/sys/user/max_user_namespaces && ${devs}echo ok && ${loop}`;
     return {
       command: busybox,
       args: ['unshare', '-U', '-m', '--propagation', 'private', busybox, 'sh', '-c', `echo u && read -r go && exec ${bb} sh -c "$0"`, main],

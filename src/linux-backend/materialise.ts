@@ -7,19 +7,37 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { SandboxError } from '../errors.ts';
 import type { DirInode, Inode } from '../fs/inode.ts';
 import type { Digest } from '../loader/digest.ts';
+import { shellQuote } from './invocation.ts';
 
 /** Mount points bwrap needs in the root (a read-only root cannot get them later). */
 const MOUNT_POINTS: Array<[string, number]> = [['proc', 0o555], ['dev', 0o755], ['sys', 0o555], ['tmp', 0o1777]];
 
 export interface MaterialiseStats { files: number; dirs: number; symlinks: number; hardLinks: number; skipped: string[] }
 
-export function layerDir(home: string, chainId: Digest): string {
-  return path.join(home, 'linux', 'layers', chainId.replace(/^sha256:/, ''));
+/** `layers`: the folder under <home>/linux (another one per subordinate id map: their owners differ on the host). */
+export function layerDir(home: string, chainId: Digest, layers = 'layers'): string {
+  return path.join(home, 'linux', layers, chainId.replace(/^sha256:/, ''));
+}
+
+/**
+ * What an unprivileged writer could not set on the host and a pass inside the user namespace that maps
+ * the image's ids (see applyOwnersInUserNs) sets afterwards; paths are relative to the tree's root.
+ * `chmod`: modes chown clears (setuid, setgid) and directory modes the writer widened to keep rwx.
+ */
+export interface DeferredOwners { chown: Array<{ path: string; uid: number; gid: number }>; chmod: Array<{ path: string; mode: number }> }
+
+export interface MaterialiseOptions {
+  /** The folder of layerDir. */
+  layers?: string;
+  /** Not root: sets the deferred owners on the written tree (before it is renamed into place). */
+  applyOwners?(dir: string, owners: DeferredOwners): Promise<void>;
+  /** Removes a half-written tree (default removeTree). */
+  remove?(dir: string): void;
 }
 
 /** The directory of this chainID, writing it from `tree()` first if it is not there yet. */
@@ -27,34 +45,50 @@ export async function ensureMaterialised(
   home: string,
   chainId: Digest,
   tree: () => Promise<DirInode>,
+  o: MaterialiseOptions = {},
 ): Promise<{ dir: string; created: boolean; stats?: MaterialiseStats }> {
-  const dir = layerDir(home, chainId);
+  const dir = layerDir(home, chainId, o.layers);
   if (fs.existsSync(dir)) return { dir, created: false };
   const root = await tree();
   const parent = path.dirname(dir);
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   const tmp = path.join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const remove = o.remove ?? removeTree;
   try {
-    const stats = writeTree(root, tmp);
+    const deferred: DeferredOwners | undefined = o.applyOwners ? { chown: [], chmod: [] } : undefined;
+    const stats = writeTree(root, tmp, deferred);
+    if (deferred) await o.applyOwners!(tmp, deferred);
     try {
       fs.renameSync(tmp, dir);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
-      removeTree(tmp); // another process materialised the same chainID first
+      remove(tmp); // another process materialised the same chainID first
       return { dir, created: false };
     }
     return { dir, created: true, stats };
   } catch (e) {
-    removeTree(tmp);
+    remove(tmp);
     if (e instanceof SandboxError) throw e;
     throw new SandboxError('INTERNAL', `materialising ${chainId} failed: ${(e as Error).message}`, { cause: e });
   }
 }
 
-/** Writes `root` as a new directory `dest` (which must not exist). */
-export function writeTree(root: DirInode, dest: string): MaterialiseStats {
+/**
+ * Writes `root` as a new directory `dest` (which must not exist). Not root, owners are the caller's;
+ * `deferred` collects the owners and modes to set later in a user namespace.
+ */
+export function writeTree(root: DirInode, dest: string, deferred?: DeferredOwners): MaterialiseStats {
   const asRoot = process.getuid?.() === 0;
+  const defer = (p: string, node: Inode): void => {
+    if (!deferred || asRoot) return;
+    const rel = `./${path.relative(dest, p)}`;
+    if (node.uid !== 0 || node.gid !== 0) {
+      deferred.chown.push({ path: rel, uid: node.uid, gid: node.gid });
+      if (node.kind !== 'symlink' && node.kind !== 'dir' && (node.mode & 0o6000)) deferred.chmod.push({ path: rel, mode: node.mode & 0o7777 });
+    }
+    if (node.kind === 'dir' && (node.mode & 0o700) !== 0o700) deferred.chmod.push({ path: rel, mode: node.mode & 0o7777 });
+  };
   const stats: MaterialiseStats = { files: 0, dirs: 0, symlinks: 0, hardLinks: 0, skipped: [] };
   const firstPath = new Map<Inode, string>();
   // Directory metadata is applied after the children: a 0555 directory must still be filled, and
@@ -131,6 +165,7 @@ export function writeTree(root: DirInode, dest: string): MaterialiseStats {
           stats.skipped.push(relPath);
           continue;
       }
+      defer(p, node);
       firstPath.set(node, p);
     }
     if (rel === '') {
@@ -149,8 +184,63 @@ export function writeTree(root: DirInode, dest: string): MaterialiseStats {
     // The owner keeps rwx on the cache copy only when not root: otherwise the cache could not be removed.
     fs.chmodSync(p, asRoot ? d.mode : d.mode | 0o700);
     fs.utimesSync(p, nsToSeconds(d.atimeNs), nsToSeconds(d.mtimeNs));
+    defer(p, d);
   }
   return stats;
+}
+
+/**
+ * Sets deferred owners and modes on the tree `dir` as root of the user namespace `userNs` (the namespace
+ * helper's, which maps the caller's /etc/subuid ranges): one process, `xargs -0 chown -h` per owner and
+ * `xargs -0 chmod` per mode, over NUL-separated lists of paths relative to `dir`. Every path was made
+ * by writeTree under `dir` (no symlink on the way; chown -h does not follow a final one, chmod is
+ * given no symlink). Ids the namespace does not map are refused before anything runs.
+ */
+export async function applyOwnersInUserNs(
+  o: { busybox: string; userNs: string; maxUid: number; maxGid: number; what: string },
+  dir: string,
+  owners: DeferredOwners,
+): Promise<void> {
+  if (!owners.chown.length && !owners.chmod.length) return;
+  const badUid = owners.chown.find((c) => c.uid > o.maxUid);
+  const badGid = owners.chown.find((c) => c.gid > o.maxGid);
+  if (badUid || badGid) {
+    const [kind, id, max, file] = badUid ? ['uid', badUid.uid, o.maxUid, 'subuid'] : ['gid', badGid!.gid, o.maxGid, 'subgid'];
+    throw new SandboxError('BACKEND_UNAVAILABLE',
+      `the image has a file of ${kind} ${id} (${(badUid ?? badGid)!.path.slice(1)}), beyond the ${max} ${kind}s that /etc/${file} gives ${o.what}: ` +
+        `give it a larger range (${kind}s 1..${id} at least)`);
+  }
+  const lists = `${dir}.owners`;
+  fs.mkdirSync(lists, { mode: 0o700 });
+  try {
+    const bb = shellQuote(o.busybox);
+    const steps: string[] = [`cd ${shellQuote(dir)}`];
+    const group = <T>(items: T[], key: (t: T) => string, cmd: (k: string) => string, item: (t: T) => string) => {
+      const groups = new Map<string, string[]>();
+      for (const t of items) {
+        const k = key(t);
+        let g = groups.get(k);
+        if (!g) groups.set(k, (g = []));
+        g.push(item(t));
+      }
+      for (const [k, paths] of groups) {
+        const list = path.join(lists, String(steps.length));
+        fs.writeFileSync(list, paths.join('\0') + '\0');
+        steps.push(`${bb} xargs -0 -r ${cmd(k)} < ${shellQuote(list)}`);
+      }
+    };
+    group(owners.chown, (c) => `${c.uid}:${c.gid}`, (k) => `${bb} chown -h ${k}`, (c) => c.path);
+    group(owners.chmod, (c) => c.mode.toString(8), (k) => `${bb} chmod ${k}`, (c) => c.path);
+    await new Promise<void>((resolve, reject) => {
+      execFile(o.busybox, ['nsenter', `-U${o.userNs}`, '--preserve-credentials', '--', o.busybox, 'sh', '-c', steps.join(' && ')],
+        { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, maxBuffer: 1 << 20 }, (err, _out, stderr) => {
+          if (err) reject(new SandboxError('BACKEND_UNAVAILABLE', `cannot set the image's owners in the user namespace: ${String(stderr).trim() || err.message}`, { cause: err }));
+          else resolve();
+        });
+    });
+  } finally {
+    removeTree(lists);
+  }
 }
 
 export function removeTree(p: string): void {

@@ -1,0 +1,261 @@
+// An unprivileged caller with /etc/subuid and /etc/subgid ranges sees the image's own uids and gids, as
+// rootless podman does: a throwaway user gets a range, runs the backend (a bundled runner started with
+// setpriv), and its containers show and enforce the owners 0, 1000 and 65534 of the image, chown and su
+// work, and nothing outside the map is reachable. /etc/subuid, /etc/subgid and the user are restored.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'esbuild';
+import { buildOwnersImage, busyboxAvailable, busyboxEntries, layerTar, runnerPrelude, tempDir, writeOciLayout } from './helpers/linux-images.ts';
+
+const work = tempDir('wasmbox-linux-subids-');
+const COUNT = 65536;
+/** A range far from any real account's ids (checked against the files' other lines below). */
+const START = 2_000_000_000 + Math.floor(Math.random() * 1000) * COUNT;
+const OUTSIDER = 12_345; // a host uid neither the caller's nor in its range
+const user = `wbx${randomBytes(4).toString('hex')}`;
+const ourLine = `${user}:${START}:${COUNT}`;
+let skipReason = busyboxAvailable();
+let runner = '';
+let ownersDir = '';
+let wideDir = '';
+let uid = -1;
+let gid = -1;
+let userAdded = false;
+
+const RUNNER = (root: string) => `
+${runnerPrelude(root)}
+const wide = await openOciDir(process.argv[4]);
+const spec = (script, o = {}) => ({ argv: ['sh', '-c', script], env: ['PATH=/bin'], cwd: '/data', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, user: 'app', ...o });
+const out = { probe: await backend.probe(image), ids: await backend.idMapping(), runs: {} };
+async function run(name, s, img = image) {
+  try {
+    const c = await backend.create(img, s);
+    await c.start();
+    const [stdout, stderr, status] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text(), c.wait()]);
+    out.runs[name] = { stdout, stderr, status };
+  } catch (e) {
+    out.runs[name] = { error: { code: e.code, message: e.message } };
+  }
+}
+const shared = [{ guest: '/shared', source: { type: 'host', path: process.argv[5] }, mode: 'rw' }];
+if (out.probe.ok) {
+  await run('app', spec([
+    'id -u; id -g',
+    'ls -ln /data',
+    'echo more >> app-file && echo app-file:ok',
+    'echo more >> group-file && echo group-file:ok',
+    'echo more >> root-file 2>/dev/null || echo root-file:denied',
+    'cat root-private 2>/dev/null || echo root-private:denied',
+    'mkdir -p /home/app/deep/er && echo x > /home/app/deep/er/f && chmod 500 /home/app/deep/er && echo made',
+  ].join('; ')));
+  await run('root', spec([
+    'ls -ln /data',
+    'echo --',
+    'chown 1000:1000 root-file && stat -c %u:%g root-file',
+    'chown 65534:50 app-file && stat -c %u:%g app-file',
+    'chown ${COUNT + 1} nobody-file 2>/dev/null || echo chown-outside:denied',
+    'stat -c %u nobody-file',
+    '/bin/busybox su -s /bin/sh -c "id -u; id -g; echo x >> /data/root-file && echo su-write:ok" app 2>&1',
+    'echo --',
+    'cat /proc/self/uid_map /proc/self/gid_map',
+    'echo --',
+    'ls -ln /shared',
+    'cat /shared/root-secret 2>/dev/null || echo root-secret:denied',
+    'cat /shared/outsider-secret 2>/dev/null || echo outsider-secret:denied',
+    'echo hi >> /shared/outsider-open 2>/dev/null || echo outsider-open:denied',
+    'cat /shared/sub-secret',
+    'chown 0 /shared/outsider-open 2>/dev/null || echo chown-host:denied',
+    'echo "0 0 1" > /proc/self/uid_map 2>/dev/null || echo uid-map:denied',
+    'unshare -U true 2>/dev/null || echo userns:denied',
+  ].join('; '), { user: undefined, mounts: shared }));
+  await run('readonly', spec('id -u; ls -ln /data; echo more >> app-file 2>/dev/null || echo read-only', { readOnlyRoot: true }));
+  await run('wide', spec('true'), wide);
+}
+console.log(JSON.stringify(out));
+`;
+
+/** Removes our lines from a subordinate id file, whatever else changed in it meanwhile. */
+function dropOurLine(file: string): void {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    const kept = text.split('\n').filter((l) => l !== ourLine);
+    if (kept.length !== text.split('\n').length) fs.writeFileSync(file, kept.join('\n'));
+  } catch { /* the file is gone: nothing of ours is left in it */ }
+}
+
+function restoreHost(): void {
+  dropOurLine('/etc/subuid');
+  dropOurLine('/etc/subgid');
+  if (userAdded) {
+    spawnSync('userdel', [user], { stdio: 'ignore' });
+    userAdded = false;
+  }
+}
+
+beforeAll(async () => {
+  if (skipReason) return;
+  if (process.getuid?.() !== 0) {
+    skipReason = 'the test makes a user and gives it /etc/subuid ranges, which needs root';
+    return;
+  }
+  for (const [tool, pkg] of [['setpriv', 'util-linux'], ['useradd', 'passwd'], ['newuidmap', 'uidmap'], ['newgidmap', 'uidmap']]) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) {
+      skipReason = `${tool} is missing (apt-get install ${pkg})`;
+      return;
+    }
+  }
+  for (const file of ['/etc/subuid', '/etc/subgid']) {
+    const taken = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    for (const l of taken.split('\n')) {
+      const [, s, c] = l.split(':').map(Number);
+      if (s! < START + COUNT && START < s! + c!) throw new Error(`${file} already gives ${l}, which overlaps the test's range`);
+    }
+  }
+  // (restored in afterAll, and at exit should the run be cut short)
+  process.once('exit', restoreHost);
+  execFileSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', '-d', '/nonexistent', user]);
+  userAdded = true;
+  uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+  gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
+  fs.appendFileSync('/etc/subuid', `${ourLine}\n`);
+  fs.appendFileSync('/etc/subgid', `${ourLine}\n`);
+
+  fs.chmodSync(work, 0o755);
+  ownersDir = await buildOwnersImage(path.join(work, 'owners'));
+  // a file of uid COUNT + 1: beyond the range
+  wideDir = writeOciLayout(path.join(work, 'wide'), [await layerTar([...busyboxEntries(), { type: 'file', name: 'far', data: 'x', uid: COUNT + 1 }])], { Cmd: ['sh'] });
+  execFileSync('chmod', ['-R', 'a+rX', ownersDir, wideDir]);
+  const root = path.resolve(import.meta.dirname, '..');
+  const src = path.join(work, 'runner.ts');
+  fs.writeFileSync(src, RUNNER(root));
+  runner = path.join(work, 'runner.mjs');
+  await build({
+    entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
+    conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  fs.chmodSync(runner, 0o644);
+  fs.mkdirSync(path.join(work, 'home'), { mode: 0o755 });
+  fs.chownSync(path.join(work, 'home'), uid, gid);
+  // the host directory the container gets: files of host root, of an outsider, of the range
+  const shared = path.join(work, 'shared');
+  fs.mkdirSync(shared, { mode: 0o777 });
+  fs.chmodSync(shared, 0o777);
+  const put = (name: string, owner: number, mode: number) => {
+    const f = path.join(shared, name);
+    fs.writeFileSync(f, `${name}\n`);
+    fs.chownSync(f, owner, owner);
+    fs.chmodSync(f, mode);
+  };
+  put('root-secret', 0, 0o600);
+  put('outsider-secret', OUTSIDER, 0o600);
+  put('outsider-open', OUTSIDER, 0o644);
+  put('sub-secret', START + 999, 0o600); // container uid 1000: root of the namespace reads it
+}, 120_000);
+
+afterAll(() => {
+  restoreHost();
+  process.off('exit', restoreHost);
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+interface Run { stdout?: string; stderr?: string; status?: { code: number; reason: string }; error?: { code: string; message: string } }
+
+function runAs(who: string[], ociDir: string, home: string): { probe: { ok: boolean; reason?: string }; ids: { mode: string; detail: string }; runs: Record<string, Run> } {
+  const r = spawnSync('setpriv', [...who, '--clear-groups', process.execPath, runner, ociDir, home, wideDir, path.join(work, 'shared')], {
+    encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, timeout: 120_000,
+  });
+  expect(r.stderr).toBe('');
+  return JSON.parse(r.stdout);
+}
+
+/** `ls -ln` lines as "owner:group name". */
+function owned(ls: string): string[] {
+  return ls.split('\n').filter((l) => /^[-d]/.test(l)).map((l) => {
+    const f = l.trim().split(/\s+/);
+    return `${f[2]}:${f[3]} ${f[f.length - 1]}`;
+  });
+}
+
+const IMAGE_OWNERS = [
+  '1000:1000 app-dir', '1000:1000 app-file', '0:1000 group-file', '65534:65534 nobody-dir', '65534:65534 nobody-file',
+  '0:0 root-file', '0:0 root-private',
+];
+
+describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => {
+  it('sees and enforces the image\'s owners, chowns and switches users within its range, reaches nothing outside it', (ctx) => {
+    if (skipReason) return ctx.skip(skipReason);
+    const home = path.join(work, 'home');
+    const out = runAs([`--reuid=${uid}`, `--regid=${gid}`], ownersDir, home);
+    if (!out.probe.ok) {
+      expect(out.probe.reason).toMatch(/user namespaces|overlayfs/);
+      return ctx.skip(`unprivileged containers unavailable here: ${out.probe.reason}`);
+    }
+    expect(out.ids.mode, out.ids.detail).toBe('subids');
+    expect(out.ids.detail).toContain(`uids 0 -> ${uid}, 1..${COUNT} -> ${START}..${START + COUNT - 1}`);
+    const { app, root, readonly, wide } = out.runs as Record<string, Run>;
+
+    // a non-root USER: the image's owners, and exactly the permissions they give
+    expect(app!.status, JSON.stringify(app)).toEqual({ code: 0, reason: 'exit' });
+    const a = app!.stdout!.split('\n');
+    expect(a.slice(0, 2)).toEqual(['1000', '1000']);
+    expect(owned(app!.stdout!)).toEqual(IMAGE_OWNERS);
+    for (const l of ['app-file:ok', 'group-file:ok', 'root-file:denied', 'root-private:denied', 'made']) expect(a).toContain(l);
+
+    // root: chown to ids of the range, not beyond; su to a user of the image
+    expect(root!.status, JSON.stringify(root)).toEqual({ code: 0, reason: 'exit' });
+    const [before, changes, maps, shared] = root!.stdout!.split('--\n');
+    expect(owned(before!)).toEqual(IMAGE_OWNERS);
+    expect(changes!.trim().split('\n')).toEqual(['1000:1000', '65534:50', 'chown-outside:denied', '65534', '1000', '1000', 'su-write:ok']);
+    // the map is podman's: 0 -> the caller, 1..COUNT -> the range, and nothing else
+    expect(maps!.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual([
+      `0 ${uid} 1`, `1 ${START} ${COUNT}`, `0 ${gid} 1`, `1 ${START} ${COUNT}`,
+    ]);
+    // host files: root's and the outsider's show as 65534 and stay closed, even to the container's root
+    expect(owned(shared!)).toEqual(['65534:65534 outsider-open', '65534:65534 outsider-secret', '65534:65534 root-secret', '1000:1000 sub-secret']);
+    for (const l of ['root-secret:denied', 'outsider-secret:denied', 'outsider-open:denied', 'sub-secret', 'chown-host:denied', 'uid-map:denied', 'userns:denied']) {
+      expect(shared!.split('\n')).toContain(l);
+    }
+    expect(fs.statSync(path.join(work, 'shared', 'outsider-open')).uid).toBe(OUTSIDER);
+
+    // a read-only root shows the same owners
+    expect(readonly!.stdout!.split('\n')[0]).toBe('1000');
+    expect(owned(readonly!.stdout!)).toEqual(IMAGE_OWNERS);
+    expect(readonly!.stdout).toContain('read-only\n');
+
+    // an image with a uid beyond the range is refused with the reason, not run with wrong owners
+    expect(wide!.error?.code).toBe('BACKEND_UNAVAILABLE');
+    expect(wide!.error?.message).toMatch(new RegExp(`uid ${COUNT + 1} .*/etc/subuid`));
+
+    // on the host, the image's uid k is the range's start + k - 1
+    const layers = fs.readdirSync(path.join(home, 'linux')).filter((d) => d.startsWith('layers-'));
+    expect(layers).toHaveLength(1);
+    const layersDir = path.join(home, 'linux', layers[0]!);
+    const owners = fs.readdirSync(layersDir).map((l) => path.join(layersDir, l, 'data')).find((d) => fs.existsSync(d))!;
+    expect(fs.statSync(path.join(owners, 'app-file')).uid).toBe(START + 999);
+    expect(fs.statSync(path.join(owners, 'nobody-file')).gid).toBe(START + 65533);
+    expect(fs.statSync(path.join(owners, 'root-file')).uid).toBe(uid);
+    // what the container's users wrote (a 0500 directory of uid 1000 among it) is gone
+    expect(fs.readdirSync(path.join(home, 'linux', 'containers'))).toEqual([]);
+    expect(fs.existsSync(path.join(home, 'linux', 'kept')) ? fs.readdirSync(path.join(home, 'linux', 'kept')) : []).toEqual([]);
+  }, 180_000);
+
+  it('without a range (nobody has none) the caller keeps the single-uid map: every file shows as the container user\'s', (ctx) => {
+    if (skipReason) return ctx.skip(skipReason);
+    const home = path.join(work, 'home-nobody');
+    fs.mkdirSync(home, { mode: 0o755 });
+    fs.chownSync(home, 65534, 65534);
+    const out = runAs(['--reuid=65534', '--regid=65534'], ownersDir, home);
+    if (!out.probe.ok) return ctx.skip(`unprivileged containers unavailable here: ${out.probe.reason}`);
+    expect(out.ids.mode).toBe('single');
+    expect(out.ids.detail).toMatch(/no range/);
+    const app = out.runs.app!;
+    expect(app.status, JSON.stringify(app)).toEqual({ code: 0, reason: 'exit' });
+    expect(app.stdout!.split('\n').slice(0, 2)).toEqual(['1000', '1000']);
+    // (the image is materialised as the caller's, which bwrap maps to the container's one uid)
+    expect(owned(app.stdout!)).toEqual(IMAGE_OWNERS.map((l) => `1000:1000 ${l.split(' ')[1]}`));
+    expect(out.runs.root!.stdout).toContain('chown-outside:denied');
+  }, 180_000);
+});
