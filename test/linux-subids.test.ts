@@ -27,6 +27,7 @@ let userAdded = false;
 
 const RUNNER = (root: string) => `
 ${runnerPrelude(root)}
+import { resolvePath } from '${root}/src/fs/resolve.ts';
 const wide = await openOciDir(process.argv[4]);
 const spec = (script, o = {}) => ({ argv: ['sh', '-c', script], env: ['PATH=/bin'], cwd: '/data', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, user: 'app', ...o });
 const out = { probe: await backend.probe(image), ids: await backend.idMapping(), runs: {} };
@@ -70,9 +71,30 @@ if (out.probe.ok) {
     'chown 0 /shared/outsider-open 2>/dev/null || echo chown-host:denied',
     'echo "0 0 1" > /proc/self/uid_map 2>/dev/null || echo uid-map:denied',
     'unshare -U true 2>/dev/null || echo userns:denied',
+    'chmod 666 /dev/null 2>/dev/null || echo null-node:denied', // the host's node (0666 already): not the container's to change
   ].join('; '), { user: undefined, mounts: shared }));
   await run('readonly', spec('id -u; ls -ln /data; echo more >> app-file 2>/dev/null || echo read-only', { readOnlyRoot: true }));
   await run('wide', spec('true'), wide);
+  // what the container's users wrote, read back through fs() after exit
+  try {
+    const c = await backend.create(image, spec('echo mine > /home/app/mine && mkdir /home/app/open && echo o > /home/app/open/o; (echo new > /etc/hostname) 2>/dev/null; true'));
+    await c.start();
+    await c.wait();
+    const vfs = await c.fs();
+    const read = (p) => {
+      try {
+        const h = resolvePath(vfs, vfs.root(), p, { followFinal: true, escape: 'clamp' }).node;
+        const buf = new Uint8Array(64);
+        return new TextDecoder().decode(buf.subarray(0, vfs.read(h, buf, 0)));
+      } catch (e) {
+        return \`\${e.code ?? e.errno}\`;
+      }
+    };
+    out.fs = { mine: read('/home/app/mine'), open: read('/home/app/open/o'), hostname: read('/etc/hostname'), passwd: read('/etc/passwd').slice(0, 5) };
+    c.remove();
+  } catch (e) {
+    out.fs = { error: e.message };
+  }
 }
 console.log(JSON.stringify(out));
 `;
@@ -163,7 +185,7 @@ afterAll(() => {
 
 interface Run { stdout?: string; stderr?: string; status?: { code: number; reason: string }; error?: { code: string; message: string } }
 
-function runAs(who: string[], ociDir: string, home: string): { probe: { ok: boolean; reason?: string }; ids: { mode: string; detail: string }; runs: Record<string, Run> } {
+function runAs(who: string[], ociDir: string, home: string): { probe: { ok: boolean; reason?: string }; ids: { mode: string; detail: string }; runs: Record<string, Run>; fs?: Record<string, string> } {
   const r = spawnSync('setpriv', [...who, '--clear-groups', process.execPath, runner, ociDir, home, wideDir, path.join(work, 'shared')], {
     encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, timeout: 120_000,
   });
@@ -215,7 +237,7 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     ]);
     // host files: root's and the outsider's show as 65534 and stay closed, even to the container's root
     expect(owned(shared!)).toEqual(['65534:65534 outsider-open', '65534:65534 outsider-secret', '65534:65534 root-secret', '1000:1000 sub-secret']);
-    for (const l of ['root-secret:denied', 'outsider-secret:denied', 'outsider-open:denied', 'sub-secret', 'chown-host:denied', 'uid-map:denied', 'userns:denied']) {
+    for (const l of ['root-secret:denied', 'outsider-secret:denied', 'outsider-open:denied', 'sub-secret', 'chown-host:denied', 'uid-map:denied', 'userns:denied', 'null-node:denied']) {
       expect(shared!.split('\n')).toContain(l);
     }
     expect(fs.statSync(path.join(work, 'shared', 'outsider-open')).uid).toBe(OUTSIDER);
@@ -225,6 +247,8 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     expect(owned(readonly!.stdout!)).toEqual(IMAGE_OWNERS);
     expect(readonly!.stdout).toContain('read-only\n');
 
+    // fs() after exit reads what the container's user wrote (files of uid 1000: the host's start+999), not what it could not
+    expect(out.fs).toEqual({ mine: 'mine\n', open: 'o\n', hostname: 'image-hostname\n', passwd: 'root:' });
     // an image with a uid beyond the range is refused with the reason, not run with wrong owners
     expect(wide!.error?.code).toBe('BACKEND_UNAVAILABLE');
     expect(wide!.error?.message).toMatch(new RegExp(`uid ${COUNT + 1} .*/etc/subuid`));
