@@ -161,6 +161,13 @@ beforeAll(async () => {
   fs.chmodSync(runner, 0o644);
   fs.mkdirSync(path.join(work, 'home'), { mode: 0o755 });
   fs.chownSync(path.join(work, 'home'), uid, gid);
+  // a crashed process's container, whose user (1000) left a file the caller alone cannot remove
+  const stale = path.join(work, 'home', 'linux', 'containers', 'stale');
+  fs.mkdirSync(path.join(stale, 'upper', 'home', 'app'), { recursive: true });
+  fs.writeFileSync(path.join(stale, 'upper', 'home', 'app', 'f'), 'x');
+  fs.writeFileSync(path.join(stale, 'owner'), '2147483647'); // no such process
+  execFileSync('chown', ['-R', `${uid}:${gid}`, path.join(work, 'home', 'linux')]);
+  execFileSync('chown', ['-R', `${START + 999}:${START + 999}`, path.join(stale, 'upper', 'home', 'app')]);
   // the host directory the container gets: files of host root, of an outsider, of the range
   const shared = path.join(work, 'shared');
   fs.mkdirSync(shared, { mode: 0o777 });
@@ -261,7 +268,7 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     expect(fs.statSync(path.join(owners, 'app-file')).uid).toBe(START + 999);
     expect(fs.statSync(path.join(owners, 'nobody-file')).gid).toBe(START + 65533);
     expect(fs.statSync(path.join(owners, 'root-file')).uid).toBe(uid);
-    // what the container's users wrote (a 0500 directory of uid 1000 among it) is gone
+    // what the container's users wrote (a 0500 directory of uid 1000 among it, a crashed run's files) is gone
     expect(fs.readdirSync(path.join(home, 'linux', 'containers'))).toEqual([]);
     expect(fs.existsSync(path.join(home, 'linux', 'kept')) ? fs.readdirSync(path.join(home, 'linux', 'kept')) : []).toEqual([]);
   }, 180_000);

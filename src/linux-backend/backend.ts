@@ -218,7 +218,16 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
       h.noSubIds = `the subordinate id map failed (${e.message})`;
       return NamespaceHelper.start(h.tools!.busybox!, h.privileged!);
     })
-    .then((x) => (x.subIds ? (mapped = x) : x), () => undefined);
+    .then((x) => {
+      if (!x.subIds) return x;
+      // (what a crashed process's container users left, the first reaping could not remove; before any spare exists)
+      if (!mapped) {
+        mapped = x;
+        reapStaleContainers(home, removeMapped);
+      }
+      mapped = x;
+      return x;
+    }, () => undefined);
   const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
     if (!h.tools?.busybox || opts.namespaceHelper === false) return Promise.resolve(undefined);
     const p = (helper ??= startHelper(h));
@@ -469,11 +478,11 @@ function findSubIds(h: HostCheck, helperAllowed: boolean): Pick<HostCheck, 'subI
 }
 
 /** Containers whose owning process died (a crash, SIGKILL) leave their directory behind: remove those. */
-function reapStaleContainers(home: string): void {
-  for (const kind of ['containers', 'kept', 'spares']) reapStale(path.join(home, 'linux', kind));
+function reapStaleContainers(home: string, remove = removeTree): void {
+  for (const kind of ['containers', 'kept', 'spares']) reapStale(path.join(home, 'linux', kind), remove);
 }
 
-function reapStale(dir: string): void {
+function reapStale(dir: string, remove: (dir: string) => void): void {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -487,7 +496,7 @@ function reapStale(dir: string): void {
       owner = Number(fs.readFileSync(path.join(cdir, 'owner'), 'utf8'));
     } catch { /* half-made */ }
     if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) continue;
-    removeTree(cdir);
+    remove(cdir);
   }
 }
 
