@@ -6,6 +6,7 @@ import { parseRef } from '../loader/ref.ts';
 import type { LayoutStore } from '../loader/store/layout-store.ts';
 import type { Image } from '../loader/source.ts';
 import type { ImageKind, Platform } from '../loader/types.ts';
+import { CacheBudget, DEFAULT_CACHE_BYTES } from './cache-budget.ts';
 import { newContainerId } from './ids.ts';
 import { createImageTrees, type ImageTrees } from './image-trees.ts';
 import { resolveSpec, type RunOptions } from './spec.ts';
@@ -18,6 +19,12 @@ export interface RuntimeOptions {
   store?: LayoutStore;
   /** Backends to choose from, in order (default: the host's: WASI, and Linux where it exists). */
   backends?: Backend[];
+  /**
+   * Bytes of memory kept for images between containers: layer trees, packed root filesystems, module
+   * bytes and compiled modules, the least recently used dropped first (default 256 MiB; 0 keeps nothing).
+   * What a running container holds is not counted, and never taken from it.
+   */
+  cacheBytes?: number;
   /** Platform for references that name an index (e.g. 'wasi/wasm', 'linux/amd64'). */
   platform?: string;
   /** The sandbox Worker script (default: the built worker next to the bundle). */
@@ -74,6 +81,8 @@ export interface Runtime {
   prewarm(): Promise<void>;
   /** Ends the idle sandbox Workers the runtime keeps for reuse (in a browser they would live on). */
   close(): Promise<void>;
+  /** What the runtime keeps in memory for images between containers (see RuntimeOptions.cacheBytes). */
+  cacheUsage(): { bytes: number; entries: number; limit: number };
 }
 
 /** `docker run`'s implicit pull, with the credentials stored next to the image store. */
@@ -88,12 +97,14 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
   let storeDir: string | undefined = opts.store?.dir ?? opts.home;
   let diskCache: DiskCache | undefined;
   const cache = () => (storeDir === undefined ? undefined : (diskCache ??= openDiskCache(storeDir)));
-  const trees: ImageTrees = createImageTrees(cache);
+  const budget = new CacheBudget(opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
+  const trees: ImageTrees = createImageTrees(cache, budget);
   let backends: Promise<Backend[]> | undefined;
   const getBackends = () => (backends ??= opts.backends
     ? Promise.resolve(opts.backends)
     : defaultBackends({
       provider: trees,
+      cacheBudget: budget,
       ...(opts.home !== undefined ? { home: opts.home } : {}),
       ...(opts.workerUrl !== undefined ? { workerUrl: opts.workerUrl } : {}),
       ...(opts.keepWarm !== undefined ? { keepWarm: opts.keepWarm } : {}),
@@ -179,7 +190,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     await Promise.all((await backends).map((b) => (b as { close?: () => Promise<void> }).close?.()));
   }
 
-  return { image, spec, create, run, backendFor, prewarm, close };
+  return { image, spec, create, run, backendFor, prewarm, close, cacheUsage: () => budget.usage };
 }
 
 async function openStore(home: string | undefined): Promise<LayoutStore> {

@@ -5,6 +5,7 @@ import { readFile } from '../fs/paths.ts';
 import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type Vfs } from '../fs/vfs.ts';
 import type { Image } from '../loader/source.ts';
+import type { CacheBudget } from '../runtime/cache-budget.ts';
 import { newContainerId } from '../runtime/ids.ts';
 import { DEFAULT_PATH } from '../runtime/spec.ts';
 import { DEFAULT_STORAGE_BYTES, type Backend, type Container, type ContainerSpec, type ExitStatus, type ProbeResult } from '../runtime/types.ts';
@@ -28,6 +29,8 @@ export interface RootfsProvider {
 
 export interface WasiBackendOptions {
   provider: RootfsProvider;
+  /** Bounds the compiled modules kept between containers (the runtime's, shared with its image trees). */
+  cacheBudget?: CacheBudget;
   /** The Worker script (default: the built sandbox worker next to this bundle). */
   workerUrl?: string | URL;
   /** Keep one Worker booted ahead, so a container's start does not wait for a Worker to boot. */
@@ -67,10 +70,12 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
   const modules = new Map<string, Promise<CompiledModule>>();
   const pool = new WorkerPool(opts);
 
-  async function compile(image: Image, path: string, bytes: () => Uint8Array, memoryLimit: number | undefined): Promise<CompiledModule> {
-    const key = `${image.digest}\0${path}\0${memoryLimit ?? ''}`;
+  async function compile(image: Image, program: Program, memoryLimit: number | undefined): Promise<CompiledModule> {
+    const { path, bytes } = program;
+    const key = `${image.digest}\0${program.file}\0${memoryLimit ?? ''}`;
     let p = modules.get(key);
-    if (!p) {
+    if (p) opts.cacheBudget?.touch(`module:${key}`);
+    else {
       p = (async () => {
         const raw = bytes();
         const limited = memoryLimit === undefined ? { bytes: raw, memories: undefined } : limitMemory(raw, memoryLimit);
@@ -83,6 +88,8 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
         // Only an imported memory needs its limits read from the binary (the host creates it).
         const memories = limited.memories ?? (WebAssembly.Module.imports(module).some((i) => i.kind === 'memory') ? readMemories(raw) : []);
         checkImports(module, path, memories);
+        // (counted at the size of its bytes: V8 keeps those and code of about the same size)
+        opts.cacheBudget?.add(`module:${key}`, raw.byteLength, () => modules.delete(key));
         return { module, memories };
       })();
       modules.set(key, p);
@@ -110,25 +117,34 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
       const rootfs = await opts.provider.rootfs(image);
       const { vfs } = rootfs;
       const program = await locateProgram(image, spec, vfs, opts.provider);
-      const compiled = await compile(image, program.path, program.bytes, spec.limits.memoryBytes);
+      const compiled = await compile(image, program, spec.limits.memoryBytes);
       return new WasiContainer(newContainerId(), spec, compiled, rootfs, opts, pool);
     },
   };
+}
+
+interface Program {
+  /** The path it was found at (for messages). */
+  path: string;
+  /** Which file it is in the image's tree (what compiled modules are cached by). */
+  file: string;
+  bytes: () => Uint8Array;
 }
 
 /**
  * The module to run for `spec.argv[0]`: looked up in the rootfs like execvp does (a name with '/'
  * is a path, else each PATH directory); a raw wasm layer image runs its layer for its entrypoint.
  */
-async function locateProgram(image: Image, spec: ContainerSpec, vfs: Vfs, provider: RootfsProvider): Promise<{ path: string; bytes: () => Uint8Array }> {
+async function locateProgram(image: Image, spec: ContainerSpec, vfs: Vfs, provider: RootfsProvider): Promise<Program> {
   const argv0 = spec.argv[0]!;
   try {
     const found = findExecutable(vfs, argv0, spec.env, spec.cwd);
-    return { path: found.path, bytes: () => readFile(vfs, found.path) };
+    // (the file, not its name: a multi-call binary's applets, links to one module, compile once)
+    return { path: found.path, file: `ino:${vfs.stat(found.node).ino}`, bytes: () => readFile(vfs, found.path) };
   } catch (e) {
     if (!(e instanceof SandboxError) || e.code !== 'NOT_FOUND') throw e;
     const layer = await provider.wasmLayer(image);
-    if (layer && (image.config.config?.Entrypoint ?? [])[0] === argv0) return { path: argv0, bytes: () => layer };
+    if (layer && (image.config.config?.Entrypoint ?? [])[0] === argv0) return { path: argv0, file: 'layer', bytes: () => layer };
     throw e;
   }
 }

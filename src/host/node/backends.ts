@@ -17,16 +17,15 @@ export async function defaultBackends(ctx: HostBackendContext): Promise<Backend[
 function lazyLinuxBackend(ctx: HostBackendContext): Backend {
   let backend: Promise<Backend> | undefined;
   const load = () => (backend ??= (async () => {
-    const [{ createLinuxBackend }, { LayoutStore }, { buildRootfs }] = await Promise.all([
+    const [{ createLinuxBackend }, { LayoutStore }] = await Promise.all([
       import('../../linux-backend/index.ts'),
       import('../../loader/store/layout-store.ts'),
-      import('../../fs/rootfs.ts'),
     ]);
     return createLinuxBackend({
       home: ctx.home ?? LayoutStore.defaultDir(),
       ...(ctx.keepWarm === false ? { spareRoots: false } : {}),
       rootfsTree: async (image) =>
-        (await buildRootfs(image, ctx.provider.layerCache)) ?? newDir(1, { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n }),
+        (await ctx.provider.rootfsTree(image)) ?? newDir(1, { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n }),
     });
   })());
   return {
