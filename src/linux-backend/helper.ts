@@ -69,9 +69,11 @@ export class NamespaceHelper {
       if (inv.writeMaps) {
         await helper.#expect('u');
         if (mapped) {
-          // (the setuid tools check /etc/subuid and /etc/subgid themselves; gid_map after uid_map, as podman)
-          await runTool(subIds.newuidmap, newIdMapArgs(helper.pid, subIds.mapping.uid));
-          await runTool(subIds.newgidmap, newIdMapArgs(helper.pid, subIds.mapping.gid));
+          // (the setuid tools check /etc/subuid and /etc/subgid themselves; the two maps are independent)
+          await Promise.all([
+            runTool(subIds.newuidmap, newIdMapArgs(helper.pid, subIds.mapping.uid)),
+            runTool(subIds.newgidmap, newIdMapArgs(helper.pid, subIds.mapping.gid)),
+          ]);
           helper.#subIds = subIds.mapping;
         } else {
           // Written by us (root, in the parent namespace): any map is allowed, and no newuidmap is needed.
