@@ -51,6 +51,7 @@ if (out.probe.ok) {
     'echo more >> root-file 2>/dev/null || echo root-file:denied',
     'cat root-private 2>/dev/null || echo root-private:denied',
     'mkdir -p /home/app/deep/er && echo x > /home/app/deep/er/f && chmod 500 /home/app/deep/er && echo made',
+    'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status | tr -d "\\t"',
   ].join('; ')));
   await run('root', spec([
     'ls -ln /data',
@@ -72,6 +73,7 @@ if (out.probe.ok) {
     'echo "0 0 1" > /proc/self/uid_map 2>/dev/null || echo uid-map:denied',
     'unshare -U true 2>/dev/null || echo userns:denied',
     'chmod 666 /dev/null 2>/dev/null || echo null-node:denied', // the host's node (0666 already): not the container's to change
+    'grep CapEff /proc/self/status | tr -d "\\t"',
   ].join('; '), { user: undefined, mounts: shared }));
   await run('readonly', spec('id -u; ls -ln /data; echo more >> app-file 2>/dev/null || echo read-only', { readOnlyRoot: true }));
   await run('wide', spec('true'), wide);
@@ -231,7 +233,9 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     const a = app!.stdout!.split('\n');
     expect(a.slice(0, 2)).toEqual(['1000', '1000']);
     expect(owned(app!.stdout!)).toEqual(IMAGE_OWNERS);
-    for (const l of ['app-file:ok', 'group-file:ok', 'root-file:denied', 'root-private:denied', 'made']) expect(a).toContain(l);
+    for (const l of ['app-file:ok', 'group-file:ok', 'root-file:denied', 'root-private:denied', 'made', 'CapEff:0000000000000000', 'NoNewPrivs:1', 'Seccomp:2']) {
+      expect(a).toContain(l);
+    }
 
     // root: chown to ids of the range, not beyond; su to a user of the image
     expect(root!.status, JSON.stringify(root)).toEqual({ code: 0, reason: 'exit' });
@@ -244,7 +248,7 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     ]);
     // host files: root's and the outsider's show as 65534 and stay closed, even to the container's root
     expect(owned(shared!)).toEqual(['65534:65534 outsider-open', '65534:65534 outsider-secret', '65534:65534 root-secret', '1000:1000 sub-secret']);
-    for (const l of ['root-secret:denied', 'outsider-secret:denied', 'outsider-open:denied', 'sub-secret', 'chown-host:denied', 'uid-map:denied', 'userns:denied', 'null-node:denied']) {
+    for (const l of ['root-secret:denied', 'outsider-secret:denied', 'outsider-open:denied', 'sub-secret', 'chown-host:denied', 'uid-map:denied', 'userns:denied', 'null-node:denied', 'CapEff:00000000a80425fb']) { // (docker's default set)
       expect(shared!.split('\n')).toContain(l);
     }
     expect(fs.statSync(path.join(work, 'shared', 'outsider-open')).uid).toBe(OUTSIDER);
