@@ -198,7 +198,10 @@ function writeProbeCache(file: string, value: ProbeCache): void {
   } catch { /* only a cache */ }
 }
 
-export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
+/** The Linux backend, plus what a runtime may call ahead of the first container, and which ids its containers see. */
+export type LinuxBackend = Backend & { prewarm(): void; idMapping(): Promise<IdMapping> };
+
+export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
   const kept = new KeptDirs((dir) => removeMapped(dir));
@@ -447,7 +450,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): Backend {
     return { mode: 'single', detail: `only the caller's uid is mapped (other owners show as 65534): ${h.noSubIds ?? 'the namespace helper could not start'}` };
   }
 
-  const backend = { name: 'linux', probe, create, prewarm, idMapping } as Backend & { prewarm(): void; idMapping(): Promise<IdMapping> };
+  const backend: LinuxBackend = { name: 'linux', probe, create, prewarm, idMapping };
   // The helper exits with its owner process; a backend dropped before that takes its helper along.
   helperOwners.register(backend, () => void helper?.then((x) => x?.close()));
   return backend;

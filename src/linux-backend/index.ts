@@ -1,4 +1,4 @@
-export { createLinuxBackend, hostArch, type LinuxBackendOptions } from './backend.ts';
+export { createLinuxBackend, hostArch, type LinuxBackendOptions, type LinuxBackend, type IdMapping } from './backend.ts';
 export { planContainer, validatePlan, DOCKER_DEFAULT_CAPS, type Plan, type PlanHost, type PlanMount, type CgroupSupport } from './plan.ts';
 export { bwrapArgs, buildInvocation, type Invocation, type Tools } from './invocation.ts';
 export { compileSeccomp, encodeSeccomp, evaluateSeccomp, defaultSeccompPolicy, type SeccompPolicy } from './seccomp.ts';
