@@ -1,4 +1,3 @@
-import { build } from 'esbuild';
 import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../src/runtime/runtime.ts';
 import { isSandboxError } from '../src/errors.ts';
 import { compileWasi, hasWasiClang } from './helpers/compile-wasi.ts';
+import { buildWorker } from './helpers/sandbox-worker.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const hello = join(root, 'images/hello.tar');
@@ -14,17 +14,6 @@ const toolbox = join(root, 'images/toolbox.tar');
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 let tmp: string;
 let runtime: Runtime;
-
-/** The sandbox worker bundle, built from the current sources (so a test never runs a stale dist/). */
-async function buildWorker(dir: string): Promise<string> {
-  const outfile = join(dir, 'sandbox-worker.js');
-  await build({
-    entryPoints: [join(root, 'src/sandbox/worker-entry.ts')], outfile, bundle: true, format: 'esm', platform: 'node',
-    conditions: ['node'], logLevel: 'error', absWorkingDir: root,
-    banner: { js: "import { createRequire as __c } from 'node:module'; const require = __c(import.meta.url);" },
-  });
-  return outfile;
-}
 
 async function wasmFile(name: string, source: string): Promise<string> {
   const path = join(tmp, `${name}.wasm`);

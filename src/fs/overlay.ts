@@ -58,6 +58,31 @@ export interface OverlayOptions {
   quotaBytes?: number;
 }
 
+/** An overlay's upper as plain data (see Overlay.exportUpper). */
+export interface OverlayUpper {
+  readonly format: typeof UPPER_FORMAT;
+  /** References: n >= 0 is the lower's handle n, -1 - i is nodes[i]. */
+  readonly root: number;
+  readonly nextIno: number;
+  readonly usedBytes: number;
+  /** Pairs: a lower handle, the reference of its copy. */
+  readonly copies: number[];
+  readonly nodes: UpperNodeData[];
+}
+
+interface UpperNodeData {
+  ino: number; kind: NodeKind; mode: number; uid: number; gid: number; nlink: number; rdev: number;
+  atimeNs: bigint; mtimeNs: bigint; ctimeNs: bigint; size: number; target: string;
+  /** -1: none */
+  origin: number;
+  dataFrom: number;
+  entries?: Array<[string, number]>;
+  bytes?: Uint8Array;
+}
+
+const UPPER_FORMAT = 'wasmbox-overlay-upper/1';
+const KINDS = new Set<NodeKind>(['file', 'dir', 'symlink', 'chardev', 'blockdev', 'fifo', 'socket']);
+
 /** Largest file the overlay holds (a Uint8Array bound). */
 export const MAX_FILE_SIZE = 2 ** 32 - 1;
 
@@ -90,7 +115,7 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
   readonly readOnly: boolean;
   readonly #lower: Vfs<L> | undefined;
   readonly #copies = new Map<L, UpperNode<L>>();
-  readonly #root: OverlayHandle<L>;
+  #root: OverlayHandle<L>;
   readonly #clock: () => bigint;
   readonly #uid: number;
   readonly #gid: number;
@@ -141,6 +166,90 @@ export class Overlay<L = unknown> implements Vfs<OverlayHandle<L>> {
       root.gid = 0;
       this.#root = root;
     }
+  }
+
+  /**
+   * The upper as plain data, for postMessage: its nodes, and its handles into the lower as the lower's
+   * own values, which must be non-negative integers (a packed tree's). `Overlay.fromUpper` over the same
+   * lower shows the same tree. File bytes are copied to their size; `transfer` lists their buffers.
+   * Undefined when the lower's handles are not integers.
+   */
+  exportUpper(): { upper: OverlayUpper; transfer: ArrayBuffer[] } | undefined {
+    const index = new Map<UpperNode<L>, number>();
+    const order: UpperNode<L>[] = [];
+    const isLowerRef = (h: unknown): h is number => typeof h === 'number' && Number.isSafeInteger(h) && h >= 0;
+    let plain = true;
+    const ref = (h: OverlayHandle<L>): number => {
+      if (!this.isUpper(h)) {
+        if (!isLowerRef(h)) plain = false;
+        return h as number;
+      }
+      let i = index.get(h);
+      if (i === undefined) {
+        i = order.length;
+        index.set(h, i);
+        order.push(h);
+      }
+      return -1 - i;
+    };
+    const root = ref(this.#root);
+    const copies: number[] = [];
+    for (const [h, u] of this.#copies) copies.push(ref(h as OverlayHandle<L>), ref(u));
+    const nodes: UpperNodeData[] = [];
+    const transfer: ArrayBuffer[] = [];
+    // (order grows while entries are visited: every reachable upper node gets an index)
+    for (let i = 0; i < order.length && plain; i++) {
+      const n = order[i]!;
+      const bytes = n.bytes === undefined ? undefined : n.bytes.slice(0, n.size);
+      if (bytes) transfer.push(bytes.buffer);
+      nodes.push({
+        ino: n.ino, kind: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, nlink: n.nlink, rdev: n.rdev,
+        atimeNs: n.atimeNs, mtimeNs: n.mtimeNs, ctimeNs: n.ctimeNs, size: n.size, target: n.target,
+        origin: n.origin === undefined ? -1 : ref(n.origin),
+        dataFrom: n.dataFrom === undefined ? -1 : ref(n.dataFrom),
+        ...(n.entries ? { entries: [...n.entries].map(([name, h]): [string, number] => [name, ref(h)]) } : {}),
+        ...(bytes ? { bytes } : {}),
+      });
+    }
+    if (!plain) return undefined;
+    return { upper: { format: UPPER_FORMAT, root, nextIno: this.#nextIno, usedBytes: this.#usedBytes, copies, nodes }, transfer };
+  }
+
+  /** The overlay `exportUpper` described, over the same lower (read-only unless opts say otherwise). */
+  static fromUpper<L>(lower: Vfs<L>, upper: OverlayUpper, opts: Omit<OverlayOptions, 'nextIno'> = { readOnly: true }): Overlay<L> {
+    const bad = (why: string) => new FsError('EINVAL', `not an overlay upper: ${why}`);
+    if (upper?.format !== UPPER_FORMAT || !Array.isArray(upper.nodes) || !Array.isArray(upper.copies)) throw bad('format');
+    const overlay = new Overlay<L>(lower, { ...opts, nextIno: upper.nextIno });
+    const nodes = upper.nodes.map((d) => {
+      if (!KINDS.has(d.kind)) throw bad(`kind ${String(d.kind)}`);
+      return new UpperNode<L>(overlay, d.ino, d.kind, d.mode, d.uid, d.gid, d.nlink, d.rdev, d.atimeNs, d.mtimeNs, d.ctimeNs, undefined);
+    });
+    const handle = (r: number): OverlayHandle<L> => {
+      if (!Number.isSafeInteger(r)) throw bad('a reference is not an integer');
+      if (r >= 0) return r as L;
+      const n = nodes[-1 - r];
+      if (n === undefined) throw bad('a reference is out of range');
+      return n;
+    };
+    upper.nodes.forEach((d, i) => {
+      const n = nodes[i]!;
+      (n as { origin: L | undefined }).origin = d.origin === -1 ? undefined : (handle(d.origin) as L);
+      if (d.dataFrom !== -1) n.dataFrom = handle(d.dataFrom) as L;
+      if (d.entries) n.entries = new Map(d.entries.map(([name, r]) => [name, handle(r)]));
+      else if (n.kind === 'dir') throw bad('a directory without entries');
+      n.bytes = d.bytes;
+      if (n.kind === 'file' && n.bytes === undefined && n.dataFrom === undefined) n.bytes = NO_BYTES;
+      n.size = d.size;
+      n.target = d.target;
+    });
+    for (let i = 0; i + 1 < upper.copies.length; i += 2) {
+      const copy = handle(upper.copies[i + 1]!);
+      if (!overlay.isUpper(copy)) throw bad('a copy that is not an upper node');
+      overlay.#copies.set(handle(upper.copies[i]!) as L, copy);
+    }
+    overlay.#root = handle(upper.root);
+    overlay.#usedBytes = upper.usedBytes;
+    return overlay;
   }
 
   /** The ino the next created node gets (every ino this overlay shows is below it). */

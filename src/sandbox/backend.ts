@@ -1,6 +1,6 @@
 import { spawnWorker, type HostWorker } from '#host/worker';
 import { SandboxError, toSandboxError } from '../errors.ts';
-import { Overlay } from '../fs/overlay.ts';
+import { Overlay, type OverlayUpper } from '../fs/overlay.ts';
 import { readFile } from '../fs/paths.ts';
 import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type Vfs } from '../fs/vfs.ts';
@@ -267,7 +267,7 @@ class WasiContainer implements Container {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #status: ExitStatus | undefined;
   #failure: SandboxError | undefined;
-  #finalRoot: { live: Vfs } | { packed: unknown } | undefined;
+  #finalRoot: { live: Vfs } | { packed: unknown } | { upper: OverlayUpper } | undefined;
   readonly #done: Promise<ExitStatus>;
   #resolveDone!: (s: ExitStatus) => void;
   #rejectDone!: (e: unknown) => void;
@@ -469,7 +469,7 @@ class WasiContainer implements Container {
         this.#stop({ code: 137, reason: 'output-limit', detail: `output passed the limit of ${this.#spec.limits.outputBytes} bytes`, signal: 'SIGKILL' });
         return;
       case 'exit':
-        this.#finalRoot = m.rootVfs ? { live: m.rootVfs } : m.rootfs === undefined ? undefined : { packed: m.rootfs };
+        this.#finalRoot = m.rootVfs ? { live: m.rootVfs } : m.rootUpper ? { upper: m.rootUpper } : m.rootfs === undefined ? undefined : { packed: m.rootfs };
         for (const v of m.volumes ?? []) this.#opts.provider.volumes.set(v.name, v.packed);
         this.#finish({ code: m.code, reason: m.reason, ...(m.detail !== undefined ? { detail: m.detail } : {}) }, true);
         return;
@@ -581,6 +581,7 @@ class WasiContainer implements Container {
     }
     // After exit nothing writes to the overlay any more: a read-only view of it is stable.
     if ('live' in this.#finalRoot) return Overlay.view(this.#finalRoot.live);
+    if ('upper' in this.#finalRoot) return Overlay.fromUpper(this.#opts.provider.openPacked(this.#rootfs.packed()), this.#finalRoot.upper);
     return this.#opts.provider.openPacked(this.#finalRoot.packed);
   }
 }

@@ -154,9 +154,12 @@ function run(msg: StartMessage, post: Post): void {
     const volumes = vfsByMount
       .filter(({ mount }) => mount.volume !== undefined && !mount.readOnly)
       .map(({ mount, vfs }) => ({ name: mount.volume!, packed: packTree(vfs, { shared: SHARE_PACKED_TREES }) }));
+    // Over the image's packed tree, only what the guest changed goes back (the host has the tree).
+    const upper = root && msg.returnFs !== 'live' && root.mount.source.kind === 'packed' && root.vfs instanceof Overlay ? root.vfs.exportUpper() : undefined;
     const fs = !root ? {}
       : msg.returnFs === 'live' ? { rootVfs: root.vfs }
+      : upper ? { rootUpper: upper.upper }
       : { rootfs: packTree(root.vfs, { shared: SHARE_PACKED_TREES }) };
-    post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}), ...fs, volumes });
+    post({ type: 'exit', code, reason, ...(detail !== undefined ? { detail } : {}), ...fs, volumes }, upper?.transfer);
   }
 }

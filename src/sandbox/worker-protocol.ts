@@ -1,3 +1,4 @@
+import type { OverlayUpper } from '../fs/overlay.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { MemoryInfo } from './memory-limit.ts';
 
@@ -65,6 +66,8 @@ export type FromWorker =
       reason: 'exit' | 'trap';
       detail?: string;
       rootfs?: unknown;
+      /** The root's overlay upper (over the image's packed tree the Worker was given): what the guest changed. */
+      rootUpper?: OverlayUpper;
       /** Inline mode: the root Vfs itself. */
       rootVfs?: Vfs;
       volumes?: Array<{ name: string; packed: unknown }>;
