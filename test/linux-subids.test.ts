@@ -21,6 +21,7 @@ let skipReason = busyboxAvailable();
 let runner = '';
 let ownersDir = '';
 let wideDir = '';
+let vaultDir = '';
 let uid = -1;
 let gid = -1;
 let userAdded = false;
@@ -28,7 +29,9 @@ let userAdded = false;
 const RUNNER = (root: string) => `
 ${runnerPrelude(root)}
 import { resolvePath } from '${root}/src/fs/resolve.ts';
+import { createHash } from 'node:crypto';
 const wide = await openOciDir(process.argv[4]);
+const vault = await openOciDir(process.argv[6]);
 const spec = (script, o = {}) => ({ argv: ['sh', '-c', script], env: ['PATH=/bin'], cwd: '/data', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, user: 'app', ...o });
 const out = { probe: await backend.probe(image), ids: await backend.idMapping(), runs: {} };
 async function run(name, s, img = image) {
@@ -97,6 +100,55 @@ if (out.probe.ok) {
   } catch (e) {
     out.fs = { error: e.message };
   }
+  // directories only their owner (1000, 65534) may open, in the image and made by the container's users
+  out.private = await privateFs(spec([
+    '/bin/busybox su -s /bin/sh -c "mkdir -m 700 /home/app/private && echo secret > /home/app/private/s && chmod 600 /home/app/private/s && mkdir /home/app/private/sub && echo deep > /home/app/private/sub/d && ln -s s /home/app/private/link" app',
+    'mkdir -m 700 /nobody-private && echo n > /nobody-private/n && /bin/busybox head -c 3000000 /dev/urandom > /nobody-private/big && chmod 600 /nobody-private/* && chown -R 65534:65534 /nobody-private',
+    'rm /vault/gone && echo added > /vault/added && chown 1000:1000 /vault/added && chmod 600 /vault/added',
+    'echo y > /vault/inner/y && chown 65534:65534 /vault/inner/y && chmod 600 /vault/inner/y',
+    '/bin/busybox sha256sum /nobody-private/big',
+  ].join(' && '), { user: undefined, cwd: '/' }));
+  out.privateReadOnly = await privateFs(spec('true', { user: undefined, cwd: '/', readOnlyRoot: true }));
+}
+async function privateFs(s) {
+  try {
+    const c = await backend.create(vault, s);
+    await c.start();
+    const [stdout, status] = await Promise.all([new Response(c.stdout).text(), c.wait(), new Response(c.stderr).text()]);
+    const vfs = await c.fs();
+    const at = (p, followFinal = false) => {
+      const node = resolvePath(vfs, vfs.root(), p, { followFinal, escape: 'clamp' }).node;
+      if (node === undefined) throw Object.assign(new Error(p), { code: 'ENOENT' });
+      return node;
+    };
+    const attempt = (f) => { try { return f(); } catch (e) { return \`\${e.code ?? e.errno ?? e.message}\`; } };
+    const readAll = (p) => attempt(() => {
+      const h = at(p, true);
+      const chunks = [];
+      for (let pos = 0; ; ) {
+        const buf = new Uint8Array(65536);
+        const n = vfs.read(h, buf, pos);
+        if (n === 0) break;
+        chunks.push(buf.subarray(0, n));
+        pos += n;
+      }
+      return Buffer.concat(chunks);
+    });
+    const text = (p) => { const b = readAll(p); return typeof b === 'string' ? b : b.toString('utf8'); };
+    const files = ['/home/app/private/s', '/home/app/private/sub/d', '/home/app/private/link', '/nobody-private/n', '/vault/v', '/vault/nob', '/vault/added', '/vault/inner/x', '/vault/inner/y', '/vault/gone'];
+    const owners = ['/', '/etc/passwd', '/home/app', '/home/app/private', '/home/app/private/s', '/nobody-private', '/nobody-private/n', '/vault', '/vault/v', '/vault/nob', '/vault/added', '/vault/inner', '/vault/inner/y'];
+    const big = readAll('/nobody-private/big');
+    return {
+      status, stdout,
+      dirs: Object.fromEntries(['/home/app/private', '/nobody-private', '/vault', '/vault/inner'].map((d) => [d, attempt(() => vfs.readdir(at(d)).map((e) => e.name).sort().join(' '))])),
+      files: Object.fromEntries(files.map((f) => [f, text(f)])),
+      owners: Object.fromEntries(owners.map((p) => [p, attempt(() => { const st = vfs.stat(at(p)); return \`\${st.uid}:\${st.gid}:\${st.mode.toString(8)}\`; })])),
+      link: attempt(() => vfs.readlink(at('/home/app/private/link'))),
+      big: typeof big === 'string' ? big : createHash('sha256').update(big).digest('hex'),
+    };
+  } catch (e) {
+    return { error: e.message };
+  }
 }
 console.log(JSON.stringify(out));
 `;
@@ -151,7 +203,17 @@ beforeAll(async () => {
   ownersDir = await buildOwnersImage(path.join(work, 'owners'));
   // a file of uid COUNT + 1: beyond the range
   wideDir = writeOciLayout(path.join(work, 'wide'), [await layerTar([...busyboxEntries(), { type: 'file', name: 'far', data: 'x', uid: COUNT + 1 }])], { Cmd: ['sh'] });
-  execFileSync('chmod', ['-R', 'a+rX', ownersDir, wideDir]);
+  // directories and files only their owners (1000, 65534) may open: materialised as host ids the caller cannot act as
+  vaultDir = writeOciLayout(path.join(work, 'vault'), [await layerTar([
+    ...busyboxEntries(),
+    { type: 'dir', name: 'vault', mode: 0o700, uid: 1000, gid: 1000 },
+    { type: 'file', name: 'vault/v', data: 'vault\n', mode: 0o600, uid: 1000, gid: 1000 },
+    { type: 'file', name: 'vault/nob', data: 'nob\n', mode: 0o600, uid: 65534, gid: 65534 },
+    { type: 'file', name: 'vault/gone', data: 'gone\n', mode: 0o644, uid: 1000, gid: 1000 },
+    { type: 'dir', name: 'vault/inner', mode: 0o700, uid: 65534, gid: 65534 },
+    { type: 'file', name: 'vault/inner/x', data: 'x\n', mode: 0o600, uid: 65534, gid: 65534 },
+  ])], { Cmd: ['sh'] });
+  execFileSync('chmod', ['-R', 'a+rX', ownersDir, wideDir, vaultDir]);
   const root = path.resolve(import.meta.dirname, '..');
   const src = path.join(work, 'runner.ts');
   fs.writeFileSync(src, RUNNER(root));
@@ -192,10 +254,15 @@ afterAll(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
+interface PrivateFs {
+  status?: { code: number; reason: string }; stdout?: string; error?: string; link?: string; big?: string;
+  dirs?: Record<string, string>; files?: Record<string, string>; owners?: Record<string, string>;
+}
+
 interface Run { stdout?: string; stderr?: string; status?: { code: number; reason: string }; error?: { code: string; message: string } }
 
-function runAs(who: string[], ociDir: string, home: string): { probe: { ok: boolean; reason?: string }; ids: { mode: string; detail: string }; runs: Record<string, Run>; fs?: Record<string, string> } {
-  const r = spawnSync('setpriv', [...who, '--clear-groups', process.execPath, runner, ociDir, home, wideDir, path.join(work, 'shared')], {
+function runAs(who: string[], ociDir: string, home: string): { probe: { ok: boolean; reason?: string }; ids: { mode: string; detail: string }; runs: Record<string, Run>; fs?: Record<string, string>; private?: PrivateFs; privateReadOnly?: PrivateFs } {
+  const r = spawnSync('setpriv', [...who, '--clear-groups', process.execPath, runner, ociDir, home, wideDir, path.join(work, 'shared'), vaultDir], {
     encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, timeout: 120_000,
   });
   expect(r.stderr).toBe('');
@@ -260,6 +327,36 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
 
     // fs() after exit reads what the container's user wrote (files of uid 1000: the host's start+999), not what it could not
     expect(out.fs).toEqual({ mine: 'mine\n', open: 'o\n', hostname: 'image-hostname\n', passwd: 'root:' });
+    // directories and files of mode 0700/0600 of the container's users 1000 and 65534 (host ids of the
+    // range, which the caller cannot open): fs() lists them, reads them and shows the container's owners
+    const p = out.private!;
+    expect(p.status, JSON.stringify(p)).toEqual({ code: 0, reason: 'exit' });
+    expect(p.dirs).toEqual({
+      '/home/app/private': 'link s sub', '/nobody-private': 'big n', '/vault': 'added inner nob v', '/vault/inner': 'x y',
+    });
+    expect(p.files).toEqual({
+      '/home/app/private/s': 'secret\n', '/home/app/private/sub/d': 'deep\n', '/home/app/private/link': 'secret\n', '/nobody-private/n': 'n\n',
+      '/vault/v': 'vault\n', '/vault/nob': 'nob\n', '/vault/added': 'added\n', '/vault/inner/x': 'x\n', '/vault/inner/y': 'y\n', '/vault/gone': 'ENOENT',
+    });
+    expect(p.owners).toEqual({
+      '/': '0:0:755', '/etc/passwd': '0:0:644', '/home/app': '1000:1000:755', '/home/app/private': '1000:1000:700', '/home/app/private/s': '1000:1000:600',
+      '/nobody-private': '65534:65534:700', '/nobody-private/n': '65534:65534:600', '/vault': '1000:1000:700', '/vault/v': '1000:1000:600',
+      '/vault/nob': '65534:65534:600', '/vault/added': '1000:1000:600', '/vault/inner': '65534:65534:700', '/vault/inner/y': '65534:65534:600',
+    });
+    expect(p.link).toBe('s');
+    // (3 MB of random bytes, read back in 64 KiB pieces, match what the container hashed)
+    expect(p.stdout!.split(/\s+/)[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(p.big).toBe(p.stdout!.split(/\s+/)[0]);
+    // a read-only root: the image's private files alone, the same owners
+    const r = out.privateReadOnly!;
+    expect(r.status, JSON.stringify(r)).toEqual({ code: 0, reason: 'exit' });
+    expect(r.files!['/vault/v']).toBe('vault\n');
+    expect(r.files!['/vault/inner/x']).toBe('x\n');
+    expect(r.files!['/vault/gone']).toBe('gone\n');
+    expect(r.dirs!['/vault']).toBe('gone inner nob v');
+    expect(r.owners!['/vault/nob']).toBe('65534:65534:600');
+    expect(r.owners!['/vault/inner']).toBe('65534:65534:700');
+    expect(r.owners!['/etc/passwd']).toBe('0:0:644');
     // an image with a uid beyond the range is refused with the reason, not run with wrong owners
     expect(wide!.error?.code).toBe('BACKEND_UNAVAILABLE');
     expect(wide!.error?.message).toMatch(new RegExp(`uid ${COUNT + 1} .*/etc/subuid`));

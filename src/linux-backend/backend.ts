@@ -18,7 +18,7 @@ import { LinuxContainer } from './container.ts';
 import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from './invocation.ts';
 import { NamespaceHelper, type SubIdTools } from './helper.ts';
 import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
-import { FinalFs, KeptDirs, listMerged } from './final-fs.ts';
+import { FinalFs, KeptDirs, listMerged, UserNsAccess } from './final-fs.ts';
 import { applyOwnersInUserNs, ensureMaterialised, removeTree, removeTreeAsync, type MaterialiseOptions } from './materialise.ts';
 import { describeMapping, subIdMapping, type SubIdMapping } from './subids.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
@@ -396,11 +396,19 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
       },
       release: () => kept.release(id),
       fs: async () => {
-        if (!plan.root.writable) return new FinalFs({ lower: rootfsDir });
+        // (subordinate ids: what the caller may not open is read as root of the helper's user namespace, owners as the container saw them)
+        const idNs = ns?.subIds ? await getHelper(h) : undefined;
+        if (ns?.subIds && !idNs?.subIds) throw new SandboxError('BACKEND_UNAVAILABLE', 'the namespace helper that maps the subordinate ids is gone: the container\'s files cannot be read');
+        const busybox = h.tools!.busybox!;
+        const access = idNs ? { access: new UserNsAccess({ busybox, userNs: () => (idNs.alive ? idNs.userNs : undefined), ids: ns!.subIds! }) } : {};
+        if (!plan.root.writable) return new FinalFs({ lower: rootfsDir, ...access });
         const upper = path.join(keptDir, 'upper');
         if (!fs.existsSync(upper)) throw new SandboxError('INVALID_STATE', 'the container was removed: its filesystem is gone');
-        const listing = await listMerged({ lower: rootfsDir, upper, mountPoint: path.join(keptDir, 'merged'), tools: h.tools!, privileged: h.privileged!, userxattr });
-        return new FinalFs({ lower: rootfsDir, upper, listing, keepAlive: keeper });
+        const listing = await listMerged({
+          lower: rootfsDir, upper, mountPoint: path.join(keptDir, 'merged'), tools: h.tools!, privileged: h.privileged!, userxattr,
+          ...(idNs ? { userNs: { busybox, path: idNs.userNs } } : {}),
+        });
+        return new FinalFs({ lower: rootfsDir, upper, listing, keepAlive: keeper, ...access });
       },
     });
   }
