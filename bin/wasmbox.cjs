@@ -72,6 +72,25 @@ function readOwnCache(file) {
   }
 }
 
+// process.stdout and stderr are made on first use (a few milliseconds each): the ones the command made are
+// noted, so that exitOnceFlushed flushes them without making the others.
+const made = new Set();
+const watched = new Set();
+for (const name of ['stdout', 'stderr']) {
+  const own = Object.getOwnPropertyDescriptor(process, name);
+  if (!own || !own.get || !own.configurable) continue;
+  watched.add(name);
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: own.enumerable,
+    get() {
+      const stream = own.get.call(process);
+      made.add(stream);
+      return stream;
+    },
+  });
+}
+
 const wrapper = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
 const script = new vm.Script(wrapper, { filename: bundle, ...(cachedData ? { cachedData } : {}) });
 const cli = { exports: {} };
@@ -79,6 +98,27 @@ script.runInThisContext()(cli.exports, require('node:module').createRequire(bund
 
 cli.exports.main(argv, command).then((code) => {
   process.exitCode = code;
+  saveCacheOnSecondRun();
+  exitOnceFlushed(code);
+});
+
+/**
+ * The command is done: the process ends once stdout and stderr are flushed, without waiting for clean-up
+ * that only frees what its exit frees anyway (a container root's unmount in the namespace helper, whose
+ * mount namespace ends with it; directories are removed by 'exit' handlers).
+ */
+function exitOnceFlushed(code) {
+  const streams = [...made, ...['stdout', 'stderr'].filter((n) => !watched.has(n)).map((n) => process[n])];
+  let pending = streams.length + 1;
+  const done = () => { if (--pending === 0) process.exit(code); };
+  for (const stream of streams) {
+    if (stream.writableLength === 0) done();
+    else stream.write('', done);
+  }
+  done();
+}
+
+function saveCacheOnSecondRun() {
   if (!cacheFile || (cachedData && !script.cachedDataRejected)) return;
   // A command's first run often does one-time work (loading a sample image, packing a root filesystem):
   // the cache is taken from its second run, so it holds what later runs need and no more.
@@ -92,7 +132,7 @@ cli.exports.main(argv, command).then((code) => {
       fs.writeFileSync(seen, '', { mode: 0o600, flag: 'wx' });
     } catch { /* a cache that cannot be written is only slower */ }
   }
-});
+}
 
 /** Best effort: written whole then renamed into place; older caches (and markers) of this Node version for this command go. */
 function saveCache(data) {

@@ -42,6 +42,38 @@ describe('wasmbox run (linux images)', () => {
     expect(wasmbox(['run', `oci:${busybox}`, 'sh', '-c', 'echo err >&2; exit 42'])).toMatchObject({ code: 42, stderr: 'err\n' });
   });
 
+  it('a container writes to our stdout itself when it is a pipe or socket, never when it is a file; nothing is left behind', (ctx) => {
+    if (skipReason) return ctx.skip();
+    const script = 'readlink /proc/self/fd/1; readlink /proc/self/fd/2; seq 1 50000 | tail -1';
+    // A shell pipeline gives the CLI a pipe: the container gets it as its own (wasmbox's own stdio pipes
+    // for a container are socket pairs, so a pipe here can only be the caller's).
+    const cli = [process.execPath, path.join(root, 'bin', 'wasmbox.cjs'), '--home', home, 'run', `oci:${busybox}`, 'sh', '-c', script]
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const piped = spawnSync('sh', ['-c', `${cli} 2>&1 | cat`], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work } });
+    expect(piped.status).toBe(0);
+    expect(piped.stdout).toMatch(/^pipe:\[(\d+)\]\npipe:\[\1\]\n50000\n$/);
+    // A regular file (it could be reopened whole through /proc/self/fd) is written by us from a pipe of ours.
+    const out = path.join(work, 'out.txt');
+    const fd = fs.openSync(out, 'w');
+    try {
+      const r = spawnSync(process.execPath, [path.join(root, 'bin', 'wasmbox.cjs'), '--home', home, 'run', `oci:${busybox}`, 'sh', '-c', script], {
+        stdio: ['ignore', fd, 'pipe'], timeout: 60_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work },
+      });
+      expect(r.status).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const lines = fs.readFileSync(out, 'utf8').split('\n');
+    expect(lines[0]).toMatch(/^socket:/); // a socket pair of the CLI's, not the file
+    expect(lines[1]).not.toBe(lines[0]);
+    expect(lines.slice(2)).toEqual(['50000', '']);
+    // The process exits without waiting for the root's unmount: its directories are gone all the same.
+    for (const d of ['containers', 'kept']) {
+      const dir = path.join(home, 'linux', d);
+      expect(fs.existsSync(dir) ? fs.readdirSync(dir) : []).toEqual([]);
+    }
+  });
+
   it('127 for a missing command, 126 for one that cannot run', (ctx) => {
     if (skipReason) return ctx.skip();
     const missing = wasmbox(['run', `oci:${busybox}`, 'no-such-tool']);

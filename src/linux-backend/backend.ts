@@ -12,14 +12,15 @@ import type { DirInode } from '../fs/inode.ts';
 import type { LayerTree } from '../fs/layer-tree.ts';
 import type { Digest } from '../loader/digest.ts';
 import type { Image } from '../loader/source.ts';
+import { newContainerId } from '../runtime/ids.ts';
 import type { Backend, Container, ContainerSpec, ProbeResult } from '../runtime/types.ts';
 import { createCgroups, probeCgroups } from './cgroups.ts';
-import { LinuxContainer } from './container.ts';
+import { LinuxContainer, stdioInheritable } from './container.ts';
 import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from './invocation.ts';
 import { NamespaceHelper, type SubIdTools } from './helper.ts';
 import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
 import { FinalFs, KeptDirs, listMerged, UserNsAccess } from './final-fs.ts';
-import { applyOwnersInUserNs, ensureMaterialised, removeTree, removeTreeAsync, type MaterialiseOptions } from './materialise.ts';
+import { applyOwnersInUserNs, ensureMaterialised, removeTree, type MaterialiseOptions } from './materialise.ts';
 import { describeMapping, subIdMapping, type SubIdMapping } from './subids.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
@@ -42,6 +43,11 @@ export interface LinuxBackendOptions {
    * runs one container (the CLI) turns it off: the spare would only be unmounted again at exit.
    */
   spareRoots?: boolean;
+  /**
+   * Containers without an output limit get this process's stdout and stderr as their own (and its stdin
+   * when interactive); their streams end empty. For a CLI (see RuntimeOptions.inheritStdio).
+   */
+  inheritStdio?: boolean;
 }
 
 interface HostCheck {
@@ -295,7 +301,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   async function createContainer(
     h: HostCheck, ns: NamespaceHelper | undefined, spare: RootDirs | undefined, image: Image, spec: ContainerSpec, rootfsDir: string,
   ): Promise<Container> {
-    const id = spare?.id ?? randomBytes(32).toString('hex');
+    const id = spare?.id ?? newContainerId(64);
     const containerDir = spare?.dir ?? path.join(home, 'linux', 'containers', id);
     const lookup = rootfsLookup(rootfsDir);
     const identity = ns?.userNsFd !== undefined || ns?.subIds !== undefined;
@@ -373,6 +379,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
       invocation,
       ...(ns?.userNsFd !== undefined ? { usernsFd: ns.userNsFd } : {}),
       placeholderFd: placeholderFd(),
+      inheritStdio: opts.inheritStdio === true && plan.limits.outputBytes === undefined && stdioInheritable(plan.stdin ? [0, 1, 2] : [1, 2]),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {
         if (!plan.root.writable) return undefined;
@@ -390,7 +397,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         }
         return (async () => {
           if (mountedByHelper) await ns.unmount(path.join(dir, 'merged')).catch(() => { /* the helper is gone, and its mounts with it */ });
-          await removeTreeAsync(path.join(dir, 'work'));
+          // (sync: overlay's work dir holds one empty directory; a trip through the thread pool per entry costs more)
+          removeTree(path.join(dir, 'work'));
           if (dir === containerDir) kept.release(id);
         })();
       },

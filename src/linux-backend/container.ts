@@ -33,6 +33,8 @@ export interface ContainerParts {
    * process inherited without close-on-exec: bwrap hands all of its descriptors to the container.
    */
   placeholderFd?: number;
+  /** The container writes to this process's fds 1 and 2 (and reads fd 0 when interactive); its streams end empty. */
+  inheritStdio?: boolean;
   /**
    * Runs at exit: moves what fs() needs out of the running containers' directory at once, and returns
    * the rest of the work (unmounting the root, removing overlay's work dir) as a promise that wait()
@@ -47,10 +49,12 @@ export interface ContainerParts {
 
 export class LinuxContainer implements Container {
   readonly id: string;
-  readonly stdin: WritableStream<Uint8Array>;
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly stderr: ReadableStream<Uint8Array>;
   #parts: ContainerParts;
+  // The streams are made on first use: a CLI whose container inherits its stdio never makes them (the
+  // first web stream of a process costs it several milliseconds).
+  #stdin?: WritableStream<Uint8Array>;
+  #stdout?: ReadableStream<Uint8Array>;
+  #stderr?: ReadableStream<Uint8Array>;
   #child?: ChildProcess;
   #started?: Promise<void>;
   #exit: Promise<ExitStatus>;
@@ -66,6 +70,7 @@ export class LinuxContainer implements Container {
   #settled: Promise<void> = Promise.resolve();
   #outputBytes = 0;
   #timer?: ReturnType<typeof setTimeout>;
+  /** Output streams made before the process started wait for it here. */
   #attachOut: Array<(child: ChildProcess) => void> = [];
   #stdinReady: Promise<Writable | undefined>;
   #resolveStdin!: (w: Writable | undefined) => void;
@@ -76,9 +81,22 @@ export class LinuxContainer implements Container {
     this.#exit = new Promise((r) => (this.#resolveExit = r));
     this.#initKnown = new Promise((r) => (this.#resolveInitKnown = r));
     this.#stdinReady = new Promise((r) => (this.#resolveStdin = r));
-    this.stdout = this.#outputStream(1);
-    this.stderr = this.#outputStream(2);
-    this.stdin = new WritableStream<Uint8Array>({
+  }
+
+  get inheritedStdio(): boolean {
+    return this.#parts.inheritStdio === true;
+  }
+
+  get stdout(): ReadableStream<Uint8Array> {
+    return (this.#stdout ??= this.#outputStream(1));
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return (this.#stderr ??= this.#outputStream(2));
+  }
+
+  get stdin(): WritableStream<Uint8Array> {
+    return (this.#stdin ??= new WritableStream<Uint8Array>({
       write: async (chunk) => {
         const w = await this.#stdinReady;
         if (!w || w.destroyed) return; // the guest has no stdin or stopped reading it: like a closed pipe, data is dropped
@@ -99,14 +117,14 @@ export class LinuxContainer implements Container {
         const w = await this.#stdinReady;
         w?.destroy();
       },
-    });
+    }));
   }
 
   #outputStream(fd: 1 | 2): ReadableStream<Uint8Array> {
     let source: Readable | undefined;
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
-        this.#attachOut.push((child) => {
+        const attach = (child: ChildProcess) => {
           source = (fd === 1 ? child.stdout : child.stderr) ?? undefined;
           if (!source) { controller.close(); return; }
           source.on('data', (chunk: Buffer) => {
@@ -116,7 +134,9 @@ export class LinuxContainer implements Container {
           });
           source.on('end', () => { try { controller.close(); } catch { /* cancelled */ } });
           source.on('error', (e) => { try { controller.error(e); } catch { /* cancelled */ } });
-        });
+        };
+        if (this.#child) attach(this.#child);
+        else this.#attachOut.push(attach);
       },
       pull: () => { source?.resume(); },
       cancel: () => { source?.destroy(); },
@@ -141,7 +161,11 @@ export class LinuxContainer implements Container {
     let child: ChildProcess;
     try {
       if (invocation.userns && this.#parts.usernsFd === undefined) throw new Error('no user namespace to join');
-      const passed: Array<'pipe' | 'ignore' | number> = [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...(invocation.userns ? [this.#parts.usernsFd!] : [])];
+      const inherit = this.#parts.inheritStdio === true;
+      const passed: Array<'pipe' | 'ignore' | number> = [
+        plan.stdin ? (inherit ? 0 : 'pipe') : 'ignore', inherit ? 1 : 'pipe', inherit ? 2 : 'pipe', 'pipe', 'pipe',
+        ...(invocation.userns ? [this.#parts.usernsFd!] : []),
+      ];
       child = spawn(invocation.command, invocation.args, {
         stdio: [...passed, ...coverInheritedFds(passed.length, this.#parts.placeholderFd)],
         env: HOST_ENV,
@@ -163,6 +187,9 @@ export class LinuxContainer implements Container {
     seccompPipe.on('error', () => { /* bwrap exited before reading it: its exit status says why */ });
     seccompPipe.end(invocation.seccomp);
     this.#readStatus(child.stdio[4] as Readable);
+    // Piped output is read from the start (as it arrives, into the streams), so that a caller who never
+    // reads it does not stall the guest or its exit; inherited output has no pipe to read.
+    if (!this.#parts.inheritStdio) void [this.stdout, this.stderr];
     for (const attach of this.#attachOut) attach(child);
     if (child.stdin) child.stdin.on('error', () => { /* the guest closed its stdin */ });
     this.#resolveStdin(child.stdin ?? undefined);
@@ -301,6 +328,27 @@ export class LinuxContainer implements Container {
     this.#removed = true;
     void this.#settled.then(() => this.#parts.release());
   }
+}
+
+/** Linux's memory devices (null, zero, full, random, urandom): character devices of major number 1. */
+const MEMORY_DEVICES_MAJOR = 1;
+
+/**
+ * Whether this process's stdio may be handed to a container as its own: only pipes, sockets (Node's child
+ * stdio are socket pairs; one cannot be reopened through /proc/self/fd) and /dev/null (a memory device).
+ * A terminal stays ours (a container could read the keys typed into
+ * it, or change its modes), and so does a regular file (reopened through /proc/self/fd it could be read
+ * or rewritten whole): those are pumped through streams, as docker does without -t.
+ */
+export function stdioInheritable(fds: number[]): boolean {
+  return fds.every((fd) => {
+    try {
+      const st = fs.fstatSync(fd);
+      return st.isFIFO() || st.isSocket() || (st.isCharacterDevice() && ((st.rdev >>> 8) & 0xfff) === MEMORY_DEVICES_MAJOR);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**

@@ -255,15 +255,6 @@ export function removeTree(p: string): void {
   }
 }
 
-/** removeTree off the main thread (libuv's pool), for clean-ups nothing waits on. */
-export async function removeTreeAsync(p: string): Promise<void> {
-  try {
-    await fs.promises.rm(p, { recursive: true, force: true });
-  } catch {
-    removeTree(p);
-  }
-}
-
 const nsToSeconds = (ns: bigint): number => Number(ns / 1000n) / 1e6;
 const rdevMajor = (rdev: number): number => (rdev >>> 8) & 0xfff;
 const rdevMinor = (rdev: number): number => (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { newContainerId } from '../runtime/ids.ts';
 import type { NamespaceHelper } from './helper.ts';
 import { overlayOptions } from './invocation.ts';
 import { removeTree } from './materialise.ts';
@@ -20,7 +20,7 @@ export interface RootDirs {
 }
 
 /** A fresh container directory: owner-only, the upper world-readable (it becomes the container's /). */
-export function makeRootDirs(home: string, id = randomBytes(32).toString('hex')): RootDirs {
+export function makeRootDirs(home: string, id = newContainerId(64)): RootDirs {
   const dir = path.join(home, 'linux', 'containers', id);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(dir, d), { mode: 0o700 });
@@ -89,7 +89,7 @@ export class SpareRoots {
       this.#ranOnce.add(lower);
       return;
     }
-    const id = randomBytes(32).toString('hex');
+    const id = newContainerId(64);
     const root = { id, dir: path.join(this.#home, 'linux', 'spares', id) };
     const mounted = makeRootDirsAsync(root.dir)
       .then(() => helper.mount(rootOverlayOptions(lower, root.dir), path.join(root.dir, 'merged')))

@@ -26,6 +26,8 @@ export interface HostBackendContext extends WasiBackendOptions {
   provider: ImageTrees;
   /** The runtime's home directory (Linux backend state), when it has one. */
   home?: string;
+  /** See RuntimeOptions.inheritStdio. */
+  inheritStdio?: boolean;
 }
 
 /**

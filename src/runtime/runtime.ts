@@ -35,6 +35,12 @@ export interface RuntimeOptions {
    * one container).
    */
   keepWarm?: boolean;
+  /**
+   * Native (Linux) containers without an output limit write straight to this process's stdout and stderr
+   * (file descriptors 1 and 2, given to them as their own), and an interactive one reads this process's
+   * stdin: their `stdout`/`stderr` streams then end empty. For a CLI: no output is pumped through it.
+   */
+  inheritStdio?: boolean;
   /** Run WASI guests that need no Worker on the calling thread (see WasiBackendOptions.inline). */
   inline?: { stdout(b: Uint8Array): void; stderr(b: Uint8Array): void };
   /** An image archive to load for a name the store lacks (default: the bundled sample images; `false`: none). */
@@ -109,6 +115,7 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
       ...(opts.workerUrl !== undefined ? { workerUrl: opts.workerUrl } : {}),
       ...(opts.keepWarm !== undefined ? { keepWarm: opts.keepWarm } : {}),
       ...(opts.inline !== undefined ? { inline: opts.inline } : {}),
+      ...(opts.inheritStdio ? { inheritStdio: true } : {}),
     }));
   let storePromise: Promise<LayoutStore> | undefined;
 

@@ -63,6 +63,11 @@ export interface Container {
   readonly stdin: WritableStream<Uint8Array>;
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
+  /**
+   * True when the container writes to this process's own stdout and stderr (RuntimeOptions.inheritStdio)
+   * and, if interactive, reads its stdin: `stdout` and `stderr` then end empty.
+   */
+  readonly inheritedStdio?: boolean;
   start(): Promise<void>;
   /** Resolves for every guest outcome (exit, trap, timeout, kill); never rejects for the guest's sake. */
   wait(): Promise<ExitStatus>;

@@ -70,6 +70,8 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     const runtime = createRuntime({
       ...(home ? { home } : {}),
       keepWarm: false,
+      // A native container writes to our stdout itself when it is a pipe or /dev/null (nothing to pump).
+      inheritStdio: true,
       pull: implicitPull,
       ...(inline ? { inline: { stdout: (b: Uint8Array) => writeAllSync(1, b), stderr: (b: Uint8Array) => writeAllSync(2, b) } } : {}),
     });
@@ -78,9 +80,10 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     const img = await runtime.image(resolveLocalPath(image, resolve), flags.platform ? { platform: flags.platform } : {});
     const onThisThread = inline && (await runtime.backendFor(img)).name === 'wasi';
     const container = await runtime.create(img, options);
-    // A guest on this thread writes to descriptors 1 and 2 itself: no streams to pump (and no Node stdout
-    // stream to set up, which costs a start several milliseconds).
-    const pumps = onThisThread ? [] : [pipeOut(container.stdout, process.stdout), pipeOut(container.stderr, process.stderr)];
+    // A guest on this thread, or a native container given our stdio, writes to descriptors 1 and 2 itself:
+    // no streams to pump (and no Node stdout stream to set up, which costs a start several milliseconds).
+    const direct = onThisThread || container.inheritedStdio === true;
+    const pumps = direct ? [] : [pipeOut(container.stdout, process.stdout), pipeOut(container.stderr, process.stderr)];
     const onSignal = (signal: NodeJS.Signals) => { void container.kill(signal); };
     // A guest on this thread keeps the default signal actions (a JS handler could not run anyway).
     if (!onThisThread) {
@@ -89,8 +92,9 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     }
     try {
       await container.start();
-      if (flags.interactive) void pipeIn(container.stdin);
-      else if (!onThisThread) await container.stdin.close().catch(() => {});
+      if (flags.interactive) {
+        if (!container.inheritedStdio) void pipeIn(container.stdin);
+      } else if (!direct) await container.stdin.close().catch(() => {});
       const status = await container.wait();
       await Promise.all(pumps);
       if (status.reason !== 'exit' && status.detail) process.stderr.write(`wasmbox: ${status.detail}\n`);

@@ -24,6 +24,7 @@ function lazyLinuxBackend(ctx: HostBackendContext): Backend {
     return createLinuxBackend({
       home: ctx.home ?? LayoutStore.defaultDir(),
       ...(ctx.keepWarm === false ? { spareRoots: false } : {}),
+      ...(ctx.inheritStdio ? { inheritStdio: true } : {}),
       rootfsTree: async (image) =>
         (await ctx.provider.rootfsTree(image)) ?? newDir(1, { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n }),
     });
