@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, ContainerSpec, ExitStatus } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { buildOwnersImage, linuxTestBed, openOciDir } from './helpers/linux-images.ts';
+import { buildOwnersImage, linuxTestBed, openOciDir, OWNERS_IMAGE_LISTING, ownersOf } from './helpers/linux-images.ts';
 
 const bed = linuxTestBed('wasmbox-linux-ids-', { beforeAll, afterAll });
 let backend: Backend;
@@ -29,18 +29,6 @@ async function run(s: ContainerSpec): Promise<{ status: ExitStatus; stdout: stri
   return { status, stdout, stderr };
 }
 
-/** `ls -ln` lines as "owner:group name". */
-function owned(ls: string): string[] {
-  return ls.split('\n').filter((l) => /^[-d]/.test(l)).map((l) => {
-    const f = l.trim().split(/\s+/);
-    return `${f[2]}:${f[3]} ${f[f.length - 1]}`;
-  });
-}
-
-const IMAGE_OWNERS = [
-  '1000:1000 app-dir', '1000:1000 app-file', '0:1000 group-file', '65534:65534 nobody-dir', '65534:65534 nobody-file',
-  '0:0 root-file', '0:0 root-private',
-];
 
 describe('the image\'s ids inside a Linux container (root caller: identity map)', () => {
   it('a non-root USER sees every owner as the image has it and gets exactly the permissions they give', async (ctx) => {
@@ -60,11 +48,11 @@ describe('the image\'s ids inside a Linux container (root caller: identity map)'
     expect(r.status, r.stderr).toEqual({ code: 0, reason: 'exit' });
     const out = r.stdout.split('\n');
     expect(out.slice(0, 3)).toEqual(['1000', '1000', '1000']); // no supplementary group of the caller's
-    expect(owned(r.stdout.split('app-file:ok')[0]!)).toEqual(IMAGE_OWNERS);
+    expect(ownersOf(r.stdout.split('app-file:ok')[0]!)).toEqual(OWNERS_IMAGE_LISTING);
     for (const line of ['app-file:ok', 'group-file:ok', 'root-file:denied', 'nobody-file:denied', 'root-private:denied', 'chown:denied']) {
       expect(out).toContain(line);
     }
-    expect(owned(r.stdout.split('group-file:ok')[1]!)).toEqual(['1000:1000 new']); // what it creates is its own
+    expect(ownersOf(r.stdout.split('group-file:ok')[1]!)).toEqual(['1000:1000 new']); // what it creates is its own
     expect(out).toContain('0'); // nothing created in nobody's directory
     expect(out.find((l) => l.startsWith('CapEff'))).toMatch(/^CapEff:\s+0+$/);
   });
@@ -80,8 +68,8 @@ describe('the image\'s ids inside a Linux container (root caller: identity map)'
     ].join('; '), { user: undefined }));
     expect(r.status, r.stderr).toEqual({ code: 0, reason: 'exit' });
     const [before, after, su] = r.stdout.split('--\n');
-    expect(owned(before!)).toEqual(IMAGE_OWNERS);
-    expect(owned(after!)).toEqual([
+    expect(ownersOf(before!)).toEqual(OWNERS_IMAGE_LISTING);
+    expect(ownersOf(after!)).toEqual([
       '1000:1000 app-dir', '65534:50 app-file', '0:1000 group-file', '65534:65534 nobody-dir', '4242:4242 nobody-file',
       '1000:1000 root-file', '0:0 root-private',
     ]);
@@ -94,7 +82,7 @@ describe('the image\'s ids inside a Linux container (root caller: identity map)'
     const r = await run(sh('id -u; ls -ln /data; echo more >> app-file 2>/dev/null || echo read-only', { readOnlyRoot: true }));
     expect(r.status, r.stderr).toEqual({ code: 0, reason: 'exit' });
     expect(r.stdout.split('\n')[0]).toBe('1000');
-    expect(owned(r.stdout)).toEqual(IMAGE_OWNERS);
+    expect(ownersOf(r.stdout)).toEqual(OWNERS_IMAGE_LISTING);
     expect(r.stdout).toContain('read-only\n');
   });
 

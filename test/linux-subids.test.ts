@@ -7,8 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'esbuild';
-import { buildOwnersImage, busyboxAvailable, busyboxEntries, layerTar, runnerPrelude, tempDir, writeOciLayout } from './helpers/linux-images.ts';
+import { buildOwnersImage, bundleRunner, busyboxAvailable, busyboxEntries, layerTar, OWNERS_IMAGE_LISTING, ownersOf, runnerPrelude, tempDir, writeOciLayout } from './helpers/linux-images.ts';
 
 const work = tempDir('wasmbox-linux-subids-');
 const COUNT = 65536;
@@ -214,17 +213,7 @@ beforeAll(async () => {
     { type: 'file', name: 'vault/inner/x', data: 'x\n', mode: 0o600, uid: 65534, gid: 65534 },
   ])], { Cmd: ['sh'] });
   execFileSync('chmod', ['-R', 'a+rX', ownersDir, wideDir, vaultDir]);
-  const root = path.resolve(import.meta.dirname, '..');
-  const src = path.join(work, 'runner.ts');
-  fs.writeFileSync(src, RUNNER(root));
-  runner = path.join(work, 'runner.mjs');
-  await build({
-    entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
-    conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
-  fs.chmodSync(runner, 0o644);
-  fs.mkdirSync(path.join(work, 'home'), { mode: 0o755 });
-  fs.chownSync(path.join(work, 'home'), uid, gid);
+  runner = await bundleRunner(work, RUNNER(path.resolve(import.meta.dirname, '..')), { uid, gid });
   // a crashed process's container, whose user (1000) left a file the caller alone cannot remove
   const stale = path.join(work, 'home', 'linux', 'containers', 'stale');
   fs.mkdirSync(path.join(stale, 'upper', 'home', 'app'), { recursive: true });
@@ -269,18 +258,6 @@ function runAs(who: string[], ociDir: string, home: string): { probe: { ok: bool
   return JSON.parse(r.stdout);
 }
 
-/** `ls -ln` lines as "owner:group name". */
-function owned(ls: string): string[] {
-  return ls.split('\n').filter((l) => /^[-d]/.test(l)).map((l) => {
-    const f = l.trim().split(/\s+/);
-    return `${f[2]}:${f[3]} ${f[f.length - 1]}`;
-  });
-}
-
-const IMAGE_OWNERS = [
-  '1000:1000 app-dir', '1000:1000 app-file', '0:1000 group-file', '65534:65534 nobody-dir', '65534:65534 nobody-file',
-  '0:0 root-file', '0:0 root-private',
-];
 
 describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => {
   it('sees and enforces the image\'s owners, chowns and switches users within its range, reaches nothing outside it', (ctx) => {
@@ -299,7 +276,7 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     expect(app!.status, JSON.stringify(app)).toEqual({ code: 0, reason: 'exit' });
     const a = app!.stdout!.split('\n');
     expect(a.slice(0, 2)).toEqual(['1000', '1000']);
-    expect(owned(app!.stdout!)).toEqual(IMAGE_OWNERS);
+    expect(ownersOf(app!.stdout!)).toEqual(OWNERS_IMAGE_LISTING);
     for (const l of ['app-file:ok', 'group-file:ok', 'root-file:denied', 'root-private:denied', 'made', 'CapEff:0000000000000000', 'NoNewPrivs:1', 'Seccomp:2']) {
       expect(a).toContain(l);
     }
@@ -307,14 +284,14 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     // root: chown to ids of the range, not beyond; su to a user of the image
     expect(root!.status, JSON.stringify(root)).toEqual({ code: 0, reason: 'exit' });
     const [before, changes, maps, shared] = root!.stdout!.split('--\n');
-    expect(owned(before!)).toEqual(IMAGE_OWNERS);
+    expect(ownersOf(before!)).toEqual(OWNERS_IMAGE_LISTING);
     expect(changes!.trim().split('\n')).toEqual(['1000:1000', '65534:50', 'chown-outside:denied', '65534', '1000', '1000', 'su-write:ok']);
     // the map is podman's: 0 -> the caller, 1..COUNT -> the range, and nothing else
     expect(maps!.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '))).toEqual([
       `0 ${uid} 1`, `1 ${START} ${COUNT}`, `0 ${gid} 1`, `1 ${START} ${COUNT}`,
     ]);
     // host files: root's and the outsider's show as 65534 and stay closed, even to the container's root
-    expect(owned(shared!)).toEqual(['65534:65534 outsider-open', '65534:65534 outsider-secret', '65534:65534 root-secret', '1000:1000 sub-secret']);
+    expect(ownersOf(shared!)).toEqual(['65534:65534 outsider-open', '65534:65534 outsider-secret', '65534:65534 root-secret', '1000:1000 sub-secret']);
     for (const l of ['root-secret:denied', 'outsider-secret:denied', 'outsider-open:denied', 'sub-secret', 'chown-host:denied', 'uid-map:denied', 'userns:denied', 'null-node:denied', 'CapEff:00000000a80425fb']) { // (docker's default set)
       expect(shared!.split('\n')).toContain(l);
     }
@@ -322,7 +299,7 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
 
     // a read-only root shows the same owners
     expect(readonly!.stdout!.split('\n')[0]).toBe('1000');
-    expect(owned(readonly!.stdout!)).toEqual(IMAGE_OWNERS);
+    expect(ownersOf(readonly!.stdout!)).toEqual(OWNERS_IMAGE_LISTING);
     expect(readonly!.stdout).toContain('read-only\n');
 
     // fs() after exit reads what the container's user wrote (files of uid 1000: the host's start+999), not what it could not
@@ -387,7 +364,7 @@ describe('linux backend: an unprivileged caller with /etc/subuid ranges', () => 
     expect(app.status, JSON.stringify(app)).toEqual({ code: 0, reason: 'exit' });
     expect(app.stdout!.split('\n').slice(0, 2)).toEqual(['1000', '1000']);
     // (the image is materialised as the caller's, which bwrap maps to the container's one uid)
-    expect(owned(app.stdout!)).toEqual(IMAGE_OWNERS.map((l) => `1000:1000 ${l.split(' ')[1]}`));
+    expect(ownersOf(app.stdout!)).toEqual(OWNERS_IMAGE_LISTING.map((l) => `1000:1000 ${l.split(' ')[1]}`));
     expect(out.runs.root!.stdout).toContain('chown-outside:denied');
   }, 180_000);
 });

@@ -3,8 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'esbuild';
-import { buildBusyboxImage, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
+import { buildBusyboxImage, bundleRunner, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
 
 const work = tempDir('wasmbox-linux-nobody-');
 let skipReason = busyboxAvailable();
@@ -49,17 +48,7 @@ beforeAll(async () => {
   fs.chmodSync(work, 0o755);
   ociDir = await buildBusyboxImage(path.join(work, 'img'));
   execFileSync('chmod', ['-R', 'a+rX', ociDir]);
-  const root = path.resolve(import.meta.dirname, '..');
-  const src = path.join(work, 'runner.ts');
-  fs.writeFileSync(src, RUNNER(root));
-  runner = path.join(work, 'runner.mjs');
-  await build({
-    entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
-    conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
-  fs.chmodSync(runner, 0o644);
-  fs.mkdirSync(path.join(work, 'home'), { mode: 0o755 });
-  fs.chownSync(path.join(work, 'home'), 65534, 65534);
+  runner = await bundleRunner(work, RUNNER(path.resolve(import.meta.dirname, '..')), { uid: 65534, gid: 65534 });
 });
 
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
 import { pack, type Header } from 'tar-stream';
 import { createLinuxBackend } from '../../src/linux-backend/index.ts';
 import type { Backend } from '../../src/runtime/types.ts';
@@ -174,6 +175,20 @@ export async function buildOwnersImage(dir: string): Promise<string> {
   return writeOciLayout(dir, [l1, l2], { Cmd: ['sh'], User: 'app', WorkingDir: '/data' });
 }
 
+/** buildOwnersImage's /data as `ls -ln` shows it, through ownersOf. */
+export const OWNERS_IMAGE_LISTING = [
+  '1000:1000 app-dir', '1000:1000 app-file', '0:1000 group-file', '65534:65534 nobody-dir', '65534:65534 nobody-file',
+  '0:0 root-file', '0:0 root-private',
+];
+
+/** `ls -ln` lines as "owner:group name". */
+export function ownersOf(ls: string): string[] {
+  return ls.split('\n').filter((l) => /^[-d]/.test(l)).map((l) => {
+    const f = l.trim().split(/\s+/);
+    return `${f[2]}:${f[3]} ${f[f.length - 1]}`;
+  });
+}
+
 export async function openOciDir(dir: string): Promise<Image> {
   const core = await ociLayoutSource(directoryTree(dir));
   return openImage(core, { transport: 'oci', path: dir }, { platform: `linux/${hostOciArch()}` });
@@ -209,6 +224,24 @@ export function linuxTestBed(prefix: string, hooks: { beforeAll(fn: () => Promis
   });
   hooks.afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
   return bed;
+}
+
+/**
+ * Bundles a runner script (see runnerPrelude) to `work`/runner.mjs, readable by the other user it runs as,
+ * and makes `work`/home owned by that user.
+ */
+export async function bundleRunner(work: string, source: string, owner: { uid: number; gid: number }): Promise<string> {
+  const src = path.join(work, 'runner.ts');
+  fs.writeFileSync(src, source);
+  const runner = path.join(work, 'runner.mjs');
+  await build({
+    entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
+    conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  fs.chmodSync(runner, 0o644);
+  fs.mkdirSync(path.join(work, 'home'), { mode: 0o755 });
+  fs.chownSync(path.join(work, 'home'), owner.uid, owner.gid);
+  return runner;
 }
 
 /**
