@@ -11,7 +11,20 @@ const BATCH_BYTES = 1024 * 1024;
 const MIN_READ_BYTES = 64 * 1024;
 /** Body bytes buffered before the socket is paused until the reader takes them. */
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/**
+ * Body pieces smaller than this that do not continue the last queued view (tiny chunks) are copied
+ * together into SMALL_BATCH_BYTES buffers: a view per piece would cost ~50x its bytes in heap and make
+ * the queue O(n^2) to drain (2 MiB of 1-byte chunks took minutes).
+ */
+const SMALL_PIECE_BYTES = 4096;
+const SMALL_BATCH_BYTES = 64 * 1024;
+/** Bytes of response heads (interim 1xx ones included), and of chunked trailers, a response may have. */
 const MAX_HEAD_BYTES = 64 * 1024;
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Control characters other than HT: never valid in a field value (RFC 9110 5.5); CR and LF would split it. */
+const FIELD_CONTROL = /[\0-\x08\x0a-\x1f\x7f]/;
+/** A chunk size (13 hex digits reach 2^52) and the whitespace allowed before its extensions. */
+const CHUNK_SIZE = /^0*[0-9a-fA-F]{1,13}[ \t]*$/;
 
 class ResponseHeaders implements HttpHeaders {
   readonly #map = new Map<string, string>();
@@ -46,6 +59,9 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     let settled = false;
     // ---- response head ----
     let head = '';
+    /** Bytes of this response's heads read so far, interim ones included. */
+    let headBytes = 0;
+    let trailerBytes = 0;
     // ---- body framing and delivery ----
     let framing: 'length' | 'chunked' | 'close' | 'none' = 'none';
     let remaining = 0; // 'length': bytes left; 'chunked': bytes left in this chunk
@@ -60,6 +76,8 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     let batch: Buffer | undefined;
     /** Bytes of `batch` already handed to the socket for reads. */
     let batchUsed = 0;
+    let small: Buffer | undefined;
+    let smallUsed = 0;
     let wake: (() => void) | undefined;
     const notify = () => {
       const w = wake;
@@ -70,13 +88,26 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     /** Queues body bytes (a view of a batch); a view that continues the last one is merged into it. */
     const push = (src: Uint8Array, start: number, end: number) => {
       if (end <= start) return;
+      const n = end - start;
       const last = queue[queue.length - 1];
       if (last && last.buffer === src.buffer && last.byteOffset + last.byteLength === src.byteOffset + start) {
-        queue[queue.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + end - start);
-      } else {
+        queue[queue.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + n);
+      } else if (n >= SMALL_PIECE_BYTES) {
         queue.push(src.subarray(start, end));
+      } else {
+        if (!small || smallUsed + n > small.byteLength) {
+          small = Buffer.allocUnsafeSlow(SMALL_BATCH_BYTES);
+          smallUsed = 0;
+        }
+        small.set(src.subarray(start, end), smallUsed);
+        if (last && last.buffer === small.buffer && last.byteOffset + last.byteLength === small.byteOffset + smallUsed) {
+          queue[queue.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + n);
+        } else {
+          queue.push(small.subarray(smallUsed, smallUsed + n));
+        }
+        smallUsed += n;
       }
-      queued += end - start;
+      queued += n;
     };
     const finish = () => {
       ended = true;
@@ -128,8 +159,10 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
           if (text !== '') return fail(protocolError('chunk not followed by CRLF'));
           chunkState = 'size';
         } else if (chunkState === 'size') {
-          const size = Number.parseInt(text.split(';')[0]!.trim(), 16);
-          if (!Number.isSafeInteger(size) || size < 0 || !/^[0-9a-fA-F]+/.test(text.trim())) return fail(protocolError(`bad chunk size ${JSON.stringify(text.slice(0, 20))}`));
+          const semi = text.indexOf(';');
+          const sizeText = semi < 0 ? text : text.slice(0, semi);
+          if (!CHUNK_SIZE.test(sizeText)) return fail(protocolError(`bad chunk size ${JSON.stringify(text.slice(0, 20))}`));
+          const size = Number.parseInt(sizeText, 16);
           if (size === 0) chunkState = 'trailer';
           else {
             remaining = size;
@@ -137,43 +170,53 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
           }
         } else if (text === '') {
           finish();
+        } else {
+          trailerBytes += text.length + 2;
+          if (trailerBytes > MAX_HEAD_BYTES) return fail(protocolError('trailers too large'));
         }
       }
     };
 
     const onHead = (buf: Uint8Array, at: number, end: number): void => {
       // Bytes of earlier reads still in `head`; the head's end maps back to an offset in this read.
+      // Only the head's allowance is decoded; bytes past it are body bytes, or the head is too large.
       const prior = head.length;
-      head += Buffer.from(buf.buffer, buf.byteOffset + at, Math.min(end - at, MAX_HEAD_BYTES)).toString('latin1');
+      const take = Math.min(end - at, MAX_HEAD_BYTES - headBytes);
+      head += Buffer.from(buf.buffer, buf.byteOffset + at, take).toString('latin1');
+      headBytes += take;
       let from = 0;
       for (;;) {
         const stop = head.indexOf('\r\n\r\n', from);
         if (stop < 0) {
+          if (take < end - at) return fail(protocolError('response head too large'));
           head = head.slice(from);
-          if (head.length > MAX_HEAD_BYTES) fail(protocolError('response head too large'));
           return;
         }
         const text = head.slice(from, stop);
         from = stop + 4;
         const [statusLine, ...fields] = text.split('\r\n');
-        const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine!);
+        const m = /^HTTP\/1\.[01] ([1-9]\d\d)(?: |$)/.exec(statusLine!);
         if (!m) return fail(protocolError(`status line ${JSON.stringify(statusLine!.slice(0, 40))}`));
         const status = Number(m[1]);
         if (status >= 100 && status < 200) continue; // interim response
         const headers = new ResponseHeaders();
         for (const f of fields) {
+          // A name that is no token (obs-fold's leading whitespace included) or a control character: refused.
           const colon = f.indexOf(':');
-          if (colon <= 0) return fail(protocolError(`header line ${JSON.stringify(f.slice(0, 40))}`));
-          headers.add(f.slice(0, colon).trim(), f.slice(colon + 1).trim());
+          const name = f.slice(0, colon);
+          const value = f.slice(colon + 1);
+          if (colon <= 0 || !FIELD_NAME.test(name) || FIELD_CONTROL.test(value)) return fail(protocolError(`header line ${JSON.stringify(f.slice(0, 40))}`));
+          headers.add(name, value.trim());
         }
         const te = headers.get('transfer-encoding');
         const length = headers.get('content-length');
         if (status === 204 || status === 304) framing = 'none';
         else if (te !== null) {
-          if (!/(^|,)\s*chunked\s*$/i.test(te)) return fail(protocolError(`transfer-encoding ${te}`));
+          // Only chunked alone: another coding under it would reach the reader still coded.
+          if (!/^[ \t]*chunked[ \t]*$/i.test(te)) return fail(protocolError(`transfer-encoding ${te}`));
           framing = 'chunked';
         } else if (length !== null) {
-          if (!/^\d+$/.test(length)) return fail(protocolError(`content-length ${JSON.stringify(length)}`));
+          if (!/^\d+$/.test(length) || !Number.isSafeInteger(Number(length))) return fail(protocolError(`content-length ${JSON.stringify(length)}`));
           framing = 'length';
           remaining = Number(length);
         } else framing = 'close';
