@@ -17,8 +17,8 @@ const CASES = Number(process.env.RAW_HTTP_FUZZ_CASES ?? 320);
 const CONCURRENCY = 8;
 /** Long enough never to fire on a loaded machine for an answer that is on its way. */
 const PATIENT_MS = 4000;
-/** For servers that stall on purpose. */
-const STALL_MS = 120;
+/** For servers that stall on purpose (after writing what they send at once). */
+const STALL_MS = 250;
 
 // ---- the server: plays a script per request path ----
 
@@ -59,6 +59,10 @@ class ScriptServer {
     for (const s of this.#open.get(path) ?? []) s.destroy();
     this.#open.delete(path);
     this.#scripts.delete(path);
+  }
+
+  socketsFor(path: string): Socket[] {
+    return [...(this.#open.get(path) ?? [])];
   }
 
   async close(): Promise<void> {
@@ -234,9 +238,14 @@ const offsetAfter = (segs: Seg[], kind: SegKind): number => {
 /** Wire length of the message proper: head and framed body, without what a server sends after it. */
 const messageEnd = (segs: Seg[]): number => wire(segs.filter((s) => s.kind !== 'extra')).length;
 
-function split(r: Rand, bytes: Buffer): { pieces: Buffer[]; gap: Script['gap'] } {
+/** The bytes as the server writes them; `quick`: in at most 4 writes with no pause (a stalling server's, whose timeout is short). */
+function split(r: Rand, bytes: Buffer, quick: boolean): { pieces: Buffer[]; gap: Script['gap'] } {
   const mode = r.pick(['one', 'one', 'one', 'split', 'split', 'tiny'] as const);
   if (mode === 'one' || bytes.length < 2) return { pieces: [bytes], gap: 'none' };
+  if (quick) {
+    const cuts = [...new Set([1 + r.int(bytes.length - 1), 1 + r.int(bytes.length - 1), 1 + r.int(bytes.length - 1)])].sort((a, b) => a - b);
+    return { pieces: [0, ...cuts].map((c, i) => bytes.subarray(c, cuts[i] ?? bytes.length)), gap: 'none' };
+  }
   const cuts = new Set<number>();
   if (mode === 'tiny') {
     // The head (and the first chunk lines) 1 to 3 bytes per write, the rest in a few pieces.
@@ -277,7 +286,7 @@ const CUT_CODES: Record<Finish, readonly string[]> = { end: ['ECONNRESET'], rese
 const INVALID = ['HPE_INVALID'] as const;
 
 function makeCase(name: string, r: Rand, m: Message, segs: Seg[], expect: Expect, finish: Finish, probe: string[] = []): Case {
-  const { pieces, gap } = split(r, wire(segs));
+  const { pieces, gap } = split(r, wire(segs), finish === 'stall');
   const read: ReadStyle = r.chance(0.1) ? 'cancel' : r.chance(0.15) ? 'slow' : 'all';
   return { name: `${name} [${m.framing}, ${m.body.length} B, ${pieces.length} writes, ${finish}, read ${read}]`, script: { pieces, gap, finish }, expect, timeoutMs: finish === 'stall' ? STALL_MS : PATIENT_MS, read, probe };
 }
@@ -651,6 +660,36 @@ describe('raw-http client under crafted and mutated responses', () => {
     server.release(url);
     expect(Buffer.concat(got).equals(data)).toBe(true);
     expect(reads).toBeLessThan(100);
+  });
+
+  /** A server that sends `first`, then `text` a byte at a time, one every `everyMs`: never idle for the client's timeout. */
+  const trickle = (first: string, text: string, everyMs: number): string => {
+    const url = server.add({ pieces: [Buffer.from(first)], gap: 'none', finish: 'stall' });
+    const path = new URL(url).pathname;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const at = { i: 0 };
+    timer = setInterval(() => {
+      const s = server.socketsFor(path)[0];
+      if (!s) return;
+      if (s.destroyed || at.i >= text.length) return void clearInterval(timer);
+      s.write(text[at.i++]!, 'latin1');
+    }, everyMs);
+    return url;
+  };
+
+  it('the timeout bounds the wait for the whole head, not each byte of it (was: a head sent a byte at a time never timed out)', async () => {
+    const url = trickle('', 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-slow: 1234567890\r\n\r\nhi', 30);
+    const o = await exchange(hostTransport()!, url, 200, 'all');
+    server.release(url);
+    expect(typedCode(o.error)).toBe('TIMEOUT');
+  });
+
+  it('a reader waiting for body bytes times out though framing bytes keep coming (was: each chunk-line byte restarted the wait)', async () => {
+    const url = trickle('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n', `1;${'e'.repeat(60)}\r\nx\r\n0\r\n\r\n`, 15);
+    const o = await exchange(hostTransport()!, url, 300, 'all');
+    server.release(url);
+    expect(typedCode(o.error)).toBe('TIMEOUT');
+    expect(Buffer.concat(o.delivered).toString()).toBe('ok');
   });
 
   it('a reader cancelled while it waits for a stalled body settles at once', async () => {

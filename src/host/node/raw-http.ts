@@ -117,6 +117,7 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     const fail = (e: unknown) => {
       if (!settled) {
         settled = true;
+        clearTimeout(headTimer);
         socket.destroy();
         reject(e);
         return;
@@ -222,7 +223,7 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
         } else framing = 'close';
         head = '';
         settled = true;
-        socket.setTimeout(0);
+        clearTimeout(headTimer);
         resolve({ status, headers, url: url.toString(), body: stream() });
         if (framing === 'none' || (framing === 'length' && remaining === 0)) finish();
         else body(buf, at + from - prior, end);
@@ -257,7 +258,9 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
       },
     });
     socket.setNoDelay(true);
-    socket.setTimeout(r.timeoutMs, () => fail(r.timeoutError()));
+    // A deadline for the whole head (connect included), as fetch has: an idle timeout would let a head
+    // sent a byte at a time hold the request for 64 Ki timeouts.
+    const headTimer = setTimeout(() => fail(r.timeoutError()), r.timeoutMs);
     socket.once('connect', () => socket.write(request));
     socket.on('error', (e) => fail(e));
     socket.once('end', () => {
@@ -273,12 +276,10 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     function stream(): ReadableStream<Uint8Array> {
       return new ReadableStream<Uint8Array>({
         async pull(c) {
-          while (queue.length === 0 && !ended && failure === undefined) {
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            await new Promise<void>((done) => {
-              wake = done;
-              timer = setTimeout(() => fail(r.timeoutError()), r.timeoutMs);
-            });
+          // One deadline per wait for body bytes: reads that bring none (chunk lines, trailers) do not restart it.
+          if (queue.length === 0 && !ended && failure === undefined) {
+            const timer = setTimeout(() => fail(r.timeoutError()), r.timeoutMs);
+            while (queue.length === 0 && !ended && failure === undefined) await new Promise<void>((done) => (wake = done));
             clearTimeout(timer);
           }
           // Bytes that arrived before a failure are delivered first: a resume with Range starts after them.
