@@ -574,6 +574,24 @@ describe('raw-http client under crafted and mutated responses', () => {
     expect(unhandled, `seed ${SEED}`).toEqual([]);
   });
 
+  it('every truncation point of a small response, chunked (with interim, extensions, trailers) and Content-Length', async () => {
+    const body = Buffer.from('hello, chunked world');
+    const chunked = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nx-a: 1\r\n\r\n'
+      + `5;e=1\r\n${body.subarray(0, 5)}\r\n0f\r\n${body.subarray(5)}\r\n0\r\nx-t: 2\r\n\r\n`;
+    const length = `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    const cases: Case[] = [];
+    for (const full of [chunked, length]) {
+      for (let cut = 0; cut < full.length; cut++) {
+        const script: Script = { pieces: [Buffer.from(full.slice(0, cut), 'latin1')], gap: 'none', finish: 'end' };
+        cases.push({ name: `cut at ${cut} of ${JSON.stringify(full.slice(0, 30))}`, script, expect: { ok: 'never', body, codes: ['ECONNRESET'] }, timeoutMs: PATIENT_MS, read: 'all', probe: [] });
+      }
+      const script: Script = { pieces: [...full].map((ch) => Buffer.from(ch, 'latin1')), gap: 'immediate', finish: 'stall' };
+      cases.push({ name: `${JSON.stringify(full.slice(0, 30))} a byte per write`, script, expect: { ok: 'must', status: 200, body }, timeoutMs: PATIENT_MS, read: 'all', probe: [] });
+    }
+    const failures = await runCases(cases, SEED);
+    expect(failures).toEqual([]);
+  });
+
   // ---- regressions: each found by the random cases (or, for the last three, by the stall and flood cases) ----
 
   const errorCodeOf = async (pieces: (string | Buffer)[], finish: Finish = 'end', gap: Script['gap'] = 'timer') => {
