@@ -68,6 +68,7 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
     let chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
     let line = '';
     let ended = false;
+    let cancelled = false;
     let failure: unknown;
     const queue: Uint8Array[] = [];
     let queued = 0;
@@ -294,13 +295,15 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
             return;
           }
           if (failure !== undefined) throw failure;
-          c.close();
+          if (!cancelled) c.close();
         },
         cancel() {
+          cancelled = true;
           queue.length = 0;
           queued = 0;
           ended = true;
           socket.destroy();
+          notify(); // a pull still waiting for bytes returns, its timer cleared
         },
       }, { highWaterMark: 0 });
     }
