@@ -25,8 +25,8 @@ const STALL_MS = 250;
 type Finish = 'end' | 'reset' | 'stall';
 interface Script {
   pieces: Buffer[];
-  /** What happens between pieces: nothing, a turn of the event loop, or a 1 ms timer. */
-  gap: 'none' | 'immediate' | 'timer';
+  /** What happens between pieces: nothing, a turn of the event loop, a 1 ms timer, or a pause of this many ms. */
+  gap: 'none' | 'immediate' | 'timer' | number;
   /** After the last piece: FIN, RST, or nothing more (the connection stays open). */
   finish: Finish;
 }
@@ -59,10 +59,6 @@ class ScriptServer {
     for (const s of this.#open.get(path) ?? []) s.destroy();
     this.#open.delete(path);
     this.#scripts.delete(path);
-  }
-
-  socketsFor(path: string): Socket[] {
-    return [...(this.#open.get(path) ?? [])];
   }
 
   async close(): Promise<void> {
@@ -98,7 +94,8 @@ async function play(s: Socket, script: Script): Promise<void> {
     if (s.destroyed) return;
     s.write(piece);
     if (i === script.pieces.length - 1 || script.gap === 'none') continue;
-    await new Promise((r) => (script.gap === 'timer' ? setTimeout(r, 1) : setImmediate(r)));
+    const gap = script.gap;
+    await new Promise((r) => (gap === 'immediate' ? setImmediate(r) : setTimeout(r, gap === 'timer' ? 1 : gap)));
   }
   if (s.destroyed) return;
   if (script.finish === 'end') s.end();
@@ -681,19 +678,8 @@ describe('raw-http client under crafted and mutated responses', () => {
   });
 
   /** A server that sends `first`, then `text` a byte at a time, one every `everyMs`: never idle for the client's timeout. */
-  const trickle = (first: string, text: string, everyMs: number): string => {
-    const url = server.add({ pieces: [Buffer.from(first)], gap: 'none', finish: 'stall' });
-    const path = new URL(url).pathname;
-    let timer: ReturnType<typeof setInterval> | undefined;
-    const at = { i: 0 };
-    timer = setInterval(() => {
-      const s = server.socketsFor(path)[0];
-      if (!s) return;
-      if (s.destroyed || at.i >= text.length) return void clearInterval(timer);
-      s.write(text[at.i++]!, 'latin1');
-    }, everyMs);
-    return url;
-  };
+  const trickle = (first: string, text: string, everyMs: number): string =>
+    server.add({ pieces: [Buffer.from(first), ...[...text].map((ch) => Buffer.from(ch, 'latin1'))], gap: everyMs, finish: 'stall' });
 
   it('the timeout bounds the wait for the whole head, not each byte of it (was: a head sent a byte at a time never timed out)', async () => {
     const url = trickle('', 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-slow: 1234567890\r\n\r\nhi', 30);
