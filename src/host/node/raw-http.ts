@@ -188,7 +188,8 @@ export function rawGet(url: URL, r: HttpRequest): Promise<HttpResponse> {
       headBytes += take;
       let from = 0;
       for (;;) {
-        const stop = head.indexOf('\r\n\r\n', from);
+        // The bytes kept from earlier reads were searched already: a head sent in tiny writes costs no quadratic scan.
+        const stop = head.indexOf('\r\n\r\n', Math.max(from, prior - 3));
         if (stop < 0) {
           if (take < end - at) return fail(protocolError('response head too large'));
           head = head.slice(from);
