@@ -270,6 +270,16 @@ describe('wasmbox image commands', () => {
     expect(cli({ ...base, WASMBOX_HOME: envHome }, 'images', '-q').stdout.trim()).toMatch(/^[0-9a-f]{12}$/);
   });
 
+  it('a command on a new store leaves it a whole layout, whether it succeeds or fails', () => {
+    for (const args of [['images'], ['load', '-i', join(tmp, 'no-such-archive.tar')], ['rmi', 'nothing']]) {
+      const fresh = join(tmp, `fresh-${Math.random().toString(16).slice(2)}`);
+      const r = spawnSync(process.execPath, [bin, '--home', fresh, ...args], { encoding: 'utf8', cwd: tmp });
+      expect(r.status, args.join(' ')).toBe(args[0] === 'images' ? 0 : 125);
+      expect(readdirSync(fresh).sort(), args.join(' ')).toEqual(['.wasmbox', 'blobs', 'index.json', 'oci-layout']);
+      expect(JSON.parse(readFileSync(join(fresh, 'index.json'), 'utf8')).manifests).toEqual([]);
+    }
+  });
+
   it('usage errors exit 125 like docker', () => {
     for (const args of [['--bogus'], ['load'], ['images', '--nope'], ['rmi'], ['save', 'x'], ['images', '--format', 'yaml']]) {
       const r = wasmbox(...args);

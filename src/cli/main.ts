@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { createProgram } from './program.ts';
+import { createProgram, storesSettled } from './program.ts';
 import { ExitCode, reportError } from './exit-codes.ts';
 
 /**
@@ -8,16 +8,24 @@ import { ExitCode, reportError } from './exit-codes.ts';
  */
 export async function main(argv: string[], command?: string): Promise<number> {
   const program = createProgram(command);
+  let code: number;
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+    code = typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and --version "fail" with status 0; every usage error is a wasmbox failure (125), as in docker.
-      if (e.exitCode === 0 || e.code === 'commander.help' || e.code === 'commander.helpDisplayed') return ExitCode.ok;
-      return ExitCode.failed;
+      code = e.exitCode === 0 || e.code === 'commander.help' || e.code === 'commander.helpDisplayed' ? ExitCode.ok : ExitCode.failed;
+    } else {
+      code = reportError(e);
     }
-    return reportError(e);
   }
+  // A new store's layout, written while the command ran, is on disk before the process ends (the CLI
+  // exits without waiting for anything else), whether the command succeeded or not.
+  try {
+    await storesSettled(program);
+  } catch (e) {
+    if (code === ExitCode.ok) code = reportError(e);
+  }
+  return code;
 }
-

@@ -44,11 +44,34 @@ export function createProgram(command?: string): Command {
   return program;
 }
 
-/** The image store the command should use: `--home`, else $WASMBOX_HOME, else the XDG data dir. */
-export async function storeFor(cmd: Command): Promise<LayoutStore> {
-  const { LayoutStore } = await import('../loader/store/layout-store.ts');
-  const home = cmd.optsWithGlobals<{ home?: string }>().home;
-  return LayoutStore.open(home ?? LayoutStore.defaultDir(), { waitForLayout: false });
+/** The stores a command line opened (by its root command), so main() can wait for their layout. */
+const openedStores = new WeakMap<Command, Array<Promise<LayoutStore>>>();
+
+/**
+ * The image store the command should use: `--home`, else $WASMBOX_HOME, else the XDG data dir. A new
+ * store's layout files are written while the command goes on (a pull's downloads start meanwhile);
+ * main() waits for them before the process ends (storesSettled).
+ */
+export function storeFor(cmd: Command): Promise<LayoutStore> {
+  const opening = (async () => {
+    const { LayoutStore } = await import('../loader/store/layout-store.ts');
+    const home = cmd.optsWithGlobals<{ home?: string }>().home;
+    return LayoutStore.open(home ?? LayoutStore.defaultDir(), { waitForLayout: false });
+  })();
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const list = openedStores.get(root) ?? [];
+  list.push(opening);
+  openedStores.set(root, list);
+  return opening;
+}
+
+/** Waits until every store this command line opened has its layout on disk (rejects if one could not be written). */
+export async function storesSettled(program: Command): Promise<void> {
+  for (const opening of openedStores.get(program) ?? []) {
+    const store = await opening.catch(() => undefined); // (a store that failed to open failed its command already)
+    await store?.settled();
+  }
 }
 
 export function print(text: string): void {

@@ -210,6 +210,11 @@ export class LayoutStore implements ContentStore {
     await writeFileAtomic(this.indexPath, new TextEncoder().encode(JSON.stringify(index)));
   }
 
+  /** Resolves once a new store's `oci-layout` and `index.json` are on disk (see OpenOptions.waitForLayout). */
+  settled(): Promise<void> {
+    return this.#laidOut;
+  }
+
   /** Runs `fn` holding the store's lock (index.json updates, publishing blobs, garbage collection). */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
     await this.#laidOut;
