@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
+import { stdioInheritable } from '../src/linux-backend/container.ts';
 import { buildBusyboxImage, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
 
 const work = tempDir('wasmbox-linux-fds-');
@@ -68,6 +69,24 @@ describe('linux container descriptors', () => {
         expect(handles.filter((t) => t !== own)).toEqual([]);
         expect(run.stdout.trim().split('\n').at(-1)).toBe('end');
       }
+    }
+  });
+});
+
+describe('stdioInheritable', () => {
+  it('hands over /dev/null (and pipes, sockets) only: never a regular file or another device', () => {
+    const opened: number[] = [];
+    const open = (p: string, flags = 'r') => { const fd = fs.openSync(p, flags); opened.push(fd); return fd; };
+    try {
+      expect(stdioInheritable([open('/dev/null', 'w')])).toBe(true);
+      expect(stdioInheritable([open('/dev/zero')])).toBe(false);
+      const file = path.join(tempDir('wasmbox-stdio-'), 'out');
+      expect(stdioInheritable([open(file, 'w')])).toBe(false);
+      expect(stdioInheritable([open('/dev/null', 'w'), open(file, 'a')])).toBe(false); // all or nothing
+      expect(stdioInheritable([1_000_000])).toBe(false); // not open
+      // (pipes and sockets: the CLI test gives a container its caller's pipe)
+    } finally {
+      for (const fd of opened) fs.closeSync(fd);
     }
   });
 });

@@ -330,21 +330,24 @@ export class LinuxContainer implements Container {
   }
 }
 
-/** Linux's memory devices (null, zero, full, random, urandom): character devices of major number 1. */
-const MEMORY_DEVICES_MAJOR = 1;
+/** /dev/null's device number (1, 3): the only character device handed over (not /dev/mem, its neighbour). */
+const DEV_NULL = { major: 1, minor: 3 };
 
 /**
  * Whether this process's stdio may be handed to a container as its own: only pipes, sockets (Node's child
- * stdio are socket pairs; one cannot be reopened through /proc/self/fd) and /dev/null (a memory device).
- * A terminal stays ours (a container could read the keys typed into
- * it, or change its modes), and so does a regular file (reopened through /proc/self/fd it could be read
- * or rewritten whole): those are pumped through streams, as docker does without -t.
+ * stdio are socket pairs; one cannot be reopened through /proc/self/fd) and /dev/null. A terminal stays
+ * ours (a container could read the keys typed into it, or change its modes), and so does a regular file
+ * (reopened through /proc/self/fd it could be read or rewritten whole): those are pumped through
+ * streams, as docker does without -t.
  */
 export function stdioInheritable(fds: number[]): boolean {
   return fds.every((fd) => {
     try {
       const st = fs.fstatSync(fd);
-      return st.isFIFO() || st.isSocket() || (st.isCharacterDevice() && ((st.rdev >>> 8) & 0xfff) === MEMORY_DEVICES_MAJOR);
+      if (st.isFIFO() || st.isSocket()) return true;
+      const major = (st.rdev >>> 8) & 0xfff;
+      const minor = (st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00);
+      return st.isCharacterDevice() && major === DEV_NULL.major && minor === DEV_NULL.minor;
     } catch {
       return false;
     }
