@@ -96,9 +96,11 @@ const script = new vm.Script(wrapper, { filename: bundle, ...(cachedData ? { cac
 const cli = { exports: {} };
 script.runInThisContext()(cli.exports, require('node:module').createRequire(bundle), cli, bundle, path.dirname(bundle));
 
-cli.exports.main(argv, command).then((code) => {
+/** What the command reports of itself: `codePath`, the way it went (`run:linux`, `run:wasi:inline`...). */
+const report = {};
+cli.exports.main(argv, command, report).then((code) => {
   process.exitCode = code;
-  saveCacheOnSecondRun();
+  saveCacheOnSecondRun(report.codePath);
   exitOnceFlushed(code);
 });
 
@@ -118,13 +120,29 @@ function exitOnceFlushed(code) {
   done();
 }
 
-function saveCacheOnSecondRun() {
-  if (!cacheFile || (cachedData && !script.cachedDataRejected)) return;
+/** The code paths the cache was made from (a file next to it). */
+function cachedPaths() {
+  try {
+    return fs.readFileSync(`${cacheFile}.paths`, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+function saveCacheOnSecondRun(codePath) {
+  if (!cacheFile) return;
+  if (cachedData && !script.cachedDataRejected) {
+    // The cache was used. A run down a way it was not made from (a Linux image's, after WASI ones')
+    // compiled that way's functions just now: the cache is made again, holding both.
+    const paths = cachedPaths();
+    if (codePath && !paths.includes(codePath)) saveCache(script.createCachedData(), [...paths, codePath]);
+    return;
+  }
   // A command's first run often does one-time work (loading a sample image, packing a root filesystem):
   // the cache is taken from its second run, so it holds what later runs need and no more.
   const seen = `${cacheFile}.seen`;
   if (cacheFound || fs.existsSync(seen)) {
-    saveCache(script.createCachedData());
+    saveCache(script.createCachedData(), codePath ? [codePath] : []);
     try { fs.rmSync(seen, { force: true }); } catch { /* gone */ }
   } else {
     try {
@@ -134,17 +152,23 @@ function saveCacheOnSecondRun() {
   }
 }
 
-/** Best effort: written whole then renamed into place; older caches (and markers) of this Node version for this command go. */
-function saveCache(data) {
+/**
+ * Best effort: written whole then renamed into place, with the list of code paths it holds; older caches
+ * (and markers) of this Node version for this command go.
+ */
+function saveCache(data, paths) {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' }); // never through a link planted in a shared dir
     fs.renameSync(tmp, cacheFile);
+    fs.writeFileSync(tmp, paths.join('\n'), { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, `${cacheFile}.paths`);
     const suffix = cacheFile.slice(cacheFile.lastIndexOf('-'));
     for (const f of fs.readdirSync(dir)) {
-      const mine = f.endsWith(suffix) || f.endsWith(`${suffix}.seen`);
-      if (f.startsWith(prefix) && mine && path.join(dir, f) !== cacheFile) fs.rmSync(path.join(dir, f), { force: true });
+      const mine = f.endsWith(suffix) || f.endsWith(`${suffix}.seen`) || f.endsWith(`${suffix}.paths`);
+      const current = path.join(dir, f) === cacheFile || path.join(dir, f) === `${cacheFile}.paths`;
+      if (f.startsWith(prefix) && mine && !current) fs.rmSync(path.join(dir, f), { force: true });
     }
   } catch {
     try { fs.rmSync(tmp, { force: true }); } catch { /* never written */ }

@@ -1,12 +1,13 @@
 import { CommanderError } from 'commander';
-import { createProgram, storesSettled } from './program.ts';
+import { codePathOf, createProgram, storesSettled } from './program.ts';
 import { ExitCode, reportError } from './exit-codes.ts';
 
 /**
  * Runs one command line (without the node and script arguments); resolves to the exit status. `command`:
- * the command word bin/wasmbox.cjs found in it (only that command is built).
+ * the command word bin/wasmbox.cjs found in it (only that command is built). `report.codePath` is set to
+ * the way the command went (`run:linux`...), which bin/wasmbox.cjs keeps its code cache by.
  */
-export async function main(argv: string[], command?: string): Promise<number> {
+export async function main(argv: string[], command?: string, report: { codePath?: string } = {}): Promise<number> {
   const program = createProgram(command);
   let code: number;
   try {
@@ -27,5 +28,7 @@ export async function main(argv: string[], command?: string): Promise<number> {
   } catch (e) {
     if (code === ExitCode.ok) code = reportError(e);
   }
+  const path = codePathOf(program);
+  if (path !== undefined) report.codePath = path;
   return code;
 }

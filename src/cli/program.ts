@@ -46,6 +46,26 @@ export function createProgram(command?: string): Command {
 
 /** The stores a command line opened (by its root command), so main() can wait for their layout. */
 const openedStores = new WeakMap<Command, Array<Promise<LayoutStore>>>();
+/** The way a command line went (by its root command): see noteCodePath. */
+const codePaths = new WeakMap<Command, string>();
+
+function rootOf(cmd: Command): Command {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return root;
+}
+
+/**
+ * Names the way a command went when it has several (`run:linux`, `run:wasi:inline`): bin/wasmbox.cjs
+ * keeps its code cache by command, and makes it again when a run goes a way the cache has not seen.
+ */
+export function noteCodePath(cmd: Command, path: string): void {
+  codePaths.set(rootOf(cmd), path);
+}
+
+export function codePathOf(program: Command): string | undefined {
+  return codePaths.get(program);
+}
 
 /**
  * The image store the command should use: `--home`, else $WASMBOX_HOME, else the XDG data dir. A new
@@ -58,8 +78,7 @@ export function storeFor(cmd: Command): Promise<LayoutStore> {
     const home = cmd.optsWithGlobals<{ home?: string }>().home;
     return LayoutStore.open(home ?? LayoutStore.defaultDir(), { waitForLayout: false });
   })();
-  let root = cmd;
-  while (root.parent) root = root.parent;
+  const root = rootOf(cmd);
   const list = openedStores.get(root) ?? [];
   list.push(opening);
   openedStores.set(root, list);

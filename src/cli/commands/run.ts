@@ -7,6 +7,7 @@ import type { Image } from '../../loader/source.ts';
 import type { Platform } from '../../loader/types.ts';
 import type { LayoutStore } from '../../loader/store/layout-store.ts';
 import { exitCodeForStatus, reportError } from '../exit-codes.ts';
+import { noteCodePath } from '../program.ts';
 
 interface RunFlags {
   rm?: boolean;
@@ -78,7 +79,9 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     // Otherwise boot the sandbox Worker while the image is opened and compiled on this thread.
     if (!inline) void runtime.prewarm();
     const img = await runtime.image(resolveLocalPath(image, resolve), flags.platform ? { platform: flags.platform } : {});
-    const onThisThread = inline && (await runtime.backendFor(img)).name === 'wasi';
+    const backend = (await runtime.backendFor(img)).name;
+    const onThisThread = inline && backend === 'wasi';
+    noteCodePath(cmd, `run:${backend}${onThisThread ? ':inline' : ''}`);
     const container = await runtime.create(img, options);
     // A guest on this thread, or a native container given our stdio, writes to descriptors 1 and 2 itself:
     // no streams to pump (and no Node stdout stream to set up, which costs a start several milliseconds).
