@@ -228,7 +228,7 @@ describe('bwrap invocation', () => {
     const root = helperInvocation('/bin/busybox', true);
     expect(root.writeMaps).toBe(true);
     expect(root.args.slice(0, 7)).toEqual(['unshare', '-U', '-m', '--propagation', 'private', '/bin/busybox', 'sh']);
-    expect(root.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && '\/bin\/busybox' mount --rbind \/dev \/dev && '\/bin\/busybox' mount -o remount,bind,ro \/dev && echo ok && while /);
+    expect(root.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && '\/bin\/busybox' mount --rbind \/dev \/dev && '\/bin\/busybox' mount -o remount,bind,ro \/dev && echo ok && trap '' PIPE; while /);
     for (const d of DEV_NODES) expect(d.startsWith('/dev/')).toBe(true);
     expect(root.args.join(' ')).not.toContain('eval');
     const user = helperInvocation('/bin/busybox', false);
@@ -236,6 +236,8 @@ describe('bwrap invocation', () => {
     expect(user.args.slice(0, 4)).toEqual(['unshare', '-U', '-r', '-m']);
     expect(helperLine('m', 'lowerdir=/a,upperdir=/b,workdir=/c,userxattr', '/m')).toBe('m|lowerdir=/a,upperdir=/b,workdir=/c,userxattr|/m\n');
     expect(helperLine('u', '', '/m')).toBe('u||/m\n');
+    expect(helperLine('r', '', '/k')).toBe('r||/k\n');
+    expect(root.args.at(-1)).toContain(`r) '/bin/busybox' rm -rf -- "$b";;`);
     for (const bad of ['/m|u', '/m\nu||/etc', '/m\0']) expect(helperLine('u', '', bad)).toBeUndefined();
     expect(overlayOptionSafe('/var/lib/wb/x')).toBe(true);
     for (const bad of ['/a,b', '/a:b', '/a|b', '/a\nb']) expect(overlayOptionSafe(bad)).toBe(false);

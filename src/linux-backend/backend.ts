@@ -210,7 +210,9 @@ export type LinuxBackend = Backend & { prewarm(): void; idMapping(): Promise<IdM
 export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   const home = path.resolve(opts.home);
   let host: HostCheck | undefined;
-  const kept = new KeptDirs((dir) => removeMapped(dir));
+  // (at exit, the namespace helper, which outlives this process by a moment, removes what is left)
+  let liveHelper: NamespaceHelper | undefined;
+  const kept = new KeptDirs((dir) => removeMapped(dir), (dirs) => liveHelper?.removeAfterExit(dirs) ?? false);
   // One namespace helper per backend (when busybox is installed): it holds the identity-mapped user
   // namespace (root) and the mount namespace the writable roots are mounted in. Without it, the
   // legacy per-container prelude mounts the overlay and bwrap maps a single uid.
@@ -236,7 +238,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
       }
       mapped = x;
       return x;
-    }, () => undefined);
+    })
+    .then((x) => (liveHelper = x), () => undefined);
   const getHelper = (h: HostCheck): Promise<NamespaceHelper | undefined> => {
     if (!h.tools?.busybox || opts.namespaceHelper === false) return Promise.resolve(undefined);
     const p = (helper ??= startHelper(h));

@@ -409,8 +409,19 @@ async function collect(argv: string[], stdin = ''): Promise<{ code: number | nul
 export class KeptDirs {
   readonly #live = new Map<string, string[]>();
   readonly #registry = new FinalizationRegistry<string>((key) => this.release(key));
-  readonly #onExit = (): void => { for (const key of [...this.#live.keys()]) this.release(key); };
-  constructor(private readonly removeTree: (dir: string) => void) {}
+  readonly #onExit = (): void => {
+    const all = [...this.#live.values()].flat();
+    // (handed to a process that outlives this one when there is one: an exit need not wait for the removal)
+    if (all.length > 0 && this.removeAfterExit?.(all)) {
+      this.#live.clear();
+      return;
+    }
+    for (const key of [...this.#live.keys()]) this.release(key);
+  };
+  constructor(
+    private readonly removeTree: (dir: string) => void,
+    private readonly removeAfterExit?: (dirs: string[]) => boolean,
+  ) {}
 
   keep(key: string, dirs: string[], owner: object): void {
     if (this.#live.size === 0) process.on('exit', this.#onExit);

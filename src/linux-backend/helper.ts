@@ -103,6 +103,24 @@ export class NamespaceHelper {
     await this.#request(helperLine('u', '', target), `unmount ${target}`);
   }
 
+  /**
+   * Has the helper remove these directories after this process has exited (it reads its input to the end
+   * before it exits): for 'exit' handlers, which cannot wait. The lines go into the pipe at once when it
+   * has room; false when the helper cannot take them (the caller removes the directories itself).
+   */
+  removeAfterExit(dirs: string[]): boolean {
+    const stdin = this.#child.stdin;
+    if (this.#closed || !stdin || stdin.writableLength > 0) return false;
+    const lines = dirs.map((d) => helperLine('r', '', d));
+    if (lines.some((l) => l === undefined)) return false;
+    try {
+      stdin.write(lines.join(''));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   get alive(): boolean {
     return !this.#closed;
   }

@@ -178,7 +178,8 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
  */
 export function helperInvocation(busybox: string, privileged: boolean, subIds = false): { command: string; args: string[]; writeMaps: boolean } {
   const bb = shellQuote(busybox);
-  const loop = `while IFS='|' read -r op a b; do case "$op" in m) ${bb} mount -t overlay -o "$a" wasmbox "$b";; u) ${bb} umount "$b";; *) exit 2;; esac; echo $?; done`;
+  // (r: removals its owner asked for as it exited, done after it is gone: answers then go nowhere, hence no SIGPIPE)
+  const loop = `trap '' PIPE; while IFS='|' read -r op a b; do case "$op" in m) ${bb} mount -t overlay -o "$a" wasmbox "$b";; u) ${bb} umount "$b";; r) ${bb} rm -rf -- "$b";; *) exit 2;; esac; echo $?; done`;
   if (privileged || subIds) {
     const devs = privileged ? `${readOnlyDevNodes(`${bb} mount`)} && ` : '';
     const main = `echo 0 > /proc/sys/user/max_user_namespaces && ${devs}echo ok && ${loop}`;
@@ -203,7 +204,7 @@ export function readOnlyDevNodes(mount: string): string {
 }
 
 /** One request line for the helper; undefined when a field could break the line format. */
-export function helperLine(op: 'm' | 'u', options: string, target: string): string | undefined {
+export function helperLine(op: 'm' | 'u' | 'r', options: string, target: string): string | undefined {
   if ([options, target].some((f) => /[|\n\r\0]/.test(f))) return undefined;
   return `${op}|${options}|${target}\n`;
 }
