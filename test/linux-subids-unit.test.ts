@@ -159,7 +159,7 @@ describe('the invocation with a subordinate id map (not root)', () => {
     expect(inv.writeMaps).toBe(true);
     expect(inv.args.slice(0, 4)).toEqual(['unshare', '-U', '-m', '--propagation']);
     expect(inv.args).not.toContain('-r');
-    expect(inv.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && echo ok && while /);
+    expect(inv.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && echo ok && trap '' PIPE; while /);
     expect(inv.args.join(' ')).not.toContain('--rbind');
     expect(helperInvocation('/bin/busybox', false).args.slice(0, 4)).toEqual(['unshare', '-U', '-r', '-m']);
   });
