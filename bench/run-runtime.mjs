@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // wasmbox's runtime figures, every peer measured in the same run (ratios, medians).
-//   node build.mjs && node bench/run-runtime.mjs [--quick] [--only cpu|fs|cli|cps ...]
+//   node build.mjs && node bench/run-runtime.mjs [--quick] [--only cpu|fs|cli|cps|big ...]
 // 1. CPU-bound program (images/bench-cpu): wasmbox / node:wasi (target <= 1.05), plus
 //    @bjorn3/browser_wasi_shim, @wasmer/wasi and the same C built natively with gcc.
 // 2. Small-file program (images/bench-fs): wasmbox (in-memory overlay) / node:wasi on tmpfs (/dev/shm)
 //    (target <= 0.5), plus the same peers (native gcc on /dev/shm).
 // 3. `wasmbox run hello` as a whole CLI process / `node -e 0` (target <= 1.3).
 // 4. In-process: containers created, run and waited for per second, from a cached image, timeout set.
+// 5. A container of a 48 MiB image / of the same image without its big file, in Workers (report: ~1).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -220,6 +221,49 @@ if (wanted('cps')) {
     figures[`containersPerSecond${parallel}`] = rate;
     console.log(`\nContainers per second (hello, cached image, --timeout 10s, ${parallel} at a time): ${rate.toFixed(1)}`);
   }
+}
+
+// 5. A big image: each container's cost should not grow with the image (a Worker hands back only what
+//    the guest changed). toolbox plus a 48 MiB file against toolbox alone, interleaved, in Workers.
+if (wanted('big')) {
+  const { createHash, randomBytes } = await import('node:crypto');
+  const { gzipSync } = await import('node:zlib');
+  const fsm = await import('node:fs');
+  const dir = join(tmp, 'big-image');
+  fsm.mkdirSync(dir);
+  execFileSync('tar', ['-xf', join(root, 'images/toolbox.tar'), '-C', dir]);
+  const blob = (name) => join(dir, 'blobs/sha256', name.slice(7));
+  const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const put = (b) => { const d = sha(b); fsm.writeFileSync(blob(d), b); return d; };
+  const index = JSON.parse(fsm.readFileSync(join(dir, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(fsm.readFileSync(blob(index.manifests[0].digest), 'utf8'));
+  const config = JSON.parse(fsm.readFileSync(blob(manifest.config.digest), 'utf8'));
+  const src = join(tmp, 'big-src');
+  fsm.mkdirSync(join(src, 'data'), { recursive: true });
+  fsm.writeFileSync(join(src, 'data/big.bin'), randomBytes(48 << 20));
+  const layer = execFileSync('tar', ['-C', src, '-cf', '-', 'data'], { maxBuffer: 1 << 30 });
+  const gz = gzipSync(layer, { level: 1 });
+  manifest.layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: put(gz), size: gz.length });
+  config.rootfs.diff_ids.push(sha(layer));
+  const cfg = Buffer.from(JSON.stringify(config));
+  manifest.config = { ...manifest.config, digest: put(cfg), size: cfg.length };
+  const man = Buffer.from(JSON.stringify(manifest));
+  index.manifests = [{ ...index.manifests[0], digest: put(man), size: man.length }];
+  fsm.writeFileSync(join(dir, 'index.json'), JSON.stringify(index));
+  const big = await runtime.image(`oci:${dir}`);
+  const small = await runtime.image(join(root, 'images/toolbox.tar'));
+  const one = async (image) => {
+    const t = performance.now();
+    const r = await runtime.run(image, { args: ['sh', '-c', 'echo x > /tmp/y'], limits: { timeoutMs: 30_000 } });
+    if (r.code !== 0) throw new Error(`exit ${r.code}`);
+    return performance.now() - t;
+  };
+  for (let i = 0; i < 3; i++) { await one(big); await one(small); }
+  const times = { big: [], small: [] };
+  for (let i = 0; i < (quick ? 9 : 25); i++) { times.big.push(await one(big)); times.small.push(await one(small)); }
+  figures.bigImage = median(times.big) / median(times.small);
+  console.log(`\nA container of a 48 MiB image / of the same image without its big file (Workers, writes one file)`);
+  console.log(`  big ${fmt(median(times.big))}, small ${fmt(median(times.small))} => ${ratio(median(times.big), median(times.small))} (report; ~1 means a container's cost does not grow with the image)`);
 }
 
 closeSync(devNull);
