@@ -27,6 +27,8 @@ export class NamespaceHelper {
   readonly userNs: string;
   readonly #child: ChildProcess;
   readonly #waiting: Array<(line: string | undefined) => void> = [];
+  /** Lines that came before anything waited for them (its "u" and "ok" can arrive in one read). */
+  readonly #unread: string[] = [];
   #buffer = '';
   #stderr = '';
   #closed = false;
@@ -58,6 +60,22 @@ export class NamespaceHelper {
     const mapped = !privileged && subIds !== undefined;
     const inv = helperInvocation(busybox, privileged, mapped);
     const child = spawn(inv.command, inv.args, { stdio: ['pipe', 'pipe', 'pipe'], env: HOST_ENV, ...(privileged ? { uid: 0, gid: 0 } : {}) });
+    // As root the map is written as soon as the helper has its user namespace (about a millisecond after
+    // the fork), waited for right here: its "u" would wait for this thread's next turn of the event loop,
+    // which a caller busy opening an image holds up for several milliseconds.
+    const writeIdentityMap = () => {
+      // Written by us (root, in the parent namespace): any map is allowed, and no newuidmap is needed.
+      fs.writeFileSync(`/proc/${child.pid}/uid_map`, IDENTITY_MAP);
+      fs.writeFileSync(`/proc/${child.pid}/gid_map`, IDENTITY_MAP);
+      child.stdin!.write('\n');
+    };
+    let early = false;
+    try {
+      early = inv.writeMaps && !mapped && child.pid !== undefined && userNsSwitched(child.pid);
+      if (early) writeIdentityMap();
+    } catch {
+      early = false; // (the handshake below does it, or says why it cannot)
+    }
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
@@ -75,12 +93,10 @@ export class NamespaceHelper {
             runTool(subIds.newgidmap, newIdMapArgs(helper.pid, subIds.mapping.gid)),
           ]);
           helper.#subIds = subIds.mapping;
-        } else {
-          // Written by us (root, in the parent namespace): any map is allowed, and no newuidmap is needed.
-          fs.writeFileSync(`/proc/${helper.pid}/uid_map`, IDENTITY_MAP);
-          fs.writeFileSync(`/proc/${helper.pid}/gid_map`, IDENTITY_MAP);
+          child.stdin!.write('\n');
+        } else if (!early) {
+          writeIdentityMap();
         }
-        child.stdin!.write('\n');
       }
       await helper.#expect('ok');
     } catch (e) {
@@ -140,7 +156,7 @@ export class NamespaceHelper {
     if (!line) throw new SandboxError('INVALID_ARGUMENT', `cannot ${what}: the path contains '|' or a line break`);
     if (this.#closed) throw new SandboxError('BACKEND_UNAVAILABLE', `cannot ${what}: the namespace helper has exited${this.#reason()}`);
     this.#busy();
-    const answer = new Promise<string | undefined>((resolve) => this.#waiting.push(resolve));
+    const answer = this.#nextLine();
     this.#child.stdin!.write(line);
     const status = await answer;
     if (this.#waiting.length === 0) this.#idle();
@@ -149,8 +165,14 @@ export class NamespaceHelper {
   }
 
   async #expect(word: string): Promise<void> {
-    const line = await new Promise<string | undefined>((resolve) => this.#waiting.push(resolve));
+    const line = await this.#nextLine();
     if (line !== word) throw new Error(`the namespace helper did not start (${line === undefined ? 'it exited' : `it said ${JSON.stringify(line)}`})${this.#reason()}`);
+  }
+
+  #nextLine(): Promise<string | undefined> {
+    if (this.#unread.length > 0) return Promise.resolve(this.#unread.shift());
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   #reason(): string {
@@ -166,7 +188,9 @@ export class NamespaceHelper {
       for (let i = this.#buffer.indexOf('\n'); i >= 0; i = this.#buffer.indexOf('\n')) {
         const line = this.#buffer.slice(0, i);
         this.#buffer = this.#buffer.slice(i + 1);
-        this.#waiting.shift()?.(line);
+        const waiter = this.#waiting.shift();
+        if (waiter) waiter(line);
+        else this.#unread.push(line);
       }
     });
     this.#child.stderr!.setEncoding('utf8').on('data', (s: string) => {
@@ -186,6 +210,27 @@ export class NamespaceHelper {
     this.#child.ref();
     for (const s of [this.#child.stdout, this.#child.stderr, this.#child.stdin] as Array<Readable | null>) (s as unknown as { ref?(): void })?.ref?.();
   }
+}
+
+/** Waits (up to 20 ms, on this thread) until process `pid` is in a user namespace other than ours. */
+function userNsSwitched(pid: number): boolean {
+  let own: string;
+  try {
+    own = fs.readlinkSync('/proc/self/ns/user');
+  } catch {
+    return false;
+  }
+  const end = Date.now() + 20;
+  while (Date.now() < end) {
+    let theirs: string;
+    try {
+      theirs = fs.readlinkSync(`/proc/${pid}/ns/user`);
+    } catch {
+      return false; // it exited
+    }
+    if (theirs !== own) return true;
+  }
+  return false;
 }
 
 function runTool(command: string, args: string[]): Promise<void> {
