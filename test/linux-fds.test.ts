@@ -5,9 +5,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build } from 'esbuild';
 import { stdioInheritable } from '../src/linux-backend/container.ts';
-import { buildBusyboxImage, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
+import { buildBusyboxImage, bundleRunner, busyboxAvailable, runnerPrelude, tempDir } from './helpers/linux-images.ts';
 
 const work = tempDir('wasmbox-linux-fds-');
 let skipReason = busyboxAvailable();
@@ -19,10 +18,7 @@ ${runnerPrelude(root)}
 const out = { probe: await backend.probe(image), runs: [] };
 const script = 'echo "own $(readlink /proc/self/ns/user)"; for f in /proc/self/fd/*; do echo "$f $(readlink $f)"; done; ls /proc/self/fd/30/ 2>/dev/null && echo LISTED; cat /proc/self/fd/30/secret 2>/dev/null && echo READ; echo end';
 if (out.probe.ok) for (const [user, readOnlyRoot] of [[undefined, false], ['1000', true]]) {
-  const c = await backend.create(image, { argv: ['sh', '-c', script], env: ['PATH=/bin'], cwd: '/', tty: false, stdin: false, readOnlyRoot, mounts: [], network: 'none', limits: {}, ...(user ? { user } : {}) });
-  await c.start();
-  const [stdout, stderr] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text()]);
-  out.runs.push({ stdout, stderr, status: await c.wait() });
+  out.runs.push(await runToEnd(backend, image, { argv: ['sh', '-c', script], env: ['PATH=/bin'], cwd: '/', tty: false, stdin: false, readOnlyRoot, mounts: [], network: 'none', limits: {}, ...(user ? { user } : {}) }));
 }
 console.log(JSON.stringify(out));
 `;
@@ -30,13 +26,7 @@ console.log(JSON.stringify(out));
 beforeAll(async () => {
   if (skipReason) return;
   ociDir = await buildBusyboxImage(path.join(work, 'img'));
-  const src = path.join(work, 'runner.ts');
-  fs.writeFileSync(src, RUNNER(path.resolve(import.meta.dirname, '..')));
-  runner = path.join(work, 'runner.mjs');
-  await build({
-    entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
-    conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  runner = await bundleRunner(work, RUNNER(path.resolve(import.meta.dirname, '..')));
 });
 
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));

@@ -3,9 +3,9 @@
 // caller (no /etc/subuid range) keeps bwrap's single-uid map, where other owners show as 65534.
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, ContainerSpec, ExitStatus } from '../src/runtime/types.ts';
+import type { Backend, ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { buildOwnersImage, linuxTestBed, openOciDir, OWNERS_IMAGE_LISTING, ownersOf } from './helpers/linux-images.ts';
+import { buildOwnersImage, linuxTestBed, openOciDir, OWNERS_IMAGE_LISTING, ownersOf, runToEnd } from './helpers/linux-images.ts';
 
 const bed = linuxTestBed('wasmbox-linux-ids-', { beforeAll, afterAll });
 let backend: Backend;
@@ -22,12 +22,7 @@ const sh = (script: string, o: Partial<ContainerSpec> = {}): ContainerSpec => ({
   mounts: [], network: 'none', limits: {}, user: 'app', ...o,
 });
 
-async function run(s: ContainerSpec): Promise<{ status: ExitStatus; stdout: string; stderr: string }> {
-  const c = await backend.create(owners, s);
-  await c.start();
-  const [stdout, stderr, status] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text(), c.wait()]);
-  return { status, stdout, stderr };
-}
+const run = (s: ContainerSpec) => runToEnd(backend, owners, s);
 
 
 describe('the image\'s ids inside a Linux container (root caller: identity map)', () => {

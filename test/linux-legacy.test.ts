@@ -4,9 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLinuxBackend } from '../src/linux-backend/index.ts';
-import type { Backend, ContainerSpec, ExitStatus } from '../src/runtime/types.ts';
+import type { Backend, ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { buildOwnersImage, linuxTestBed, openOciDir } from './helpers/linux-images.ts';
+import { buildOwnersImage, linuxTestBed, openOciDir, runToEnd } from './helpers/linux-images.ts';
 
 const bed = linuxTestBed('wasmbox-linux-legacy-', { beforeAll, afterAll });
 let legacy: Backend;
@@ -25,12 +25,7 @@ const sh = (script: string, o: Partial<ContainerSpec> = {}): ContainerSpec => ({
   mounts: [], network: 'none', limits: {}, ...o,
 });
 
-async function run(image: Image, s: ContainerSpec): Promise<{ status: ExitStatus; stdout: string; stderr: string }> {
-  const c = await legacy.create(image, s);
-  await c.start();
-  const [stdout, stderr, status] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text(), c.wait()]);
-  return { status, stdout, stderr };
-}
+const run = (image: Image, s: ContainerSpec) => runToEnd(legacy, image, s);
 
 describe('linux backend without the namespace helper', () => {
   it('runs with a private writable root and with a read-only one', async (ctx) => {

@@ -35,10 +35,7 @@ const spec = (script, o = {}) => ({ argv: ['sh', '-c', script], env: ['PATH=/bin
 const out = { probe: await backend.probe(image), ids: await backend.idMapping(), runs: {} };
 async function run(name, s, img = image) {
   try {
-    const c = await backend.create(img, s);
-    await c.start();
-    const [stdout, stderr, status] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text(), c.wait()]);
-    out.runs[name] = { stdout, stderr, status };
+    out.runs[name] = await runToEnd(backend, img, s);
   } catch (e) {
     out.runs[name] = { error: { code: e.code, message: e.message } };
   }

@@ -16,10 +16,7 @@ const spec = (script, o = {}) => ({ argv: ['sh', '-c', script], env: ['PATH=/bin
 const out = { probe: await backend.probe(image), runs: [] };
 async function run(s) {
   try {
-    const c = await backend.create(image, s);
-    await c.start();
-    const [stdout, stderr] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text()]);
-    return { stdout, stderr, status: await c.wait() };
+    return await runToEnd(backend, image, s);
   } catch (e) {
     return { error: { code: e.code, message: e.message } };
   }

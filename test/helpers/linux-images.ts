@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { pack, type Header } from 'tar-stream';
 import { createLinuxBackend } from '../../src/linux-backend/index.ts';
-import type { Backend } from '../../src/runtime/types.ts';
+import type { Backend, ContainerSpec, ExitStatus } from '../../src/runtime/types.ts';
 import { directoryTree } from '../../src/host/node/byte-source.ts';
 import { openImage } from '../../src/loader/open-image.ts';
 import { ociLayoutSource } from '../../src/loader/sources/oci-layout.ts';
@@ -226,11 +226,19 @@ export function linuxTestBed(prefix: string, hooks: { beforeAll(fn: () => Promis
   return bed;
 }
 
+/** Creates and starts a container of `image`, reads its whole output and waits for its end. */
+export async function runToEnd(backend: Backend, image: Image, spec: ContainerSpec): Promise<{ status: ExitStatus; stdout: string; stderr: string }> {
+  const c = await backend.create(image, spec);
+  await c.start();
+  const [stdout, stderr, status] = await Promise.all([new Response(c.stdout).text(), new Response(c.stderr).text(), c.wait()]);
+  return { status, stdout, stderr };
+}
+
 /**
- * Bundles a runner script (see runnerPrelude) to `work`/runner.mjs, readable by the other user it runs as,
- * and makes `work`/home owned by that user.
+ * Bundles a runner script (see runnerPrelude) to `work`/runner.mjs. With `owner` (the other user it runs
+ * as), the runner is made readable to it and `work`/home is made, owned by it.
  */
-export async function bundleRunner(work: string, source: string, owner: { uid: number; gid: number }): Promise<string> {
+export async function bundleRunner(work: string, source: string, owner?: { uid: number; gid: number }): Promise<string> {
   const src = path.join(work, 'runner.ts');
   fs.writeFileSync(src, source);
   const runner = path.join(work, 'runner.mjs');
@@ -238,6 +246,7 @@ export async function bundleRunner(work: string, source: string, owner: { uid: n
     entryPoints: [src], bundle: true, platform: 'node', format: 'esm', outfile: runner, logLevel: 'error',
     conditions: ['node'], banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
+  if (!owner) return runner;
   fs.chmodSync(runner, 0o644);
   fs.mkdirSync(path.join(work, 'home'), { mode: 0o755 });
   fs.chownSync(path.join(work, 'home'), owner.uid, owner.gid);
@@ -246,11 +255,12 @@ export async function bundleRunner(work: string, source: string, owner: { uid: n
 
 /**
  * The start of a script that tests run in a child process (as another user, or with descriptors of its
- * own): it opens the OCI layout in argv[2] as `image` and makes `backend` with home argv[3].
+ * own): it opens the OCI layout in argv[2] as `image` and makes `backend` with home argv[3]; `runToEnd`
+ * is in scope.
  */
 export function runnerPrelude(root: string): string {
   return `import { createLinuxBackend } from '${root}/src/linux-backend/index.ts';
-import { openOciDir } from '${root}/test/helpers/linux-images.ts';
+import { openOciDir, runToEnd } from '${root}/test/helpers/linux-images.ts';
 const [ociDir, home] = process.argv.slice(2);
 const image = await openOciDir(ociDir);
 const backend = createLinuxBackend({ home });`;
