@@ -142,7 +142,9 @@ export function listing(dir: string): string[] {
     }
     for (const n of names.sort()) {
       const full = join(p, n);
-      const st = statSync(full);
+      // (a Linux run's scratch directories are removed by its namespace helper just after the CLI exits)
+      const st = statSync(full, { throwIfNoEntry: false });
+      if (!st) continue;
       if (st.isDirectory()) walk(full, `${rel}${n}/`);
       else out.push(`${rel}${n} ${st.size}`);
     }
