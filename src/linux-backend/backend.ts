@@ -18,6 +18,7 @@ import { createCgroups, probeCgroups } from './cgroups.ts';
 import { LinuxContainer, stdioInheritable } from './container.ts';
 import { buildInvocation, overlayOptions, overlayOptionSafe, type Tools } from './invocation.ts';
 import { NamespaceHelper, type SubIdTools } from './helper.ts';
+import { Launcher, launcherKey, SpareLaunchers, type LaunchShape } from './launcher.ts';
 import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
 import { FinalFs, KeptDirs, listMerged, UserNsAccess } from './final-fs.ts';
 import { applyOwnersInUserNs, ensureMaterialised, removeTree, type MaterialiseOptions } from './materialise.ts';
@@ -43,6 +44,11 @@ export interface LinuxBackendOptions {
    * runs one container (the CLI) turns it off: the spare would only be unmounted again at exit.
    */
   spareRoots?: boolean;
+  /**
+   * Start the next container's process while one runs, as a launcher (see launcher.ts; needs a static
+   * busybox). Default: as spareRoots. A container without a spare that fits spawns its process whole.
+   */
+  spareLaunchers?: boolean;
   /**
    * Containers without an output limit get this process's stdout and stderr as their own (and its stdin
    * when interactive); their streams end empty. For a CLI (see RuntimeOptions.inheritStdio).
@@ -218,6 +224,17 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   // legacy per-container prelude mounts the overlay and bwrap maps a single uid.
   let helper: Promise<NamespaceHelper | undefined> | undefined;
   const spares = new SpareRoots(home);
+  const launchers = new SpareLaunchers();
+  const spareLaunchers = opts.spareLaunchers ?? opts.spareRoots !== false;
+  /**
+   * The spare launcher when one fits (else the container spawns its process whole: a launcher started
+   * on the spot only adds its trampoline); then a spare for the next container of this shape.
+   */
+  const takeLauncher = (argv: string[], shape: LaunchShape): Launcher | undefined => {
+    const launcher = launchers.take(launcherKey(argv, shape));
+    launchers.prepare(() => Launcher.start(argv, shape));
+    return launcher;
+  };
   let placeholder: number | undefined;
   const placeholderFd = (): number | undefined => (placeholder ??= openPlaceholder(home));
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
@@ -368,6 +385,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     const invocation = buildInvocation(plan, h.tools!, {
       privileged: h.privileged!,
       cgroupProcs: cgroups?.procs ?? [],
+      staticBusybox: h.staticBusybox === true && spareLaunchers,
       ...(mountedByHelper || (ns && plan.hostDevNodes === 'read-only') || (ns?.subIds && plan.idMap === 'identity') ? { helper: { mountNs: ns!.mountNs, ...(h.privileged ? {} : { userNs: ns!.userNs }) } } : {}),
     });
     // What the guest wrote outlives its process so fs() can show it: at exit the container's directory
@@ -377,12 +395,21 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     const keptDir = path.join(home, 'linux', 'kept', id);
     const keeper = {};
     if (plan.root.writable) kept.keep(id, [containerDir, keptDir], keeper);
+    const inheritStdio = opts.inheritStdio === true && plan.limits.outputBytes === undefined && stdioInheritable(plan.stdin ? [0, 1, 2] : [1, 2]);
+    const launch = invocation.launch;
+    const shape: LaunchShape = {
+      stdin: plan.stdin ? (inheritStdio ? 'inherit' : 'pipe') : 'ignore',
+      output: inheritStdio ? 'inherit' : 'pipe',
+      ...(invocation.userns && ns?.userNsFd !== undefined ? { usernsFd: ns.userNsFd } : {}),
+      ...(placeholderFd() !== undefined ? { placeholderFd: placeholderFd()! } : {}),
+    };
     return new LinuxContainer({
       plan,
       invocation,
       ...(ns?.userNsFd !== undefined ? { usernsFd: ns.userNsFd } : {}),
       placeholderFd: placeholderFd(),
-      inheritStdio: opts.inheritStdio === true && plan.limits.outputBytes === undefined && stdioInheritable(plan.stdin ? [0, 1, 2] : [1, 2]),
+      inheritStdio,
+      ...(launch ? { launcher: () => takeLauncher(launch.argv, shape) } : {}),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {
         if (!plan.root.writable) return undefined;
@@ -471,7 +498,10 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
 
   const backend: LinuxBackend = { name: 'linux', probe, create, prewarm, idMapping };
   // The helper exits with its owner process; a backend dropped before that takes its helper along.
-  helperOwners.register(backend, () => void helper?.then((x) => x?.close()));
+  helperOwners.register(backend, () => {
+    launchers.close();
+    void helper?.then((x) => x?.close());
+  });
   return backend;
 }
 

@@ -13,6 +13,7 @@ import type { Container, ExitStatus } from '../runtime/types.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { ContainerCgroups } from './cgroups.ts';
 import type { Invocation } from './invocation.ts';
+import type { Launcher } from './launcher.ts';
 import type { Plan } from './plan.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
@@ -35,6 +36,11 @@ export interface ContainerParts {
   placeholderFd?: number;
   /** The container writes to this process's fds 1 and 2 (and reads fd 0 when interactive); its streams end empty. */
   inheritStdio?: boolean;
+  /**
+   * A spare launcher for invocation.launch (started ahead, with the stdio and user namespace this container
+   * needs), when there is one; otherwise the invocation is spawned whole.
+   */
+  launcher?: () => Launcher | undefined;
   /**
    * Runs at exit: moves what fs() needs out of the running containers' directory at once, and returns
    * the rest of the work (unmounting the root, removing overlay's work dir) as a promise that wait()
@@ -159,33 +165,30 @@ export class LinuxContainer implements Container {
   async #spawn(): Promise<void> {
     const { plan, invocation } = this.#parts;
     let child: ChildProcess;
+    let spawned: Promise<void>;
     try {
       if (invocation.userns && this.#parts.usernsFd === undefined) throw new Error('no user namespace to join');
-      const inherit = this.#parts.inheritStdio === true;
-      const passed: Array<'pipe' | 'ignore' | number> = [
-        plan.stdin ? (inherit ? 0 : 'pipe') : 'ignore', inherit ? 1 : 'pipe', inherit ? 2 : 'pipe', 'pipe', 'pipe',
-        ...(invocation.userns ? [this.#parts.usernsFd!] : []),
-      ];
-      child = spawn(invocation.command, invocation.args, {
-        stdio: [...passed, ...coverInheritedFds(passed.length, this.#parts.placeholderFd)],
-        env: HOST_ENV,
-        detached: false,
-        // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
-        // would otherwise reach the container as real groups through the identity map.
-        ...(invocation.userns ? { uid: 0, gid: 0 } : {}),
-      });
+      const launcher = invocation.launch ? this.#parts.launcher?.() : undefined;
+      if (launcher) {
+        launcher.launch(invocation.launch!, invocation.seccomp);
+        child = launcher.child;
+        spawned = launcher.spawned;
+      } else {
+        child = this.#spawnWhole();
+        spawned = new Promise<void>((resolve, reject) => {
+          child.once('spawn', resolve);
+          child.once('error', reject);
+        });
+        const seccompPipe = child.stdio[3] as Writable;
+        seccompPipe.on('error', () => { /* bwrap exited before reading it: its exit status says why */ });
+        seccompPipe.end(invocation.seccomp);
+      }
     } catch (e) {
       this.#teardown();
+      if (e instanceof SandboxError) throw e;
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot start ${invocation.command}: ${(e as Error).message}`, { cause: e });
     }
     this.#child = child;
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
-    const seccompPipe = child.stdio[3] as Writable;
-    seccompPipe.on('error', () => { /* bwrap exited before reading it: its exit status says why */ });
-    seccompPipe.end(invocation.seccomp);
     this.#readStatus(child.stdio[4] as Readable);
     // Piped output is read from the start (as it arrives, into the streams), so that a caller who never
     // reads it does not stall the guest or its exit; inherited output has no pipe to read.
@@ -204,6 +207,24 @@ export class LinuxContainer implements Container {
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => this.#stop('timeout', TIMEOUT_EXIT_CODE, `killed after the ${timeout} ms timeout`), timeout);
     }
+  }
+
+  /** The invocation as one new process (no launcher). */
+  #spawnWhole(): ChildProcess {
+    const { plan, invocation } = this.#parts;
+    const inherit = this.#parts.inheritStdio === true;
+    const passed: Array<'pipe' | 'ignore' | number> = [
+      plan.stdin ? (inherit ? 0 : 'pipe') : 'ignore', inherit ? 1 : 'pipe', inherit ? 2 : 'pipe', 'pipe', 'pipe',
+      ...(invocation.userns ? [this.#parts.usernsFd!] : []),
+    ];
+    return spawn(invocation.command, invocation.args, {
+      stdio: [...passed, ...coverInheritedFds(passed.length, this.#parts.placeholderFd)],
+      env: HOST_ENV,
+      detached: false,
+      // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
+      // would otherwise reach the container as real groups through the identity map.
+      ...(invocation.userns ? { uid: 0, gid: 0 } : {}),
+    });
   }
 
   #readStatus(pipe: Readable): void {

@@ -22,11 +22,47 @@ export interface Invocation {
   statusFd: 4;
   /** The spawner passes the identity-mapped user namespace as fd 5 (USERNS_FD) and runs as uid 0, gid 0 with no supplementary groups. */
   userns: boolean;
+  /**
+   * The same container as a launch (see Launch), when the process is bwrap itself (directly or behind
+   * nsenter) and a static busybox can be its trampoline; the legacy prelude has none.
+   */
+  launch?: Launch;
+}
+
+/**
+ * A container in two halves, so that the process can be started before the container is known (a
+ * launcher, see launcher.ts): `argv` is the same for every container of a backend with the same
+ * namespaces (`[nsenter …] bwrap --args 6 -- <trampoline>`): bwrap waits reading its options from
+ * ARGS_FD, and the spawner writes `options` (NUL-separated) there once the container is planned, after
+ * it has put the process in the container's cgroups (`cgroupProcs`). bwrap takes no command from an
+ * --args file, so the command is a fixed trampoline (the host's static busybox, bound at SWITCH_PATH,
+ * running TRAMPOLINE) that execs the container's argv, passed in environment variables it removes. The
+ * last option sets LAUNCH_END, without which the trampoline runs nothing: options cut short (this process
+ * died while writing them) never run a command.
+ */
+export interface Launch {
+  argv: string[];
+  options: string[];
+  cgroupProcs: string[];
 }
 
 export const SECCOMP_FD = 3;
 export const STATUS_FD = 4;
 export const USERNS_FD = 5;
+export const ARGS_FD = 6;
+/** Environment variables that carry the container's environment and argv to the trampoline: __WASMBOX_ARGC, __WASMBOX_ARG<i>. */
+export const TRAMPOLINE_ENV = '__WASMBOX_ARG';
+const ARGC = `${TRAMPOLINE_ENV}C`;
+/**
+ * The trampoline, run by the host's static busybox sh at SWITCH_PATH with only its own variables:
+ * "$@" from __WASMBOX_ARG0..N-1 (eval sees variable names made from $#, never their values), then
+ * `busybox env -i K=V… ARGV…`, so the container's process gets exactly its environment (sh would add
+ * SHLVL, PWD and PATH), with the same pid.
+ */
+/** The last of a launch's options: bwrap's options were read whole (see Launcher.launch). */
+export const LAUNCH_END = '__WASMBOX_END';
+export const TRAMPOLINE = `[ "$${LAUNCH_END}" = 1 ] && [ -n "$${ARGC}" ] || exit 127; set --; while [ "$#" -lt "$${ARGC}" ]; do ` +
+  `eval "set -- \\"\\$@\\" \\"\\$${TRAMPOLINE_ENV}$#\\""; done; exec ${SWITCH_PATH} env -i "$@"`;
 
 /**
  * `joined`: how bwrap gets into an identity-mapped user namespace: 'fd' (root) joins it through
@@ -35,6 +71,11 @@ export const USERNS_FD = 5;
  * helper's mount namespace without entering its user namespace first).
  */
 export function bwrapArgs(plan: Plan, joined: 'fd' | 'entered' = 'fd'): string[] {
+  return [...bwrapOptions(plan, joined, plan.env), '--', ...switchArgv(plan), ...plan.argv];
+}
+
+/** bwrap's options for the plan (everything before `--`), with `env` (K=V) as the process's environment. */
+function bwrapOptions(plan: Plan, joined: 'fd' | 'entered', env: string[], trampoline?: string): string[] {
   const a: string[] = [];
   const ns = plan.namespaces;
   // With an identity map the user namespace exists already (the helper's, user.max_user_namespaces=0
@@ -68,9 +109,10 @@ export function bwrapArgs(plan: Plan, joined: 'fd' | 'entered' = 'fd'): string[]
     }
   }
   if (plan.userSwitch) a.push('--ro-bind', plan.userSwitch.binary, SWITCH_PATH);
+  else if (trampoline) a.push('--ro-bind', trampoline, SWITCH_PATH);
   for (const d of plan.createDirs ?? []) a.push('--dir', d);
   a.push('--chdir', plan.cwd, '--clearenv');
-  for (const e of plan.env) {
+  for (const e of env) {
     const i = e.indexOf('=');
     a.push('--setenv', e.slice(0, i), e.slice(i + 1));
   }
@@ -79,8 +121,15 @@ export function bwrapArgs(plan: Plan, joined: 'fd' | 'entered' = 'fd'): string[]
   const caps = plan.userSwitch ? [...new Set([...plan.capabilities, 'CAP_SETUID', 'CAP_SETGID'])] : plan.capabilities;
   for (const c of caps) a.push('--cap-add', c);
   a.push('--seccomp', String(SECCOMP_FD), '--json-status-fd', String(STATUS_FD));
-  a.push('--', ...switchArgv(plan), ...plan.argv);
   return a;
+}
+
+/** The trampoline's variables: the container's environment, then its argv (see TRAMPOLINE). */
+function trampolineEnv(plan: Plan): string[] {
+  // (bwrap --chdir sets PWD to the working directory, over any the environment has)
+  const env = [...plan.env.filter((e) => !e.startsWith('PWD=')), `PWD=${plan.cwd}`];
+  const words = [...env, ...switchArgv(plan), ...plan.argv];
+  return [`${ARGC}=${words.length}`, ...words.map((w, i) => `${TRAMPOLINE_ENV}${i}=${w}`)];
 }
 
 /** `nsenter -S uid -G gid --`: setgroups(0), setgid, setuid, then exec the program (no namespace is entered). */
@@ -109,6 +158,8 @@ export interface InvocationHost {
   privileged: boolean;
   /** cgroup.procs files the process writes its pid to before anything else runs. */
   cgroupProcs: string[];
+  /** tools.busybox is statically linked: it can be the trampoline of a launch (see Launch). */
+  staticBusybox?: boolean;
   /**
    * The namespace helper, when one runs: the writable root is already mounted in its mount namespace,
    * which the container enters with nsenter (its user namespace too when not root). As root, the host's
@@ -142,14 +193,27 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
   if (o.helper || (!plan.root.writable && !devReadOnly)) {
     let argv = [tools.bwrap, ...bwrap];
     if (joinCgroups.length) argv = [...shell, '-c', [...joinCgroups, 'exec "$0" "$@"'].join(' && '), ...argv];
+    let enter: string[] = [];
     if (plan.root.writable || devReadOnly || entered) {
       const h = o.helper!;
       if (!tools.busybox) throw new Error('the namespace helper needs busybox');
       // (--preserve-credentials: the caller is root in the helper's user namespace already, and that
       // namespace denies setgroups)
-      argv = [tools.busybox, 'nsenter', ...(h.userNs ? [`-U${h.userNs}`, '--preserve-credentials'] : []), `-m${h.mountNs}`, ...argv];
+      enter = [tools.busybox, 'nsenter', ...(h.userNs ? [`-U${h.userNs}`, '--preserve-credentials'] : []), `-m${h.mountNs}`];
+      argv = [...enter, ...argv];
     }
-    return { command: argv[0]!, args: argv.slice(1), seccomp, statusFd: STATUS_FD, userns };
+    // (busybox env takes a first word with '=' for a variable: such a command cannot go through it)
+    const launchable = tools.busybox !== undefined && o.staticBusybox === true && (plan.userSwitch !== undefined || !plan.argv[0]!.includes('='));
+    return {
+      command: argv[0]!, args: argv.slice(1), seccomp, statusFd: STATUS_FD, userns,
+      ...(launchable ? {
+        launch: {
+          argv: [...enter, tools.bwrap, '--args', String(ARGS_FD), '--', SWITCH_PATH, 'sh', '-c', TRAMPOLINE],
+          options: [...bwrapOptions(plan, entered ? 'entered' : 'fd', trampolineEnv(plan), tools.busybox), '--setenv', LAUNCH_END, '1'],
+          cgroupProcs: o.cgroupProcs,
+        },
+      } : {}),
+    };
   }
 
   const lines = [...joinCgroups];
