@@ -165,6 +165,17 @@ if (spawnSync('podman', ['--version']).status === 0) {
   console.log('podman: not installed here');
 }
 
+// An embedder that holds much memory: starting any process from Node forks this whole process, so plain
+// bwrap's start grows with it; a container starts in the spare launcher made while the previous one ran.
+{
+  const ballast = [];
+  for (let i = 0; i < 256; i++) ballast.push(Buffer.alloc(1 << 20, i));
+  const rss = (await import('node:process')).memoryUsage().rss / 1048576;
+  const big = await interleaved({ bigBwrap: () => runChild('bwrap', bwrapArgs), bigApi: () => apiRun() });
+  console.log(`with ${rss.toFixed(0)} MB resident: plain bwrap ${fmt(big.bigBwrap)}${fmtSpread('bigBwrap')}, API writable root ${fmt(big.bigApi)}${fmtSpread('bigApi')}   ratio ${(big.bigApi / big.bigBwrap).toFixed(2)}`);
+  ballast.length = 0;
+}
+
 /** `podman run --rm` of the same image against the API's writable root, in a podman store of its own. */
 async function podmanPeer() {
   const dir = join(work, 'podman');

@@ -26,6 +26,7 @@ import { describeMapping, subIdMapping, type SubIdMapping } from './subids.ts';
 import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import type { SeccompArch } from './syscalls.ts';
+import type { Plan } from './plan.ts';
 
 export interface LinuxBackendOptions {
   /** $WASMBOX_HOME: layers are materialised under <home>/linux/layers, containers get <home>/linux/containers/<id>. */
@@ -304,7 +305,10 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
       const t = await rootfsTree(image);
       return 'root' in t ? t.root : t;
     }, subIds ? ownersInUserNs(h, subIds) : {});
-    const ns = h.privileged || subIds || !spec.readOnlyRoot ? await getHelper(h) : undefined;
+    const needHelper = h.privileged || subIds || !spec.readOnlyRoot;
+    // Without spare roots (one container, the CLI), the container is planned while the helper starts.
+    if (needHelper && opts.spareRoots === false) return createContainer(h, getHelper(h), undefined, image, spec, rootfsDir);
+    const ns = needHelper ? await getHelper(h) : undefined;
     // A writable root the helper mounted ahead of time for this image, when there is one.
     const spare: RootDirs | undefined = ns && !spec.readOnlyRoot ? await spares.take(ns, rootfsDir) : undefined;
     try {
@@ -319,13 +323,15 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   }
 
   async function createContainer(
-    h: HostCheck, ns: NamespaceHelper | undefined, spare: RootDirs | undefined, image: Image, spec: ContainerSpec, rootfsDir: string,
+    h: HostCheck, helperSource: NamespaceHelper | undefined | Promise<NamespaceHelper | undefined>, spare: RootDirs | undefined,
+    image: Image, spec: ContainerSpec, rootfsDir: string,
   ): Promise<Container> {
     const id = spare?.id ?? newContainerId(64);
     const containerDir = spare?.dir ?? path.join(home, 'linux', 'containers', id);
     const lookup = rootfsLookup(rootfsDir);
-    const identity = ns?.userNsFd !== undefined || ns?.subIds !== undefined;
-    const planHost: PlanHost = {
+    const identityOf = (x: NamespaceHelper | undefined) => x?.userNsFd !== undefined || x?.subIds !== undefined;
+    const makePlan = (identity: boolean): Plan => {
+      const planHost: PlanHost = {
       arch: h.arch!,
       idMap: identity ? 'identity' : 'single',
       ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
@@ -339,27 +345,48 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
       statGuest: lookup.statGuest,
       resolveUser: lookup.resolveUser,
       canonicalGuestPath: lookup.canonicalGuestPath,
-    };
-    const plan = validatePlan(planContainer(image, spec, planHost, id), planHost);
-    for (const m of plan.mounts) {
-      if (m.kind !== 'bind') continue;
-      try {
-        m.source = fs.realpathSync(m.source);
-        fs.statSync(m.source);
-      } catch {
-        throw new SandboxError('NOT_FOUND', `mount source ${m.source} does not exist on the host`);
+      };
+      const p = validatePlan(planContainer(image, spec, planHost, id), planHost);
+      for (const m of p.mounts) {
+        if (m.kind !== 'bind') continue;
+        try {
+          m.source = fs.realpathSync(m.source);
+          fs.statSync(m.source);
+        } catch {
+          throw new SandboxError('NOT_FOUND', `mount source ${m.source} does not exist on the host`);
+        }
       }
-    }
-    if (!lookup.exists(plan.cwd)) {
-      if (!plan.root.writable) throw new SandboxError('INVALID_ARGUMENT', `working directory ${plan.cwd} does not exist in the read-only image`);
-      plan.createDirs = [plan.cwd];
-    }
-    if (plan.root.writable) {
-      if (![plan.root.lower, containerDir].every(overlayOptionSafe)) {
+      if (!lookup.exists(p.cwd)) {
+        if (!p.root.writable) throw new SandboxError('INVALID_ARGUMENT', `working directory ${p.cwd} does not exist in the read-only image`);
+        p.createDirs = [p.cwd];
+      }
+      if (p.root.writable && ![p.root.lower, containerDir].every(overlayOptionSafe)) {
         throw new SandboxError('INVALID_ARGUMENT', `WASMBOX_HOME ${home} contains ',', ':' or '\\', which overlay mount options cannot carry`);
       }
-      if (!spare) makeRootDirs(home, id);
+      return p;
+    };
+    let helper: NamespaceHelper | undefined;
+    let plan: Plan;
+    if (helperSource instanceof Promise) {
+      // (a root caller's helper holds the identity map; planned again in the rare case it could not start)
+      const expected = h.privileged === true;
+      plan = makePlan(expected);
+      if (plan.root.writable) makeRootDirs(home, id);
+      helper = await helperSource;
+      if (identityOf(helper) !== expected) {
+        try {
+          plan = makePlan(identityOf(helper));
+        } catch (e) {
+          removeTree(containerDir);
+          throw e;
+        }
+      }
+    } else {
+      helper = helperSource;
+      plan = makePlan(identityOf(helper));
+      if (plan.root.writable && !spare) makeRootDirs(home, id);
     }
+    const ns = helper;
     // Overlays mounted in a user namespace (the helper's, or the legacy prelude's when not root) keep
     // their whiteout and opaque markers in user.* xattrs.
     const userxattr = ns !== undefined || !h.privileged;
