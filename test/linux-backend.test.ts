@@ -176,6 +176,25 @@ describe('linux backend', () => {
     expect(fs.existsSync(path.join(ro, 'new'))).toBe(false);
   });
 
+  it('binds nothing of the host\'s /sys or /dev, even through a link; a root caller\'s containers start from a mount table without them', async (ctx) => {
+    if (skipReason) return ctx.skip();
+    const link = path.join(work, 'sys-link');
+    fs.symlinkSync('/sys/fs/cgroup', link);
+    const err = await backend.create(busybox, sh('true', { mounts: [{ guest: '/x', source: { type: 'host', path: link }, mode: 'ro' }] })).catch((e) => e);
+    expect(isSandboxError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/host \/sys is not bound/);
+    if (process.getuid?.() !== 0) return;
+    // the namespace helper (a child of this process) holds the mount namespace containers are made from
+    const mountPoints = fs.readdirSync(`/proc/${process.pid}/task`)
+      .flatMap((t) => fs.readFileSync(`/proc/${process.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean))
+      .filter((pid) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('max_user_namespaces'); } catch { return false; } })
+      .map((pid) => fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n').map((l) => l.split(' ')[4]!));
+    expect(mountPoints).toHaveLength(1);
+    expect(mountPoints[0]).toContain('/dev');
+    expect(mountPoints[0]).toContain('/proc');
+    expect(mountPoints[0]!.filter((m) => m === '/sys' || m.startsWith('/sys/') || m.startsWith('/dev/'))).toEqual([]);
+  });
+
   it('keeps .. and symlinks inside a bind mount from reaching host files', async (ctx) => {
     if (skipReason) return ctx.skip();
     const vol = path.join(work, 'vol');

@@ -1,7 +1,7 @@
 // Container plans as data: built, validated and turned into a bwrap invocation without root or a kernel.
 import { describe, expect, it } from 'vitest';
 import { bwrapArgs, buildInvocation, planContainer, validatePlan, DOCKER_DEFAULT_CAPS, type PlanHost } from '../src/linux-backend/index.ts';
-import { helperInvocation, helperLine, overlayOptionSafe, USERNS_FD } from '../src/linux-backend/invocation.ts';
+import { helperInvocation, helperLine, overlayOptionSafe, TRIMMED_MOUNTS, USERNS_FD } from '../src/linux-backend/invocation.ts';
 import { DEV_NODES, SWITCH_PATH } from '../src/linux-backend/plan.ts';
 import { isSandboxError } from '../src/errors.ts';
 import type { ContainerSpec } from '../src/runtime/types.ts';
@@ -124,6 +124,10 @@ describe('validatePlan', () => {
     fails(() => plan({ mounts: [mount('/sys')] }), 'INVALID_ARGUMENT', /\/sys/);
     fails(() => plan({ mounts: [mount('/')] }), 'INVALID_ARGUMENT', /over \//);
     fails(() => plan({ mounts: [mount('/x', 'relative/dir')] }), 'INVALID_ARGUMENT', /host path of a mount must be absolute/);
+    // nor the host's devices or kernel interfaces as a source
+    fails(() => plan({ mounts: [mount('/x', '/sys/fs/cgroup')] }), 'INVALID_ARGUMENT', /host \/sys is not bound/);
+    fails(() => plan({ mounts: [mount('/x', '/dev/shm')] }), 'INVALID_ARGUMENT', /host \/dev is not bound/);
+    expect(plan({ mounts: [mount('/x', '/devices')] }).mounts.some((m) => m.kind === 'bind' && m.source === '/devices')).toBe(true);
   });
 
   it('rejects a relative working directory, bad env entries, bad hostnames, bad ids', () => {
@@ -219,7 +223,9 @@ describe('bwrap invocation', () => {
     const user = buildInvocation(p, bb, { privileged: false, cgroupProcs: [], helper: { mountNs: '/proc/42/ns/mnt', userNs: '/proc/42/ns/user' } });
     expect(user.args.slice(0, 5)).toEqual(['nsenter', '-U/proc/42/ns/user', '--preserve-credentials', '-m/proc/42/ns/mnt', '/usr/bin/bwrap']);
     const limited = buildInvocation(p, bb, { privileged: true, cgroupProcs: ['/cg/pids/x/cgroup.procs'], helper: { mountNs: '/proc/42/ns/mnt' } });
-    expect(limited.args.slice(0, 7)).toEqual(['nsenter', '-m/proc/42/ns/mnt', '/bin/busybox', 'sh', '-c', `echo $$ > '/cg/pids/x/cgroup.procs' && exec "$0" "$@"`, '/usr/bin/bwrap']);
+    // (joined before entering: the helper's mount namespace has no /sys)
+    expect(limited.command).toBe('/bin/busybox');
+    expect(limited.args.slice(0, 7)).toEqual(['sh', '-c', `echo $$ > '/cg/pids/x/cgroup.procs' && exec "$0" "$@"`, '/bin/busybox', 'nsenter', '-m/proc/42/ns/mnt', '/usr/bin/bwrap']);
     // a read-only root needs no mount namespace of the helper's
     expect(buildInvocation(plan({ readOnlyRoot: true }), bb, { privileged: true, cgroupProcs: [], helper: { mountNs: '/proc/42/ns/mnt' } }).command).toBe('/usr/bin/bwrap');
   });
@@ -227,8 +233,11 @@ describe('bwrap invocation', () => {
   it('the helper reads fields, never code: its script is fixed and request lines cannot carry a second line or field', () => {
     const root = helperInvocation('/bin/busybox', true);
     expect(root.writeMaps).toBe(true);
-    expect(root.args.slice(0, 7)).toEqual(['unshare', '-U', '-m', '--propagation', 'private', '/bin/busybox', 'sh']);
-    expect(root.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && '\/bin\/busybox' mount --rbind \/dev \/dev && '\/bin\/busybox' mount -o remount,bind,ro \/dev && echo ok && trap '' PIPE; while /);
+    // a mount namespace of its own as the host's root: /dev read-only in place, /sys and /dev's submounts detached
+    expect(root.args.slice(0, 7)).toEqual(['unshare', '-m', '--propagation', 'private', '/bin/busybox', 'sh', '-c']);
+    expect(root.args[7]).toContain(`'/bin/busybox' mount -o remount,bind,ro /dev && exec '/bin/busybox' unshare -U -m --propagation private '/bin/busybox' sh -c "$0" "$1"`);
+    for (const m of TRIMMED_MOUNTS) expect(root.args[7]).toContain(`${m}|${m}/*`);
+    expect(root.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && echo ok && trap '' PIPE; while /);
     for (const d of DEV_NODES) expect(d.startsWith('/dev/')).toBe(true);
     expect(root.args.join(' ')).not.toContain('eval');
     const user = helperInvocation('/bin/busybox', false);

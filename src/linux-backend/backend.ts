@@ -23,10 +23,11 @@ import { makeRootDirs, SpareRoots, type RootDirs } from './spare-roots.ts';
 import { FinalFs, KeptDirs, listMerged, UserNsAccess } from './final-fs.ts';
 import { applyOwnersInUserNs, ensureMaterialised, removeTree, type MaterialiseOptions } from './materialise.ts';
 import { describeMapping, subIdMapping, type SubIdMapping } from './subids.ts';
-import { planContainer, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type PlanHost } from './plan.ts';
+import {
+  planContainer, reservedHostSource, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type Plan, type PlanHost,
+} from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import type { SeccompArch } from './syscalls.ts';
-import type { Plan } from './plan.ts';
 
 export interface LinuxBackendOptions {
   /** $WASMBOX_HOME: layers are materialised under <home>/linux/layers, containers get <home>/linux/containers/<id>. */
@@ -355,6 +356,9 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         } catch {
           throw new SandboxError('NOT_FOUND', `mount source ${m.source} does not exist on the host`);
         }
+        // (again once links are resolved: a link to /sys is /sys)
+        const reserved = reservedHostSource(m.source);
+        if (reserved) throw new SandboxError('INVALID_ARGUMENT', `host ${reserved} is not bound into containers (${m.source}): they get a /dev of their own and no /sys`);
       }
       if (!lookup.exists(p.cwd)) {
         if (!p.root.writable) throw new SandboxError('INVALID_ARGUMENT', `working directory ${p.cwd} does not exist in the read-only image`);

@@ -192,7 +192,6 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
   const devReadOnly = plan.hostDevNodes === 'read-only';
   if (o.helper || (!plan.root.writable && !devReadOnly)) {
     let argv = [tools.bwrap, ...bwrap];
-    if (joinCgroups.length) argv = [...shell, '-c', [...joinCgroups, 'exec "$0" "$@"'].join(' && '), ...argv];
     let enter: string[] = [];
     if (plan.root.writable || devReadOnly || entered) {
       const h = o.helper!;
@@ -202,6 +201,8 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
       enter = [tools.busybox, 'nsenter', ...(h.userNs ? [`-U${h.userNs}`, '--preserve-credentials'] : []), `-m${h.mountNs}`];
       argv = [...enter, ...argv];
     }
+    // (before entering the helper's namespaces: its mount namespace has no /sys, see TRIMMED_MOUNTS)
+    if (joinCgroups.length) argv = [...shell, '-c', [...joinCgroups, 'exec "$0" "$@"'].join(' && '), ...argv];
     // (busybox env takes a first word with '=' for a variable: such a command cannot go through it)
     const launchable = tools.busybox !== undefined && o.staticBusybox === true && (plan.userSwitch !== undefined || !plan.argv[0]!.includes('='));
     return {
@@ -228,12 +229,20 @@ export function buildInvocation(plan: Plan, tools: Tools, o: InvocationHost): In
 }
 
 /**
+ * Mounts a root caller's namespace helper detaches (with all below them): no container reaches the host's
+ * /sys, and bwrap makes each container's /dev, /dev/pts and /dev/shm of its own. Host paths under them
+ * cannot be bound into a container (see RESERVED_HOST_SOURCES in plan.ts).
+ */
+export const TRIMMED_MOUNTS = ['/sys', '/dev/pts', '/dev/shm', '/dev/mqueue', '/dev/hugepages'];
+
+/**
  * The namespace helper: one long-lived process per backend that holds a mount namespace (and a user
  * namespace) for the containers' overlay roots, and mounts and unmounts them on request, one line
  * each on its stdin (`m|OPTIONS|TARGET`, `u||TARGET`), answering the exit status on stdout. It reads
  * fields, it never evaluates them. It exits when its stdin closes (its owner's exit, even a crash).
- * - As root: `busybox unshare -U -m`; the spawner writes the identity uid/gid maps once it says `u`,
- *   then the helper re-execs (uid 0 in the namespace: full capabilities there), sets the namespace's
+ * - As root: `busybox unshare -m` first, as the host's root, to make /dev read-only and detach
+ *   TRIMMED_MOUNTS in a mount namespace of its own; then `busybox unshare -U -m` from there; the
+ *   spawner writes the identity uid/gid maps once it says `u`, then the helper re-execs (uid 0 in the namespace: full capabilities there), sets the namespace's
  *   user.max_user_namespaces to 0 and says `ok`. Containers join that user namespace with bwrap --userns.
  * - Unprivileged with /etc/subuid ranges (`subIds`): as root, except that the spawner maps the ids
  *   with newuidmap/newgidmap (the caller's uid is root inside, its subordinate ids 1..N) and the
@@ -244,9 +253,22 @@ export function helperInvocation(busybox: string, privileged: boolean, subIds = 
   const bb = shellQuote(busybox);
   // (r: removals its owner asked for as it exited, done after it is gone: answers then go nowhere, hence no SIGPIPE)
   const loop = `trap '' PIPE; while IFS='|' read -r op a b; do case "$op" in m) ${bb} mount -t overlay -o "$a" wasmbox "$b";; u) ${bb} umount "$b";; r) ${bb} rm -rf -- "$b";; *) exit 2;; esac; echo $?; done`;
-  if (privileged || subIds) {
-    const devs = privileged ? `${readOnlyDevNodes(`${bb} mount`)} && ` : '';
-    const main = `echo 0 > /proc/sys/user/max_user_namespaces && ${devs}echo ok && ${loop}`;
+  if (privileged) {
+    // A mount namespace of its own first, still as the host's root: /dev made read-only in place and the
+    // mounts no container uses detached (each one costs every container's bwrap time to copy and scan),
+    // then the user namespace and the namespace the overlays go in, which starts from that table.
+    const trim = `t=; while read -r _ _ _ _ p _; do case "$p" in ${TRIMMED_MOUNTS.map((m) => `${m}|${m}/*`).join('|')}) t="$p $t";; esac; done < /proc/self/mountinfo; ` +
+      `if [ -n "$t" ]; then ${bb} umount -l $t 2>/dev/null; fi; ${bb} mount -o remount,bind,ro /dev`;
+    const main = `echo 0 > /proc/sys/user/max_user_namespaces && echo ok && ${loop}`;
+    const userNs = `exec ${bb} unshare -U -m --propagation private ${bb} sh -c "$0" "$1"`;
+    return {
+      command: busybox,
+      args: ['unshare', '-m', '--propagation', 'private', busybox, 'sh', '-c', `${trim} && ${userNs}`, `echo u && read -r go && exec ${bb} sh -c "$0"`, main],
+      writeMaps: true,
+    };
+  }
+  if (subIds) {
+    const main = `echo 0 > /proc/sys/user/max_user_namespaces && echo ok && ${loop}`;
     return {
       command: busybox,
       args: ['unshare', '-U', '-m', '--propagation', 'private', busybox, 'sh', '-c', `echo u && read -r go && exec ${bb} sh -c "$0"`, main],

@@ -97,6 +97,14 @@ export interface PlanHost {
   canonicalGuestPath(path: string): string;
 }
 
+/** Host paths that are never a bind mount's source: the host's devices and kernel interfaces. */
+export const RESERVED_HOST_SOURCES = ['/dev', '/sys'];
+
+/** The reserved host directory `source` is in (see RESERVED_HOST_SOURCES), if any. */
+export function reservedHostSource(source: string): string | undefined {
+  return RESERVED_HOST_SOURCES.find((r) => source === r || source.startsWith(`${r}/`));
+}
+
 /** Where the uid switcher appears in the container (bwrap's /dev is a tmpfs of its own). */
 export const SWITCH_PATH = '/dev/.wasmbox/busybox';
 
@@ -258,6 +266,8 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
       for (const reserved of ['/proc', '/dev', '/sys']) {
         if (m.dest === reserved || m.dest.startsWith(`${reserved}/`)) problems.push(`a mount on ${m.dest} would cover the container's ${reserved}`);
       }
+      const hostReserved = reservedHostSource(m.source);
+      if (hostReserved) problems.push(`host ${hostReserved} is not bound into containers (${m.source}): they get a /dev of their own and no /sys`);
     }
   }
   if (plan.mounts.some((m) => m.kind === 'proc' && m.dest !== '/proc')) problems.push('proc may only be mounted on /proc');
