@@ -238,6 +238,10 @@ describe('bwrap invocation', () => {
     expect(root.args[7]).toContain(`'/bin/busybox' mount -o remount,bind,ro /dev && exec '/bin/busybox' unshare -U -m --propagation private '/bin/busybox' sh -c "$0" "$1"`);
     for (const m of TRIMMED_MOUNTS) expect(root.args[7]).toContain(`${m}|${m}/*`);
     expect(root.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && echo ok && trap '' PIPE; while /);
+    // untrimmed (a process with one container): the user namespace at once, /dev read-only through a bind mount
+    const once = helperInvocation('/bin/busybox', true, false, false);
+    expect(once.args.slice(0, 7)).toEqual(['unshare', '-U', '-m', '--propagation', 'private', '/bin/busybox', 'sh']);
+    expect(once.args.at(-1)).toMatch(/^echo 0 > \/proc\/sys\/user\/max_user_namespaces && '\/bin\/busybox' mount --rbind \/dev \/dev && '\/bin\/busybox' mount -o remount,bind,ro \/dev && echo ok && trap '' PIPE; while /);
     for (const d of DEV_NODES) expect(d.startsWith('/dev/')).toBe(true);
     expect(root.args.join(' ')).not.toContain('eval');
     const user = helperInvocation('/bin/busybox', false);

@@ -242,11 +242,14 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
   // (not root with /etc/subuid ranges: a helper whose map newuidmap refused falls back to the caller's uid alone)
   let mapped: NamespaceHelper | undefined;
-  const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!, h.subIds)
+  // (a process that runs one container does not trim the helper's mount table: it is ready sooner, and
+  // the saving is per container)
+  const trimHelper = opts.spareRoots !== false;
+  const startHelper = (h: HostCheck) => NamespaceHelper.start(h.tools!.busybox!, h.privileged!, h.subIds, trimHelper)
     .catch((e: Error) => {
       if (!h.subIds) throw e;
       h.noSubIds = `the subordinate id map failed (${e.message})`;
-      return NamespaceHelper.start(h.tools!.busybox!, h.privileged!);
+      return NamespaceHelper.start(h.tools!.busybox!, h.privileged!, undefined, trimHelper);
     })
     .then((x) => {
       if (!x.subIds) return x;

@@ -56,9 +56,9 @@ export class NamespaceHelper {
    * Starts the helper; rejects with a reason when this host cannot run it. `subIds` (not root): its user
    * namespace maps the caller's subordinate ids through newuidmap/newgidmap.
    */
-  static async start(busybox: string, privileged: boolean, subIds?: SubIdTools): Promise<NamespaceHelper> {
+  static async start(busybox: string, privileged: boolean, subIds?: SubIdTools, trim = true): Promise<NamespaceHelper> {
     const mapped = !privileged && subIds !== undefined;
-    const inv = helperInvocation(busybox, privileged, mapped);
+    const inv = helperInvocation(busybox, privileged, mapped, trim);
     const child = spawn(inv.command, inv.args, { stdio: ['pipe', 'pipe', 'pipe'], env: HOST_ENV, ...(privileged ? { uid: 0, gid: 0 } : {}) });
     // As root the map is written as soon as the helper has its user namespace (about a millisecond after
     // the fork), waited for right here: its "u" would wait for this thread's next turn of the event loop,
@@ -71,7 +71,8 @@ export class NamespaceHelper {
     };
     let early = false;
     try {
-      early = inv.writeMaps && !mapped && child.pid !== undefined && userNsSwitched(child.pid);
+      // (a trimming helper makes its user namespace only after a few process starts: not worth a wait here)
+      early = inv.writeMaps && !mapped && !trim && child.pid !== undefined && userNsSwitched(child.pid);
       if (early) writeIdentityMap();
     } catch {
       early = false; // (the handshake below does it, or says why it cannot)
