@@ -53,14 +53,15 @@ export const ARGS_FD = 6;
 /** Environment variables that carry the container's environment and argv to the trampoline: __WASMBOX_ARGC, __WASMBOX_ARG<i>. */
 export const TRAMPOLINE_ENV = '__WASMBOX_ARG';
 const ARGC = `${TRAMPOLINE_ENV}C`;
+/** The last of a launch's options: bwrap's options were read whole (see Launcher.launch). */
+export const LAUNCH_END = '__WASMBOX_END';
 /**
  * The trampoline, run by the host's static busybox sh at SWITCH_PATH with only its own variables:
  * "$@" from __WASMBOX_ARG0..N-1 (eval sees variable names made from $#, never their values), then
  * `busybox env -i K=V… ARGV…`, so the container's process gets exactly its environment (sh would add
- * SHLVL, PWD and PATH), with the same pid.
+ * SHLVL, PWD and PATH), with the same pid. (The environment and argv pass through it twice: a command
+ * line near the kernel's limit for one exec fails with E2BIG here.)
  */
-/** The last of a launch's options: bwrap's options were read whole (see Launcher.launch). */
-export const LAUNCH_END = '__WASMBOX_END';
 export const TRAMPOLINE = `[ "$${LAUNCH_END}" = 1 ] && [ -n "$${ARGC}" ] || exit 127; set --; while [ "$#" -lt "$${ARGC}" ]; do ` +
   `eval "set -- \\"\\$@\\" \\"\\$${TRAMPOLINE_ENV}$#\\""; done; exec ${SWITCH_PATH} env -i "$@"`;
 
