@@ -548,9 +548,18 @@ async function runCases(cases: Case[], seed: number): Promise<string[]> {
   const worker = async () => {
     while (next < cases.length) {
       const c = cases[next++]!;
-      const url = server.add(c.script);
-      const o = await exchange(t, url, c.timeoutMs, c.read);
+      let url = server.add(c.script);
+      let o = await exchange(t, url, c.timeoutMs, c.read);
       server.release(url);
+      // A stalling server's short timeout counts from the request, and this process plays the server
+      // and 7 other cases: on a loaded machine it can fire before the bytes sent at once are read. Such
+      // a TIMEOUT, where something else was due, is played again with the patient timeout and that
+      // outcome is judged (a client that waits where it should not still times out, then fails).
+      if (c.timeoutMs < PATIENT_MS && judge(c, o) !== undefined && o.error !== undefined && typedCode(o.error) === 'TIMEOUT') {
+        url = server.add(c.script);
+        o = await exchange(t, url, PATIENT_MS, c.read);
+        server.release(url);
+      }
       const path = new URL(url).pathname;
       const problem = judge(c, o) ?? (await followUp(t, r)) ?? (server.connections.get(path) !== 1 ? `${server.connections.get(path)} connections for one request` : undefined);
       if (problem) failures.push(`${c.name}: ${problem}`);
