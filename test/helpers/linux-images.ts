@@ -265,3 +265,21 @@ const [ociDir, home] = process.argv.slice(2);
 const image = await openOciDir(ociDir);
 const backend = createLinuxBackend({ home });`;
 }
+
+/**
+ * The entries left in `dir` ([] if it does not exist) once it is empty, or after `ms`. What a process
+ * kept for fs() is removed by its namespace helper just after the process exits (kept/), so a check
+ * made right after the exit races with that removal.
+ */
+export async function entriesOnceRemoved(dir: string, ms = 20_000): Promise<string[]> {
+  const entries = (): string[] => {
+    try {
+      return fs.readdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  };
+  for (const deadline = Date.now() + ms; entries().length > 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
+  return entries();
+}
