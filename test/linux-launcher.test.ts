@@ -151,7 +151,8 @@ process.exit(0);
     const pids = children.map((c) => c.pid);
     // (an orphan that ended may stay a zombie until whoever adopted it reaps it)
     const running = (pid: number) => { try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
-    for (let i = 0; i < 50 && pids.some(running); i++) await new Promise((res) => setTimeout(res, 20));
+    // (they end once they see the runner's pipes close: bounded by a deadline a loaded machine meets, not a count of polls)
+    for (const deadline = Date.now() + 15_000; pids.some(running) && Date.now() < deadline;) await new Promise((res) => setTimeout(res, 20));
     const cmdline = (pid: number) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').slice(0, 200); } catch { return ''; } };
     expect(children.filter((c) => c.spare)).toHaveLength(1); // and the namespace helper
     for (const pid of pids) expect(running(pid), `process ${pid} outlived its owner: ${cmdline(pid)}`).toBe(false);
