@@ -27,6 +27,7 @@ import {
   planContainer, reservedHostSource, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type Plan, type PlanHost,
 } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
+import { pruneMaterialised } from './prune.ts';
 import type { SeccompArch } from './syscalls.ts';
 
 export interface LinuxBackendOptions {
@@ -213,7 +214,7 @@ function writeProbeCache(file: string, value: ProbeCache): void {
 }
 
 /** The Linux backend, plus what a runtime may call ahead of the first container, and which ids its containers see. */
-export type LinuxBackend = Backend & { prewarm(): void; idMapping(): Promise<IdMapping> };
+export type LinuxBackend = Backend & { prewarm(): void; idMapping(): Promise<IdMapping>; pruneRootfs(live: Set<string>): Promise<string[]> };
 
 export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
   const home = path.resolve(opts.home);
@@ -530,7 +531,15 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     return { mode: 'single', detail: `only the caller's uid is mapped (other owners show as 65534): ${h.noSubIds ?? 'the namespace helper could not start'}` };
   }
 
-  const backend: LinuxBackend = { name: 'linux', probe, create, prewarm, idMapping };
+  /** Removes materialised root filesystems no stored image names (`live`: top chainIDs) and no container uses. */
+  async function pruneRootfs(live: Set<string>): Promise<string[]> {
+    const h = getHost();
+    // (not root, with /etc/subuid ranges: files of the image's other users are removed in the helper's user namespace)
+    if (h.ok && h.subIds) await getHelper(h);
+    return pruneMaterialised(home, live, (dir) => (host?.ok ? removeMapped(dir) : removeTree(dir)));
+  }
+
+  const backend: LinuxBackend = { name: 'linux', probe, create, prewarm, idMapping, pruneRootfs };
   // The helper exits with its owner process; a backend dropped before that takes its helper along.
   helperOwners.register(backend, () => {
     launchers.close();

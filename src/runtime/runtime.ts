@@ -89,6 +89,11 @@ export interface Runtime {
   close(): Promise<void>;
   /** What the runtime keeps in memory for images between containers (see RuntimeOptions.cacheBytes). */
   cacheUsage(): { bytes: number; entries: number; limit: number };
+  /**
+   * Removes what the backends keep on disk for images the store no longer holds (materialised root
+   * filesystems), except what a container uses; `live`: the store's rootfsChainIds. Returns what went.
+   */
+  pruneRootfs(live: Set<string>): Promise<string[]>;
 }
 
 /** `docker run`'s implicit pull, with the credentials stored next to the image store. */
@@ -197,7 +202,13 @@ export function createRuntime(opts: RuntimeOptions = {}): Runtime {
     await Promise.all((await backends).map((b) => (b as { close?: () => Promise<void> }).close?.()));
   }
 
-  return { image, spec, create, run, backendFor, prewarm, close, cacheUsage: () => budget.usage };
+  async function pruneRootfs(live: Set<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const b of await getBackends()) removed.push(...((await b.pruneRootfs?.(live)) ?? []));
+    return removed;
+  }
+
+  return { image, spec, create, run, backendFor, prewarm, close, cacheUsage: () => budget.usage, pruneRootfs };
 }
 
 async function openStore(home: string | undefined): Promise<LayoutStore> {

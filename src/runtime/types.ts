@@ -82,4 +82,9 @@ export interface Backend {
   readonly name: string;
   probe(image: Image): Promise<ProbeResult>;
   create(image: Image, spec: ContainerSpec): Promise<Container>;
+  /**
+   * Removes what the backend keeps on disk for images (materialised root filesystems) except those of
+   * `live` (top chainIDs of the stored images) and those a container uses; returns what it removed.
+   */
+  pruneRootfs?(live: Set<string>): Promise<string[]>;
 }

@@ -20,6 +20,12 @@ export function register(program: Command): void {
           failed = reportError(e);
         }
       }
+      // Root filesystems materialised from images no longer stored go too (unless a container uses one).
+      const live = await store.rootfsChainIds().catch(() => undefined);
+      if (live) {
+        const { createRuntime } = await import('../../runtime/runtime.ts');
+        await createRuntime({ home: store.dir, keepWarm: false }).pruneRootfs(live).catch((e: unknown) => { failed = reportError(e); });
+      }
       if (failed) process.exitCode = ExitCode.failed;
     });
 }

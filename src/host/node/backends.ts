@@ -38,5 +38,12 @@ function lazyLinuxBackend(ctx: HostBackendContext): Backend {
     async create(image, spec) {
       return (await load()).create(image, spec);
     },
+    async pruneRootfs(live) {
+      // (a store that never ran a Linux image has nothing to prune: the backend is not loaded for it)
+      const { existsSync } = await import('node:fs');
+      const { LayoutStore } = await import('../../loader/store/layout-store.ts');
+      if (!existsSync(`${ctx.home ?? LayoutStore.defaultDir()}/linux`)) return [];
+      return (await load()).pruneRootfs!(live);
+    },
   };
 }

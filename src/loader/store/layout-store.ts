@@ -23,6 +23,7 @@ import { writeVerifiedBlob } from './blob-writer.ts';
 import { withLock } from './lock.ts';
 import { asIdPrefix, formatImageName, parseImageName, REF_NAME, type ImageName } from './names.ts';
 import { reachableBlobs } from './reachable.ts';
+import { rootfsChainIds } from './rootfs-ids.ts';
 import { LoadTransaction } from './transaction.ts';
 
 /** Annotations the store adds to each index.json entry (so `images` reads one file). */
@@ -355,6 +356,14 @@ export class LayoutStore implements ContentStore {
       const deleted = await this.collectGarbage();
       return { untagged, deleted };
     });
+  }
+
+  /**
+   * The top chainID of every image the store holds (see rootfsChainIds): root filesystems materialised
+   * under other names belong to no stored image. undefined when an image's manifest or config cannot be read.
+   */
+  async rootfsChainIds(): Promise<Set<Digest> | undefined> {
+    return rootfsChainIds((await this.readIndex()).manifests, this);
   }
 
   /** Deletes blobs that no index.json entry reaches. Callers hold the lock. */
