@@ -41,10 +41,24 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts `docker-registry serve` on 127.0.0.1 with filesystem storage in a temp dir; `stop()` ends it. */
+/**
+ * Starts `docker-registry serve` on 127.0.0.1 with filesystem storage in a temp dir; `stop()` ends it.
+ * (The free port is closed before the registry binds it: another process may take it meanwhile, an
+ * outgoing connection's local port among them. Then the registry is started again on another one.)
+ */
 export async function startRegistry(auth: RegistryAuth = {}): Promise<TestRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), 'wasmbox-registry-'));
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), 'wasmbox-registry-'));
+    try {
+      return await startRegistryOn(dir, await freePort(), auth);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      if (attempt >= 5 || !/address already in use/.test(String((e as Error).message))) throw e;
+    }
+  }
+}
+
+async function startRegistryOn(dir: string, port: number, auth: RegistryAuth): Promise<TestRegistry> {
   const lines = [
     'version: 0.1',
     'log:', '  level: error', '  accesslog:', '    disabled: true',
@@ -70,13 +84,19 @@ export async function startRegistry(auth: RegistryAuth = {}): Promise<TestRegist
       stderr = '';
       child = spawn('docker-registry', ['serve', config], { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
-      const deadline = Date.now() + 15_000;
+      const closed = new Promise((r) => child!.once('close', r));
+      const deadline = Date.now() + 30_000;
       for (;;) {
-        if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}: ${stderr}`);
+        if (child.exitCode !== null) {
+          await closed; // (its last words may come after its exit)
+          throw new Error(`docker-registry exited ${child.exitCode}: ${stderr}`);
+        }
         try {
-          const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+          const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(2000) });
           await res.body?.cancel();
-          return;
+          // (another process's server on the port is not ours: ours then exits, and we retry elsewhere)
+          if (res.headers.get('docker-distribution-api-version') !== null) return;
+          throw new Error('another server answers on the port');
         } catch {
           if (Date.now() > deadline) throw new Error(`docker-registry did not start: ${stderr}`);
           await new Promise((r) => setTimeout(r, 50));
