@@ -110,7 +110,9 @@ describe('concurrent processes on one store', () => {
       const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
       // Wait until the load has staged something, then interrupt it.
       const staging = join(home, '.wasmbox/staging');
-      for (let i = 0; i < 400 && !readdirSync(staging).some((d) => readdirSync(join(staging, d)).length > 0); i++) {
+      // (a staging directory may go between the two reads: the load committed it)
+      const staged = () => readdirSync(staging).some((d) => { try { return readdirSync(join(staging, d)).length > 0; } catch { return false; } });
+      for (let i = 0; i < 400 && !staged(); i++) {
         await new Promise((r) => setTimeout(r, 25));
       }
       p.kill(signal);
