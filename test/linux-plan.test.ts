@@ -19,7 +19,7 @@ function host(o: Partial<PlanHost> = {}): PlanHost {
     containerDir: '/var/lib/wb/linux/containers/c1',
     cgroups: { memory: 'v1', pids: 'v1', cpu: 'v1' },
     resolveCommand: (name, path) => (name === 'sh' && path.includes('/bin') ? { path: '/bin/sh', executable: true } : name === 'noexec' ? { path: '/bin/noexec', executable: false } : undefined),
-    resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000 } : { uid: Number(u.split(':')[0]), gid: Number(u.split(':')[1] ?? 0) }),
+    resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000, home: '/home/app' } : { uid: Number(u.split(':')[0]), gid: Number(u.split(':')[1] ?? 0) }),
     canonicalGuestPath: (p) => p.replace(/^\/var\/run/, '/run'),
     statGuest: (p) => ({ '/bin/sh': { kind: 'file', executable: true }, '/etc': { kind: 'dir', executable: true }, '/etc/passwd': { kind: 'file', executable: false } } as Record<string, { kind: string; executable: boolean }>)[p],
     ...o,
@@ -66,6 +66,14 @@ describe('planContainer', () => {
   it('a non-root user gets no capabilities; names resolve through the image', () => {
     const p = plan({ user: 'app' });
     expect([p.uid, p.gid, p.capabilities]).toEqual([1000, 1000, []]);
+  });
+
+  it('a user\'s default HOME is its /etc/passwd home (/ without an entry), as docker gives it; a HOME that was set stays', () => {
+    const home = (o: Partial<ContainerSpec>) => plan({ env: ['PATH=/bin', 'HOME=/root'], defaultHome: true, ...o }).env.filter((e) => e.startsWith('HOME='));
+    expect(home({ user: 'app' })).toEqual(['HOME=/home/app']);
+    expect(home({ user: '4242' })).toEqual(['HOME=/']);
+    expect(home({})).toEqual(['HOME=/root']);
+    expect(home({ user: 'app', defaultHome: false })).toEqual(['HOME=/root']);
   });
 
   it('adds PATH when the spec has none and resolves argv[0] through it', () => {

@@ -92,7 +92,7 @@ export interface PlanHost {
   /** What a path names in the image (symlinks followed inside it); undefined when absent. */
   statGuest(path: string): { kind: string; executable: boolean } | undefined;
   /** A name or number from `user[:group]` to ids, through the image's /etc/passwd and /etc/group. */
-  resolveUser(user: string): { uid: number; gid: number };
+  resolveUser(user: string): { uid: number; gid: number; home?: string };
   /** The guest path with symlinks resolved inside the root filesystem (mount points may not leave it). */
   canonicalGuestPath(path: string): string;
 }
@@ -161,7 +161,12 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     if (st.kind !== 'file') throw new SandboxError('NOT_RUNNABLE', `exec: "${argv0}": is a ${st.kind === 'dir' ? 'directory' : st.kind}, not a program`, { data });
     if (!st.executable) throw new SandboxError('NOT_RUNNABLE', `exec: "${argv0}": permission denied`, { data });
   }
-  const { uid, gid } = spec.user ? host.resolveUser(spec.user) : { uid: 0, gid: 0 };
+  const { uid, gid, home } = spec.user ? host.resolveUser(spec.user) : { uid: 0, gid: 0, home: undefined };
+  // docker: a user other than root whose HOME nothing set gets the home /etc/passwd gives it, else /
+  if (spec.defaultHome && uid !== 0) {
+    const i = env.findIndex((e) => e.startsWith('HOME='));
+    if (i >= 0) env[i] = `HOME=${home ?? '/'}`;
+  }
   if (spec.tty) {
     throw new SandboxError('CAPABILITY_DENIED', 'a terminal (-t/--tty) is not supported for Linux images yet: run without -t (stdin still works with -i)');
   }

@@ -69,7 +69,8 @@ class DirVfs implements Vfs<Handle> {
 
 export interface RootfsLookup {
   resolveCommand(name: string, path: string): { path: string; executable: boolean } | undefined;
-  resolveUser(user: string): { uid: number; gid: number };
+  /** uid and gid of `user` (NAME or UID, with :GROUP or :GID); `home` from its /etc/passwd entry. */
+  resolveUser(user: string): { uid: number; gid: number; home?: string };
   canonicalGuestPath(p: string): string;
   exists(p: string): boolean;
   statGuest(p: string): { kind: string; executable: boolean } | undefined;
@@ -123,16 +124,19 @@ export function rootfsLookup(rootfsDir: string): RootfsLookup {
       const [u = '', g] = user.split(':', 2);
       let uid: number;
       let gid: number | undefined;
+      let home: string | undefined;
       const passwd = table('/etc/passwd');
       if (/^\d+$/.test(u)) {
         uid = Number(u);
         const entry = passwd.find((f) => f[2] === u);
         gid = entry && /^\d+$/.test(entry[3] ?? '') ? Number(entry[3]) : 0;
+        home = entry?.[5];
       } else {
         const entry = passwd.find((f) => f[0] === u);
         if (!entry || !/^\d+$/.test(entry[2] ?? '')) throw new SandboxError('NOT_FOUND', `unable to find user ${u}: no matching entries in passwd file`);
         uid = Number(entry[2]);
         gid = /^\d+$/.test(entry[3] ?? '') ? Number(entry[3]) : 0;
+        home = entry[5];
       }
       if (g !== undefined && g !== '') {
         if (/^\d+$/.test(g)) gid = Number(g);
@@ -142,7 +146,7 @@ export function rootfsLookup(rootfsDir: string): RootfsLookup {
           gid = Number(entry[2]);
         }
       }
-      return { uid, gid: gid ?? 0 };
+      return { uid, gid: gid ?? 0, ...(home?.startsWith('/') ? { home } : {}) };
     },
     canonicalGuestPath(p) {
       const parts = p.split('/').filter((c) => c !== '');

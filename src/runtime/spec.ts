@@ -35,7 +35,8 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  * The container spec from the image config with `opts` on top, by docker's rules:
  * - args replace Cmd; `entrypoint` replaces Entrypoint and clears Cmd;
  * - env: PATH (docker's default when neither the image nor the options set it), HOSTNAME, the image's
- *   Env, the options' env (same key replaces in place), HOME=/root when unset;
+ *   Env, the options' env (same key replaces in place), HOME=/root when unset (`defaultHome`: a Linux
+ *   container's user gets the home /etc/passwd gives it);
  * - cwd: `workdir`, else WorkingDir, else '/'; it must be absolute.
  * A bare .wasm module gets none of docker's defaults (PATH, HOSTNAME, HOME) and no root filesystem:
  * only what the options grant, as `wasmtime run` does.
@@ -81,6 +82,7 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     stdin: opts.interactive ?? false,
     readOnlyRoot: opts.readOnly ?? false,
     ...(bare ? { rootfsPreopen: false } : {}),
+    ...(tail.length > 0 ? { defaultHome: true } : {}),
     mounts: (opts.mounts ?? []).map(checkMount),
     network: 'none',
     limits: checkLimits(opts.limits ?? {}),

@@ -44,6 +44,11 @@ export interface ContainerSpec {
    * which sees only its mounts, as under `wasmtime run --dir`.
    */
   rootfsPreopen?: boolean;
+  /**
+   * env's HOME is the default (/root), set because neither the image nor the options set one: a backend
+   * that knows the user's entry in /etc/passwd puts that home there instead, as docker does.
+   */
+  defaultHome?: boolean;
   mounts: Mount[];
   network: 'none' | 'loopback';
   limits: Limits;
