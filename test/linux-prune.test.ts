@@ -10,7 +10,8 @@ import { chainIds } from '../src/loader/open-image.ts';
 import type { Digest } from '../src/loader/digest.ts';
 import type { Descriptor } from '../src/loader/types.ts';
 import { MediaType } from '../src/loader/media-types.ts';
-import { buildBusyboxImage, busyboxAvailable, openOciDir, tempDir } from './helpers/linux-images.ts';
+import { randomBytes } from 'node:crypto';
+import { busyboxAvailable, busyboxEntries, layerTar, openOciDir, tempDir, writeOciLayout } from './helpers/linux-images.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const work = tempDir('wasmbox-linux-prune-');
@@ -21,9 +22,12 @@ let skipReason = busyboxAvailable();
 
 beforeAll(async () => {
   if (skipReason) return;
-  busybox = await buildBusyboxImage(path.join(work, 'busybox'));
+  // busybox with a file of this run's own: rmi looks for a root filesystem's chainID in every mount table
+  // on the host, where other tests' containers of the plain busybox image (the same chainID) may be running
+  const layer = await layerTar([...busyboxEntries(), { type: 'file', name: 'etc/test-run', data: randomBytes(8).toString('hex') }]);
+  busybox = writeOciLayout(path.join(work, 'busybox'), [layer], { Cmd: ['sh'] });
   // the same layer under another config: another image, the same materialised root filesystem
-  other = await buildBusyboxImage(path.join(work, 'other'), { Cmd: ['sh', '-c', 'echo other'] });
+  other = writeOciLayout(path.join(work, 'other'), [layer], { Cmd: ['sh', '-c', 'echo other'] });
   const probe = await createLinuxBackend({ home: path.join(work, 'probe-home') }).probe(await openOciDir(busybox));
   if (!probe.ok) skipReason = probe.reason;
   if (!skipReason && !fs.existsSync(path.join(root, 'dist', 'cli.cjs'))) {
@@ -41,6 +45,11 @@ function wasmbox(args: string[]) {
 }
 const layersDir = path.join(home, 'linux', 'layers');
 const materialised = () => (fs.existsSync(layersDir) ? fs.readdirSync(layersDir).sort() : []);
+/** Whether a mount table on the host names this root filesystem (a CLI's namespace helper, which holds its
+ * container's root, ends a moment after the CLI). */
+const mounted = (hex: string) => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((pid) => {
+  try { return fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(hex); } catch { return false; }
+});
 
 describe('rmi and materialised root filesystems', () => {
   it('the last image that names a root filesystem takes it along; one a running container uses stays until it is free', async (ctx) => {
@@ -64,7 +73,7 @@ describe('rmi and materialised root filesystems', () => {
       let out = '';
       running.stdout.on('data', (d) => (out += d));
       const exited = new Promise<number | null>((r) => running.on('close', r));
-      for (let i = 0; i < 300 && !out.includes('started'); i++) await new Promise((r) => setTimeout(r, 20));
+      for (const deadline = Date.now() + 30_000; !out.includes('started') && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
       expect(out, readOnly ? 'read-only' : 'writable').toContain('started');
       expect(wasmbox(['rmi', 'other:1'])).toMatchObject({ code: 0 });
       expect(materialised(), readOnly ? 'read-only' : 'writable').toEqual([rootfs]);
@@ -72,7 +81,8 @@ describe('rmi and materialised root filesystems', () => {
       expect(await exited).toBe(0);
       expect(out.trim().split('\n').at(-1)).toBe(String(fs.statSync(fs.realpathSync('/bin/busybox')).size));
     }
-    // free now: the next rmi takes it (and leaves nothing aside)
+    // free now (once the last CLI's namespace helper has gone): the next rmi takes it (and leaves nothing aside)
+    for (const deadline = Date.now() + 20_000; mounted(rootfs!) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
     expect(wasmbox(['load', '-q', '-t', 'bb:3', '-i', busybox]).code).toBe(0);
     expect(wasmbox(['rmi', 'bb:3']).code).toBe(0);
     expect(fs.readdirSync(layersDir)).toEqual([]);
