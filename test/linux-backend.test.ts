@@ -207,8 +207,9 @@ describe('linux backend', () => {
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('root:x:0:0:root:/root:/bin/sh'); // the image's passwd, not the host's
     expect(r.stdout).toContain("can't open '/vol/shadow'"); // the absolute symlink resolves in the container: no /etc/shadow there
-    // ../../.. out of the mount lands in the image's /etc (group, hostname, passwd), not the host's
-    expect(lines.slice(2).filter(Boolean)).toEqual(['group', 'hostname', 'passwd']);
+    // ../../.. out of the mount lands in the image's /etc (group, hostname, passwd, and the hosts file a
+    // container gets when the image has none), not the host's
+    expect(lines.slice(2).filter(Boolean)).toEqual(['group', 'hostname', 'hosts', 'passwd']);
   });
 
   it('mount points are resolved inside the image: symlinks in the image cannot aim a mount at the host', async (ctx) => {

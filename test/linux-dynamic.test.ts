@@ -7,9 +7,11 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
+import { ETC_HOSTS, withEtcHosts } from '../src/linux-backend/etc-hosts.ts';
+import { newDir, newFile, newSymlink, type DirInode } from '../src/fs/inode.ts';
 import { layerTar, linuxTestBed, openOciDir, runToEnd, writeOciLayout, type Entry } from './helpers/linux-images.ts';
 
-const PROGRAMS = ['/usr/bin/bash', '/usr/bin/ls', '/usr/bin/id', '/usr/bin/cat', '/usr/bin/env', '/usr/bin/stat', '/usr/bin/head', '/usr/bin/wc'];
+const PROGRAMS = ['/usr/bin/bash', '/usr/bin/ls', '/usr/bin/id', '/usr/bin/cat', '/usr/bin/env', '/usr/bin/stat', '/usr/bin/head', '/usr/bin/wc', '/usr/bin/getent'];
 const root = path.resolve(import.meta.dirname, '..');
 const bed = linuxTestBed('wasmbox-linux-dynamic-', { beforeAll, afterAll });
 let image: Image;
@@ -96,6 +98,9 @@ describe('dynamically linked programs in a Linux image', () => {
       const uid = 'user' in o ? '1000' : '0';
       expect(r.stdout).toBe(`${hostBash}v\n${uid}\nroot\n${fs.readdirSync('/lib64')[0]}\nx\n`);
     }
+    // an image without /etc/hosts (base images have none: docker mounts one) still resolves localhost
+    const hosts = await runToEnd(bed.backend, image, spec('getent hosts localhost | head -1; stat -c %A /etc/hosts'));
+    expect(hosts.stdout).toMatch(/^(127\.0\.0\.1|::1)\s+localhost.*\n-rw-r--r--\n$/);
     // env gives the process exactly its environment
     const env = await runToEnd(bed.backend, image, { ...spec(''), argv: ['env'], env: ['PATH=/usr/bin', 'A=b c'] });
     expect(env.stdout.split('\n').filter(Boolean).sort()).toEqual(['A=b c', 'PATH=/usr/bin', 'PWD=/']);
@@ -109,5 +114,43 @@ describe('dynamically linked programs in a Linux image', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('2\n/home/app\n');
     expect(r.status).toBe(7);
+  });
+});
+
+describe('withEtcHosts', () => {
+  const meta = { mode: 0o755, uid: 0, gid: 0, mtimeNs: 0n };
+  const tree = (etc?: 'dir' | 'hosts' | 'link') => {
+    const root = newDir(1, meta);
+    if (etc === 'dir' || etc === 'hosts') {
+      const e = newDir(2, meta);
+      if (etc === 'hosts') e.entries.set('hosts', newFile(3, { ...meta, mode: 0o644 }, new TextEncoder().encode('10.0.0.1 mine\n')));
+      root.entries.set('etc', e);
+    } else if (etc === 'link') {
+      root.entries.set('etc', newSymlink(4, meta, 'usr/etc'));
+    }
+    return root;
+  };
+  const hostsText = (root: DirInode) => {
+    const etc = root.entries.get('etc');
+    const h = etc?.kind === 'dir' ? etc.entries.get('hosts') : undefined;
+    return h?.kind === 'file' ? new TextDecoder().decode(h.data) : undefined;
+  };
+
+  it('adds docker\'s localhost lines where the image has no /etc/hosts, on copies: the image\'s tree is left as it was', () => {
+    for (const kind of [undefined, 'dir'] as const) {
+      const before = tree(kind);
+      const after = withEtcHosts(before);
+      expect(hostsText(after)).toBe(ETC_HOSTS);
+      expect(hostsText(before)).toBeUndefined();
+      expect(after.entries.get('etc')!.kind).toBe('dir');
+    }
+    expect(ETC_HOSTS).toMatch(/^127\.0\.0\.1\tlocalhost\n::1\tlocalhost /);
+  });
+
+  it('keeps the image\'s own /etc/hosts, and an /etc that is not a directory', () => {
+    for (const kind of ['hosts', 'link'] as const) {
+      const before = tree(kind);
+      expect(withEtcHosts(before)).toBe(before);
+    }
   });
 });

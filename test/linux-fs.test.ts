@@ -76,7 +76,8 @@ describe('linux container fs()', () => {
     expect(node(vfs, '/bin/ls', false)).toBeUndefined();
     expect(readText(vfs, '/etc/passwd')).toMatch(/^root:x:0:0:/); // untouched image file
     expect(vfs.readlink(node(vfs, '/bin/sh', false))).toBe('busybox');
-    expect(names(vfs, '/etc')).toEqual(['hostname', 'newfile', 'passwd']);
+    // (hosts: what a container gets when the image has no /etc/hosts, as under docker)
+    expect(names(vfs, '/etc')).toEqual(['hostname', 'hosts', 'newfile', 'passwd']);
     expect(names(vfs, '/bin')).toContain('cat');
     expect(names(vfs, '/bin')).not.toContain('ls');
     expect(names(vfs, '/tmp')).toEqual([]); // /tmp is a tmpfs, not the root
@@ -188,7 +189,7 @@ describe('linux container fs() as an unprivileged user', () => {
       expect(out.probe.reason).toMatch(/user namespaces|overlayfs/);
       return ctx.skip(`unprivileged containers unavailable here: ${out.probe.reason}`);
     }
-    expect(out.result).toEqual({ stderr: '', status: { code: 0, reason: 'exit' }, data: ['only'], etc: ['hostname', 'new', 'passwd'], only: 'fresh\n' });
+    expect(out.result).toEqual({ stderr: '', status: { code: 0, reason: 'exit' }, data: ['only'], etc: ['hostname', 'hosts', 'new', 'passwd'], only: 'fresh\n' });
     // the process exited: what it kept for fs() is gone (its namespace helper removes it just after the exit)
     expect(fs.existsSync(path.join(nobodyHome, 'linux', 'kept'))).toBe(true);
     expect(await entriesOnceRemoved(path.join(nobodyHome, 'linux', 'kept'))).toEqual([]);

@@ -28,6 +28,7 @@ import {
 } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import { pruneMaterialised } from './prune.ts';
+import { withEtcHosts } from './etc-hosts.ts';
 import type { SeccompArch } from './syscalls.ts';
 
 export interface LinuxBackendOptions {
@@ -308,7 +309,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     const subIds = h.subIds ? (await getHelper(h))?.subIds : undefined;
     const { dir: rootfsDir } = await ensureMaterialised(home, top, async () => {
       const t = await rootfsTree(image);
-      return 'root' in t ? t.root : t;
+      return withEtcHosts('root' in t ? t.root : t);
     }, subIds ? ownersInUserNs(h, subIds) : {});
     const needHelper = h.privileged || subIds || !spec.readOnlyRoot;
     // Without spare roots (one container, the CLI), the container is planned while the helper starts.
