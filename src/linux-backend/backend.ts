@@ -10,7 +10,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { SandboxError } from '../errors.ts';
 import type { DirInode } from '../fs/inode.ts';
 import type { LayerTree } from '../fs/layer-tree.ts';
-import type { Digest } from '../loader/digest.ts';
 import type { Image } from '../loader/source.ts';
 import { newContainerId } from '../runtime/ids.ts';
 import type { Backend, Container, ContainerSpec, ProbeResult } from '../runtime/types.ts';
@@ -28,6 +27,7 @@ import {
 } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
 import { pruneMaterialised } from './prune.ts';
+import { EMPTY_ROOTFS_CHAIN_ID } from '../loader/store/rootfs-ids.ts';
 import { withEtcHosts } from './etc-hosts.ts';
 import type { SeccompArch } from './syscalls.ts';
 
@@ -83,7 +83,6 @@ export interface IdMapping {
   detail: string;
 }
 
-const EMPTY_ROOTFS = `sha256:${'0'.repeat(64)}` as Digest;
 
 export function hostArch(): { oci: string; seccomp: SeccompArch } | undefined {
   if (process.arch === 'x64') return { oci: 'amd64', seccomp: 'x86_64' };
@@ -304,7 +303,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     const verdict = await probe(image);
     if (!verdict.ok) throw new SandboxError('BACKEND_UNAVAILABLE', verdict.reason);
     const h = getHost();
-    const top = image.layers.length ? image.layers[image.layers.length - 1]!.chainId : EMPTY_ROOTFS;
+    const top = image.layers.length ? image.layers[image.layers.length - 1]!.chainId : EMPTY_ROOTFS_CHAIN_ID;
     // Not root with /etc/subuid ranges: the image's owners are set inside the helper's user namespace.
     const subIds = h.subIds ? (await getHelper(h))?.subIds : undefined;
     const { dir: rootfsDir } = await ensureMaterialised(home, top, async () => {
@@ -338,19 +337,19 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     const identityOf = (x: NamespaceHelper | undefined) => x?.userNsFd !== undefined || x?.subIds !== undefined;
     const makePlan = (identity: boolean): Plan => {
       const planHost: PlanHost = {
-      arch: h.arch!,
-      idMap: identity ? 'identity' : 'single',
-      ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
-      procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
-      emptyDir: emptyHostDir(home),
-      rootfsDir,
-      containerDir,
-      rootMapped: h.privileged!,
-      cgroups: h.cgroups!,
-      resolveCommand: lookup.resolveCommand,
-      statGuest: lookup.statGuest,
-      resolveUser: lookup.resolveUser,
-      canonicalGuestPath: lookup.canonicalGuestPath,
+        arch: h.arch!,
+        idMap: identity ? 'identity' : 'single',
+        ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
+        procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
+        emptyDir: emptyHostDir(home),
+        rootfsDir,
+        containerDir,
+        rootMapped: h.privileged!,
+        cgroups: h.cgroups!,
+        resolveCommand: lookup.resolveCommand,
+        statGuest: lookup.statGuest,
+        resolveUser: lookup.resolveUser,
+        canonicalGuestPath: lookup.canonicalGuestPath,
       };
       const p = validatePlan(planContainer(image, spec, planHost, id), planHost);
       for (const m of p.mounts) {
