@@ -441,9 +441,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     return new LinuxContainer({
       plan,
       invocation,
-      ...(ns?.userNsFd !== undefined ? { usernsFd: ns.userNsFd } : {}),
-      placeholderFd: placeholderFd(),
-      inheritStdio,
+      shape,
       ...(launch ? { launcher: () => takeLauncher(launch.argv, shape) } : {}),
       ...(cgroups ? { cgroups } : {}),
       cleanup: () => {

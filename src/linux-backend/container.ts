@@ -12,8 +12,8 @@ import { SandboxError } from '../errors.ts';
 import type { Container, ExitStatus } from '../runtime/types.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { ContainerCgroups } from './cgroups.ts';
-import type { Invocation } from './invocation.ts';
-import type { Launcher } from './launcher.ts';
+import { ARGS_FD, USERNS_FD, type Invocation } from './invocation.ts';
+import type { Launcher, LaunchShape } from './launcher.ts';
 import type { Plan } from './plan.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
@@ -23,19 +23,11 @@ export interface ContainerParts {
   plan: Plan;
   invocation: Invocation;
   /**
-   * The identity-mapped user namespace, passed to bwrap as fd 5 when invocation.userns. The container
-   * keeps it open (bwrap passes its descriptors on), which gives it nothing: it is the container's own
-   * user namespace, the one /proc/self/ns/user opens, and setns() is refused by seccomp anyway.
+   * The process's stdio and user namespace. Output 'inherit': the container writes to this process's
+   * fds 1 and 2 (and reads fd 0 when interactive); its streams end empty.
    */
-  usernsFd?: number;
+  shape: LaunchShape;
   cgroups?: ContainerCgroups;
-  /**
-   * A harmless descriptor (an empty file of ours, read-only) put in the place of every descriptor this
-   * process inherited without close-on-exec: bwrap hands all of its descriptors to the container.
-   */
-  placeholderFd?: number;
-  /** The container writes to this process's fds 1 and 2 (and reads fd 0 when interactive); its streams end empty. */
-  inheritStdio?: boolean;
   /**
    * A spare launcher for invocation.launch (started ahead, with the stdio and user namespace this container
    * needs), when there is one; otherwise the invocation is spawned whole.
@@ -90,7 +82,7 @@ export class LinuxContainer implements Container {
   }
 
   get inheritedStdio(): boolean {
-    return this.#parts.inheritStdio === true;
+    return this.#parts.shape.output === 'inherit';
   }
 
   get stdout(): ReadableStream<Uint8Array> {
@@ -167,7 +159,7 @@ export class LinuxContainer implements Container {
     let child: ChildProcess;
     let spawned: Promise<void>;
     try {
-      if (invocation.userns && this.#parts.usernsFd === undefined) throw new Error('no user namespace to join');
+      if (invocation.userns && this.#parts.shape.usernsFd === undefined) throw new Error('no user namespace to join');
       const launcher = invocation.launch ? this.#parts.launcher?.() : undefined;
       if (launcher) {
         launcher.launch(invocation.launch!, invocation.seccomp);
@@ -192,7 +184,7 @@ export class LinuxContainer implements Container {
     this.#readStatus(child.stdio[4] as Readable);
     // Piped output is read from the start (as it arrives, into the streams), so that a caller who never
     // reads it does not stall the guest or its exit; inherited output has no pipe to read.
-    if (!this.#parts.inheritStdio) void [this.stdout, this.stderr];
+    if (!this.inheritedStdio) void [this.stdout, this.stderr];
     for (const attach of this.#attachOut) attach(child);
     if (child.stdin) child.stdin.on('error', () => { /* the guest closed its stdin */ });
     this.#resolveStdin(child.stdin ?? undefined);
@@ -211,20 +203,8 @@ export class LinuxContainer implements Container {
 
   /** The invocation as one new process (no launcher). */
   #spawnWhole(): ChildProcess {
-    const { plan, invocation } = this.#parts;
-    const inherit = this.#parts.inheritStdio === true;
-    const passed: Array<'pipe' | 'ignore' | number> = [
-      plan.stdin ? (inherit ? 0 : 'pipe') : 'ignore', inherit ? 1 : 'pipe', inherit ? 2 : 'pipe', 'pipe', 'pipe',
-      ...(invocation.userns ? [this.#parts.usernsFd!] : []),
-    ];
-    return spawn(invocation.command, invocation.args, {
-      stdio: [...passed, ...coverInheritedFds(passed.length, this.#parts.placeholderFd)],
-      env: HOST_ENV,
-      detached: false,
-      // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
-      // would otherwise reach the container as real groups through the identity map.
-      ...(invocation.userns ? { uid: 0, gid: 0 } : {}),
-    });
+    const { invocation, shape } = this.#parts;
+    return spawnContainerProcess([invocation.command, ...invocation.args], shape, false);
   }
 
   #readStatus(pipe: Readable): void {
@@ -349,6 +329,30 @@ export class LinuxContainer implements Container {
     this.#removed = true;
     void this.#settled.then(() => this.#parts.release());
   }
+}
+
+/**
+ * Spawns a container's process (bwrap, directly or behind nsenter or a prelude) as `shape` says: stdio
+ * at 0-2, the seccomp and status pipes at 3 and 4, the user namespace at USERNS_FD when given (the
+ * container keeps it open, which gives it nothing: it is its own user namespace, and setns() is refused
+ * by seccomp), and for a launcher the options pipe at ARGS_FD; inherited descriptors covered.
+ */
+export function spawnContainerProcess(argv: string[], shape: LaunchShape, optionsPipe: boolean): ChildProcess {
+  const passed: Array<'pipe' | 'ignore' | number> = [
+    shape.stdin === 'inherit' ? 0 : shape.stdin,
+    shape.output === 'inherit' ? 1 : 'pipe',
+    shape.output === 'inherit' ? 2 : 'pipe',
+    'pipe', 'pipe',
+    ...(optionsPipe ? [shape.usernsFd ?? 'ignore' as const, 'pipe' as const] : shape.usernsFd !== undefined ? [shape.usernsFd] : []),
+  ];
+  if (optionsPipe && (passed.length !== ARGS_FD + 1 || USERNS_FD !== 5)) throw new Error('launcher descriptors out of order');
+  return spawn(argv[0]!, argv.slice(1), {
+    stdio: [...passed, ...coverInheritedFds(passed.length, shape.placeholderFd)],
+    env: HOST_ENV,
+    // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
+    // would otherwise reach the container as real groups through the identity map.
+    ...(shape.usernsFd !== undefined ? { uid: 0, gid: 0 } : {}),
+  });
 }
 
 /** /dev/null's device number (1, 3): the only character device handed over (not /dev/mem, its neighbour). */

@@ -6,14 +6,12 @@
  * 50 MB, ~20 ms at 250 MB); a spare launcher, started while the previous container runs, takes that
  * off the next container's start.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { SandboxError } from '../errors.ts';
-import { coverInheritedFds } from './container.ts';
-import { ARGS_FD, SECCOMP_FD, USERNS_FD, type Launch } from './invocation.ts';
-
-const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+import { spawnContainerProcess } from './container.ts';
+import { ARGS_FD, SECCOMP_FD, type Launch } from './invocation.ts';
 
 /** The process's stdio and user namespace: what a launcher must have been started with to fit a container. */
 export interface LaunchShape {
@@ -22,7 +20,10 @@ export interface LaunchShape {
   output: 'pipe' | 'inherit';
   /** The identity-mapped user namespace, passed at USERNS_FD; the process then runs as uid 0, gid 0, no supplementary groups. */
   usernsFd?: number;
-  /** Put at the numbers of descriptors this process inherited without close-on-exec (see coverInheritedFds). */
+  /**
+   * A harmless descriptor (an empty file of ours, read-only) put at the numbers of descriptors this process
+   * inherited without close-on-exec (see coverInheritedFds): bwrap hands all of its descriptors on.
+   */
   placeholderFd?: number;
 }
 
@@ -50,22 +51,9 @@ export class Launcher {
 
   /** Starts `argv` (a Launch's), waiting for its options. Throws BACKEND_UNAVAILABLE when it cannot be started. */
   static start(argv: string[], shape: LaunchShape): Launcher {
-    const passed: Array<'pipe' | 'ignore' | number> = [
-      shape.stdin === 'inherit' ? 0 : shape.stdin,
-      shape.output === 'inherit' ? 1 : 'pipe',
-      shape.output === 'inherit' ? 2 : 'pipe',
-      'pipe', 'pipe', shape.usernsFd ?? 'ignore', 'pipe',
-    ];
-    if (passed.length !== ARGS_FD + 1 || USERNS_FD !== 5) throw new Error('launcher descriptors out of order');
     let child: ChildProcess;
     try {
-      child = spawn(argv[0]!, argv.slice(1), {
-        stdio: [...passed, ...coverInheritedFds(passed.length, shape.placeholderFd)],
-        env: HOST_ENV,
-        // uid/gid 0 given explicitly: the spawn also drops the caller's supplementary groups, which
-        // would otherwise reach the container as real groups through the identity map.
-        ...(shape.usernsFd !== undefined ? { uid: 0, gid: 0 } : {}),
-      });
+      child = spawnContainerProcess(argv, shape, true);
     } catch (e) {
       throw new SandboxError('BACKEND_UNAVAILABLE', `cannot start ${argv[0]}: ${(e as Error).message}`, { cause: e });
     }
