@@ -9,7 +9,7 @@ import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
 import { ETC_HOSTS, withEtcHosts } from '../src/linux-backend/etc-hosts.ts';
 import { newDir, newFile, newSymlink, type DirInode } from '../src/fs/inode.ts';
-import { layerTar, linuxTestBed, openOciDir, runToEnd, writeOciLayout, type Entry } from './helpers/linux-images.ts';
+import { layerTar, linuxTestBed, openOciDir, runToEnd, skeletonDirs, writeOciLayout, type Entry } from './helpers/linux-images.ts';
 
 const PROGRAMS = ['/usr/bin/bash', '/usr/bin/ls', '/usr/bin/id', '/usr/bin/cat', '/usr/bin/env', '/usr/bin/stat', '/usr/bin/head', '/usr/bin/wc', '/usr/bin/getent'];
 const root = path.resolve(import.meta.dirname, '..');
@@ -61,12 +61,7 @@ function dynamicEntries(): Entry[] {
     { type: 'dir', name: 'etc' },
     { type: 'file', name: 'etc/passwd', data: 'root:x:0:0:root:/root:/usr/bin/bash\napp:x:1000:1000:app:/home/app:/usr/bin/bash\n' },
     { type: 'file', name: 'etc/group', data: 'root:x:0:\napp:x:1000:\n' },
-    { type: 'dir', name: 'root', mode: 0o700 },
-    { type: 'dir', name: 'home' },
-    { type: 'dir', name: 'home/app', uid: 1000, gid: 1000 },
-    { type: 'dir', name: 'tmp', mode: 0o1777 },
-    { type: 'dir', name: 'proc', mode: 0o555 },
-    { type: 'dir', name: 'dev' },
+    ...skeletonDirs(),
   ];
 }
 

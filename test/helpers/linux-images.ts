@@ -109,13 +109,20 @@ export function busyboxEntries(): Entry[] {
     { type: 'file', name: 'etc/passwd', data: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' },
     { type: 'file', name: 'etc/group', data: 'root:x:0:\napp:x:1000:\nstaff:x:50:\nnogroup:x:65534:\n' },
     { type: 'file', name: 'etc/hostname', data: 'image-hostname\n' },
+    ...skeletonDirs(),
+    { type: 'dir', name: 'work' },
+  ];
+}
+
+/** The directories of every test image besides its programs and /etc: root's and app's homes, /tmp, /proc, /dev. */
+export function skeletonDirs(): Entry[] {
+  return [
     { type: 'dir', name: 'root', mode: 0o700 },
     { type: 'dir', name: 'home' },
     { type: 'dir', name: 'home/app', uid: 1000, gid: 1000 },
     { type: 'dir', name: 'tmp', mode: 0o1777 },
     { type: 'dir', name: 'proc', mode: 0o555 },
     { type: 'dir', name: 'dev' },
-    { type: 'dir', name: 'work' },
   ];
 }
 
