@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { newDir } from '../../fs/inode.ts';
 import type { HostBackendContext } from '../../runtime/image-trees.ts';
 import type { Backend } from '../../runtime/types.ts';
@@ -16,13 +18,11 @@ export async function defaultBackends(ctx: HostBackendContext): Promise<Backend[
 /** The Linux backend, loaded when a Linux image first asks for it (a WASI run never loads it). */
 function lazyLinuxBackend(ctx: HostBackendContext): Backend {
   let backend: Promise<Backend> | undefined;
+  const home = async () => ctx.home ?? (await import('../../loader/store/layout-store.ts')).LayoutStore.defaultDir();
   const load = () => (backend ??= (async () => {
-    const [{ createLinuxBackend }, { LayoutStore }] = await Promise.all([
-      import('../../linux-backend/index.ts'),
-      import('../../loader/store/layout-store.ts'),
-    ]);
+    const [{ createLinuxBackend }, dir] = await Promise.all([import('../../linux-backend/index.ts'), home()]);
     return createLinuxBackend({
-      home: ctx.home ?? LayoutStore.defaultDir(),
+      home: dir,
       ...(ctx.keepWarm === false ? { spareRoots: false } : {}),
       ...(ctx.inheritStdio ? { inheritStdio: true } : {}),
       rootfsTree: async (image) =>
@@ -40,9 +40,7 @@ function lazyLinuxBackend(ctx: HostBackendContext): Backend {
     },
     async pruneRootfs(live) {
       // (a store that never ran a Linux image has nothing to prune: the backend is not loaded for it)
-      const { existsSync } = await import('node:fs');
-      const { LayoutStore } = await import('../../loader/store/layout-store.ts');
-      if (!existsSync(`${ctx.home ?? LayoutStore.defaultDir()}/linux`)) return [];
+      if (!existsSync(join(await home(), 'linux'))) return [];
       return (await load()).pruneRootfs!(live);
     },
   };
