@@ -4,7 +4,8 @@
 // 1. `busybox true` through the API (createLinuxBackend: create + start + wait, writable root = overlay,
 //    and --read-only) / plain `bwrap` with the same namespaces on the same materialised rootfs,
 //    both spawned from this process (target <= 1.5). crun on the same rootfs as a second peer.
-// 2. `wasmbox run oci:DIR true` as a whole CLI process / `node -e 0` (target <= 1.3).
+// 2. `wasmbox run oci:DIR true` as a whole CLI process / `node -e 0` (target <= 1.3), and the floor of any
+//    Node CLI that runs a container: `node` requiring child_process and spawning the plain bwrap of 1.
 // 3. `podman run --rm --network none` of the same image (loaded into a podman store of its own, in a
 //    temp dir), where podman is installed: runc with a containers.conf of its own (CONTAINERS_CONF),
 //    because crun refuses this host's hybrid cgroup layout and the default ulimits exceed its hard limits.
@@ -146,12 +147,19 @@ if (existsSync(join(root, 'dist', 'cli.cjs'))) {
   const env = { ...process.env, WASMBOX_HOME: join(work, 'cli-home') };
   try {
     await runChild(process.execPath, [cli, 'load', '-q', '-t', 'bench-busybox', '-i', ociDir], { env });
+    // The least any Node CLI that starts a container pays: Node, node:child_process and one plain bwrap
+    // (no image to read, no overlay, no seccomp or cgroups), as its own process like the CLI.
+    const floor = join(work, 'floor.cjs');
+    writeFileSync(floor, `require('node:child_process').spawn('bwrap', ${JSON.stringify(bwrapArgs)}, { stdio: 'inherit' })
+      .on('close', (code) => { process.exitCode = code; });\n`);
     Object.assign(results, await interleaved({
       node: () => runChild(process.execPath, ['-e', '0']),
+      floor: () => runChild(process.execPath, [floor]),
       cli: () => runChild(process.execPath, [cli, 'run', 'bench-busybox', 'true'], { env }),
     }, CLI_RUNS));
     console.log(`node -e 0:                                           ${fmt(results.node)}${fmtSpread('node')}`);
-    console.log(`wasmbox run bench-busybox true (CLI process):        ${fmt(results.cli)}${fmtSpread('cli')}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3)`);
+    console.log(`node + child_process + plain bwrap (a Node CLI's floor): ${fmt(results.floor)}${fmtSpread('floor')}   ratio ${(results.floor / results.node).toFixed(2)}`);
+    console.log(`wasmbox run bench-busybox true (CLI process):        ${fmt(results.cli)}${fmtSpread('cli')}   ratio ${(results.cli / results.node).toFixed(2)} (target <= 1.3; ${(results.cli - results.floor).toFixed(1)} ms above the floor)`);
   } catch (e) {
     console.log(`CLI: failed (${e.message.split('\n')[0]})`);
   }
