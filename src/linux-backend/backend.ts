@@ -26,6 +26,7 @@ import {
   planContainer, reservedHostSource, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type Plan, type PlanHost,
 } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
+import { findSetidBinary } from './setid-binary.ts';
 import { pruneMaterialised } from './prune.ts';
 import { EMPTY_ROOTFS_CHAIN_ID } from '../loader/store/rootfs-ids.ts';
 import { withEtcHosts } from './etc-hosts.ts';
@@ -238,6 +239,9 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     launchers.prepare(() => Launcher.start(argv, shape));
     return launcher;
   };
+  // (our set-ids program, for the host's arch; without it non-root users get no supplementary groups)
+  let setidPath: string | null | undefined;
+  const setid = (arch: SeccompArch): string | undefined => (setidPath ??= findSetidBinary(arch) ?? null) ?? undefined;
   let placeholder: number | undefined;
   const placeholderFd = (): number | undefined => (placeholder ??= openPlaceholder(home));
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
@@ -340,6 +344,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         arch: h.arch!,
         idMap: identity ? 'identity' : 'single',
         ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
+        ...(setid(h.arch!) ? { setid: setid(h.arch!)! } : {}),
         procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
         emptyDir: emptyHostDir(home),
         rootfsDir,
@@ -349,6 +354,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         resolveCommand: lookup.resolveCommand,
         statGuest: lookup.statGuest,
         resolveUser: lookup.resolveUser,
+        supplementaryGroups: lookup.supplementaryGroups,
         canonicalGuestPath: lookup.canonicalGuestPath,
       };
       const p = validatePlan(planContainer(image, spec, planHost, id), planHost);

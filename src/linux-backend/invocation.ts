@@ -4,7 +4,7 @@
  * the legacy `unshare … sh -c` prelude that mounts the overlay itself when no helper can run here.
  * Pure: the tools' paths and the helper's namespaces arrive as arguments.
  */
-import { DEV_NODES, SWITCH_PATH, type Plan } from './plan.ts';
+import { DEV_NODES, SETID_PATH, SWITCH_PATH, type Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
 export interface Tools {
@@ -109,7 +109,9 @@ function bwrapOptions(plan: Plan, joined: 'fd' | 'entered', env: string[], tramp
       case 'proc-mask': a.push('--ro-bind-try', m.source, m.dest); break;
     }
   }
-  if (plan.userSwitch) a.push('--ro-bind', plan.userSwitch.binary, SWITCH_PATH);
+  const sw = plan.userSwitch;
+  if (sw?.groups) a.push('--ro-bind', sw.binary, SETID_PATH);
+  if (sw && !sw.groups) a.push('--ro-bind', sw.binary, SWITCH_PATH);
   else if (trampoline) a.push('--ro-bind', trampoline, SWITCH_PATH);
   for (const d of plan.createDirs ?? []) a.push('--dir', d);
   a.push('--chdir', plan.cwd, '--clearenv');
@@ -118,7 +120,7 @@ function bwrapOptions(plan: Plan, joined: 'fd' | 'entered', env: string[], tramp
     a.push('--setenv', e.slice(0, i), e.slice(i + 1));
   }
   a.push('--cap-drop', 'ALL');
-  // The switch needs CAP_SETUID/CAP_SETGID for its one setuid(), which then clears every capability.
+  // The switch needs CAP_SETUID/CAP_SETGID for setgroups, setgid and setuid (a uid other than 0 then clears every capability).
   const caps = plan.userSwitch ? [...new Set([...plan.capabilities, 'CAP_SETUID', 'CAP_SETGID'])] : plan.capabilities;
   for (const c of caps) a.push('--cap-add', c);
   a.push('--seccomp', String(SECCOMP_FD), '--json-status-fd', String(STATUS_FD));
@@ -133,10 +135,21 @@ function trampolineEnv(plan: Plan): string[] {
   return [`${ARGC}=${words.length}`, ...words.map((w, i) => `${TRAMPOLINE_ENV}${i}=${w}`)];
 }
 
-/** `nsenter -S uid -G gid --`: setgroups(0), setgid, setuid, then exec the program (no namespace is entered). */
+/** Gids per argument of setid's: one argument of the kernel's is at most 128 KiB (11 bytes a gid at most). */
+const GIDS_PER_ARG = 8192;
+
+/**
+ * `setid uid gid g1,g2… --` (setgroups, setresgid, setresuid, exec: native/setid.c), or without groups
+ * `nsenter -S uid -G gid --`: setgroups(0), setgid, setuid, then exec the program (no namespace is entered).
+ */
 function switchArgv(plan: Plan): string[] {
   const sw = plan.userSwitch;
   if (!sw) return [];
+  if (sw.groups) {
+    const lists: string[] = [];
+    for (let i = 0; i === 0 || i < sw.groups.length; i += GIDS_PER_ARG) lists.push(sw.groups.slice(i, i + GIDS_PER_ARG).join(','));
+    return [SETID_PATH, String(sw.uid), String(sw.gid), ...lists, '--'];
+  }
   return [SWITCH_PATH, 'nsenter', ...(sw.uid !== 0 ? ['-S', String(sw.uid)] : []), '-G', String(sw.gid), '--'];
 }
 

@@ -73,9 +73,14 @@ export interface PlanHost {
    * A static busybox on the host. With an identity map, bwrap 0.8 cannot switch to a non-root uid
    * itself (`--userns` with `--uid` drops its capabilities before it mounts anything), so the
    * container's first exec is this binary's `nsenter -S uid -G gid --` (setgroups, setgid, setuid,
-   * exec), bound read-only at SWITCH_PATH.
+   * exec), bound read-only at SWITCH_PATH. It cannot set supplementary groups: see `setid`.
    */
   switcher?: string;
+  /**
+   * This package's static set-ids-and-exec program for the host's arch (native/setid.c): with it the
+   * switch also sets the supplementary groups (bound read-only at SETID_PATH). Without it, `switcher`.
+   */
+  setid?: string;
   /** Which of the PROC_* paths exist in a fresh /proc of a sandbox on this kernel (bwrap cannot create them). */
   procPresent: string[];
   /** An empty, read-only host directory (to hide /proc directories under). */
@@ -93,6 +98,12 @@ export interface PlanHost {
   statGuest(path: string): { kind: string; executable: boolean } | undefined;
   /** A name or number from `user[:group]` to ids, through the image's /etc/passwd and /etc/group. */
   resolveUser(user: string): { uid: number; gid: number; home?: string };
+  /**
+   * The supplementary gids docker gives `user` (undefined: the image's default, root) besides its
+   * primary gid: the /etc/group entries that list its passwd name (only when `user` names no group),
+   * then `groupAdd` (names or gids). Throws NOT_FOUND for a group name the image does not know.
+   */
+  supplementaryGroups?(user: string | undefined, groupAdd: string[]): number[];
   /** The guest path with symlinks resolved inside the root filesystem (mount points may not leave it). */
   canonicalGuestPath(path: string): string;
 }
@@ -107,6 +118,17 @@ export function reservedHostSource(source: string): string | undefined {
 
 /** Where the uid switcher appears in the container (bwrap's /dev is a tmpfs of its own). */
 export const SWITCH_PATH = '/dev/.wasmbox/busybox';
+/** Where the set-ids program (PlanHost.setid) appears in the container. */
+export const SETID_PATH = '/dev/.wasmbox/setid';
+/** The most supplementary groups a process may have (the kernel's NGROUPS_MAX). */
+export const MAX_GROUPS = 65536;
+
+/**
+ * The exec that sets the container's ids before its program runs (identity map only):
+ * - with `groups`: our setid (PlanHost.setid): setgroups(groups), setresgid, setresuid, exec;
+ * - without: busybox `nsenter -S uid -G gid --`, which clears the supplementary groups.
+ */
+export interface UserSwitch { binary: string; uid: number; gid: number; groups?: number[] }
 
 export interface Plan {
   id: string;
@@ -115,8 +137,11 @@ export interface Plan {
   idMap: IdMapMode;
   /** 'read-only': bwrap must run where DEV_NODES are read-only bind mounts (see DEV_NODES). */
   hostDevNodes: 'read-only' | 'as-is';
-  /** With an identity map and a non-root user: the exec that drops to uid/gid before the program runs. */
-  userSwitch?: { binary: string; uid: number; gid: number };
+  /**
+   * With an identity map and a non-root user (or root with supplementary groups, when setid is there):
+   * the exec that drops to uid/gid (and sets the groups) before the program runs.
+   */
+  userSwitch?: UserSwitch;
   root: { lower: string; writable: boolean; upper?: string; work?: string; merged?: string };
   mounts: PlanMount[];
   argv: string[];
@@ -170,7 +195,11 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
   if (spec.tty) {
     throw new SandboxError('CAPABILITY_DENIED', 'a terminal (-t/--tty) is not supported for Linux images yet: run without -t (stdin still works with -i)');
   }
-  const idMap: IdMapMode = host.idMap === 'identity' && (uid === 0 && gid === 0 || host.switcher) ? 'identity' : 'single';
+  // docker: the primary gid, then the user's member groups and --group-add (a bwrap single-uid map
+  // cannot set groups: there the container's process has none)
+  const groups = [...new Set([gid, ...(host.supplementaryGroups?.(spec.user, spec.groupAdd ?? []) ?? [])])];
+  const idMap: IdMapMode = host.idMap === 'identity' && (uid === 0 && gid === 0 || host.switcher || host.setid) ? 'identity' : 'single';
+  const userSwitch = idMap === 'identity' ? switchFor(host, uid, gid, groups) : undefined;
 
   const present = new Set(host.procPresent);
   const mounts: PlanMount[] = [
@@ -220,7 +249,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     namespaces: { user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true },
     idMap,
     hostDevNodes: host.rootMapped ? 'read-only' : 'as-is',
-    ...(idMap === 'identity' && (uid !== 0 || gid !== 0) ? { userSwitch: { binary: host.switcher!, uid, gid } } : {}),
+    ...(userSwitch ? { userSwitch } : {}),
     root,
     mounts,
     argv,
@@ -246,8 +275,8 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
   if (!plan.argv[0]) problems.push('empty argv');
   for (const e of plan.env) if (!e.includes('=') || e.startsWith('=')) problems.push(`environment entry is not NAME=value: ${e}`);
   for (const v of [...plan.argv, ...plan.env, plan.cwd]) if (v.includes('\0')) problems.push('NUL byte in argv, env or cwd');
-  if (!Number.isInteger(plan.uid) || plan.uid < 0 || plan.uid > 0xfffffffe) problems.push(`invalid uid ${plan.uid}`);
-  if (!Number.isInteger(plan.gid) || plan.gid < 0 || plan.gid > 0xfffffffe) problems.push(`invalid gid ${plan.gid}`);
+  if (!isId(plan.uid)) problems.push(`invalid uid ${plan.uid}`);
+  if (!isId(plan.gid)) problems.push(`invalid gid ${plan.gid}`);
   const ns = plan.namespaces;
   if (!(ns.user && ns.mount && ns.pid)) problems.push('user, mount and pid namespaces are required');
   if (plan.idMap !== 'single' && plan.idMap !== 'identity') problems.push(`unknown id map ${String(plan.idMap)}`);
@@ -256,6 +285,10 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
     if (plan.idMap !== 'identity') problems.push('a uid switch is only for an identity-mapped user namespace');
     if (sw.uid !== plan.uid || sw.gid !== plan.gid) problems.push('the uid switch must drop to the plan\'s uid and gid');
     if (!sw.binary.startsWith('/')) problems.push(`the uid switcher must be an absolute host path: ${sw.binary}`);
+    if (sw.groups !== undefined) {
+      if (!Array.isArray(sw.groups) || sw.groups.length > MAX_GROUPS) problems.push(`at most ${MAX_GROUPS} supplementary groups`);
+      else for (const g of sw.groups) if (!isId(g)) { problems.push(`invalid supplementary gid ${String(g)}`); break; }
+    }
   } else if (plan.idMap === 'identity' && (plan.uid !== 0 || plan.gid !== 0)) {
     problems.push('an identity-mapped container with a non-root user needs a uid switch');
   }
@@ -298,6 +331,20 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
     );
   }
   return plan;
+}
+
+/** A uid or gid the kernel takes ((uid_t)-1 means "unchanged"). */
+const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xfffffffe;
+
+/**
+ * The switch to uid/gid/groups, none when the process already is that (bwrap starts it as uid 0, gid 0,
+ * no supplementary groups): setid when the host has it, else busybox nsenter without the groups.
+ */
+function switchFor(host: PlanHost, uid: number, gid: number, groups: number[]): UserSwitch | undefined {
+  const extraGroups = groups.some((g) => g !== 0);
+  if (host.setid && (uid !== 0 || gid !== 0 || extraGroups)) return { binary: host.setid, uid, gid, groups };
+  if (host.switcher && (uid !== 0 || gid !== 0)) return { binary: host.switcher, uid, gid };
+  return undefined;
 }
 
 function withDefaultPath(env: string[]): string[] {

@@ -9,6 +9,9 @@ import { SandboxError } from '../errors.ts';
 import { resolvePath } from '../fs/resolve.ts';
 import { FsError, type DirEntry, type NodeKind, type Stat, type Vfs } from '../fs/vfs.ts';
 
+/** The largest uid or gid ((uid_t)-1 means "unchanged" to the kernel). */
+const MAX_ID = 0xfffffffe;
+
 type Handle = string; // '' is the root; otherwise 'a/b/c' with no symlink in it
 
 class DirVfs implements Vfs<Handle> {
@@ -71,6 +74,8 @@ export interface RootfsLookup {
   resolveCommand(name: string, path: string): { path: string; executable: boolean } | undefined;
   /** uid and gid of `user` (NAME or UID, with :GROUP or :GID); `home` from its /etc/passwd entry. */
   resolveUser(user: string): { uid: number; gid: number; home?: string };
+  /** Supplementary gids of `user` and `groupAdd`, by docker's rules (see PlanHost.supplementaryGroups). */
+  supplementaryGroups(user: string | undefined, groupAdd: string[]): number[];
   canonicalGuestPath(p: string): string;
   exists(p: string): boolean;
   statGuest(p: string): { kind: string; executable: boolean } | undefined;
@@ -100,6 +105,13 @@ export function rootfsLookup(rootfsDir: string): RootfsLookup {
   };
   const table = (file: string): string[][] =>
     (readText(file) ?? '').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  /** /etc/group entries with a name and a gid the kernel takes: [name, gid, members]. */
+  const groupTable = (): Array<{ name: string; gid: number; members: string[] }> =>
+    table('/etc/group').flatMap((f) => {
+      const gid = f.length >= 3 && /^\d{1,10}$/.test(f[2]!) ? Number(f[2]) : NaN;
+      if (!f[0] || !(gid <= MAX_ID)) return [];
+      return [{ name: f[0], gid, members: (f[3] ?? '').split(',').filter((m) => m !== '') }];
+    });
 
   return {
     resolveCommand(name, searchPath) {
@@ -147,6 +159,27 @@ export function rootfsLookup(rootfsDir: string): RootfsLookup {
         }
       }
       return { uid, gid: gid ?? 0, ...(home?.startsWith('/') ? { home } : {}) };
+    },
+    supplementaryGroups(user, groupAdd) {
+      const [u = '', g = ''] = (user ?? '').split(':', 2);
+      const groups = groupAdd.length > 0 || g === '' ? groupTable() : [];
+      const out: number[] = [];
+      // (runc: member groups only for the implicit form, `user` without a group; a uid by its passwd name;
+      // no user is uid 0)
+      if (g === '') {
+        const passwd = table('/etc/passwd');
+        const uidArg = u === '' ? '0' : u;
+        const entry = /^\d+$/.test(uidArg) ? passwd.find((f) => f[2] === uidArg) : passwd.find((f) => f[0] === uidArg);
+        const name = entry?.[0];
+        if (name) for (const grp of groups) if (grp.members.includes(name)) out.push(grp.gid);
+      }
+      for (const wanted of groupAdd) {
+        const byName = groups.find((grp) => grp.name === wanted);
+        if (byName) out.push(byName.gid);
+        else if (/^\d{1,10}$/.test(wanted) && Number(wanted) <= MAX_ID) out.push(Number(wanted));
+        else throw new SandboxError('NOT_FOUND', `unable to find group ${wanted}: no matching entries in group file`);
+      }
+      return out;
     },
     canonicalGuestPath(p) {
       const parts = p.split('/').filter((c) => c !== '');

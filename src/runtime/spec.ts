@@ -19,6 +19,8 @@ export interface RunOptions {
   /** Absolute working directory (`-w`); default the image's WorkingDir, else '/'. */
   workdir?: string;
   user?: string;
+  /** `--group-add`: more supplementary groups (group names or gids) for a Linux image's user. */
+  groupAdd?: string[];
   hostname?: string;
   mounts?: Mount[];
   /** `--read-only`: the container's root filesystem is read-only. */
@@ -77,6 +79,7 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     env: [...head, ...merged, ...tail],
     cwd: normalizeAbsolute(cwd),
     ...(user ? { user } : {}),
+    ...(opts.groupAdd?.length ? { groupAdd: [...opts.groupAdd] } : {}),
     ...(hostname ? { hostname } : {}),
     tty: opts.tty ?? false,
     stdin: opts.interactive ?? false,

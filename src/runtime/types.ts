@@ -34,6 +34,8 @@ export interface ContainerSpec {
   env: string[];
   cwd: string;
   user?: string;
+  /** More supplementary groups for the user (docker's --group-add: names in the image's /etc/group, or gids); Linux images only. */
+  groupAdd?: string[];
   hostname?: string;
   tty: boolean;
   /** Keep stdin open for the guest (docker -i); otherwise the guest reads EOF. */

@@ -26,6 +26,7 @@ interface RunFlags {
   storageOpt: string[];
   cpus?: string;
   user?: string;
+  groupAdd: string[];
   hostname?: string;
 }
 
@@ -53,6 +54,7 @@ export function register(program: Command): void {
     .option('--pids-limit <n>', 'most processes the container may have (Linux images; a WASI guest is one process)')
     .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5 (Linux images)')
     .option('-u, --user <user>', 'user (recorded; WASI guests have no users)')
+    .option('--group-add <group>', 'add a supplementary group (name or gid) for the user of a Linux image', collect, [])
     .option('--hostname <name>', 'container host name')
     .passThroughOptions()
     .action(async (image: string, args: string[], flags: RunFlags, cmd: Command) => {
@@ -147,6 +149,7 @@ async function runOptions(args: string[], flags: RunFlags) {
     ...(flags.entrypoint !== undefined ? { entrypoint: flags.entrypoint } : {}),
     ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
     ...(flags.user !== undefined ? { user: flags.user } : {}),
+    ...(flags.groupAdd.length ? { groupAdd: flags.groupAdd } : {}),
     ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
     mounts: await Promise.all(flags.volume.map(parseVolume)),
     readOnly: flags.readOnly ?? false,

@@ -1,0 +1,31 @@
+/**
+ * Where this package's set-ids-and-exec program (native/setid.c, built into native/bin/setid-<arch>)
+ * is on the host. This module runs from src/linux-backend/ (sources) or dist/ (bundles): the package
+ * root is found by walking up from it to the first directory with a package.json.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SeccompArch } from './syscalls.ts';
+
+/** The binary for `arch`, or undefined when this package has none (the uid switch then sets no groups). */
+export function findSetidBinary(arch: SeccompArch, moduleUrl: string = import.meta.url): string | undefined {
+  let dir: string;
+  try {
+    dir = path.dirname(fileURLToPath(moduleUrl));
+  } catch {
+    return undefined;
+  }
+  for (let depth = 0; depth < 4; depth++) {
+    const candidate = path.join(dir, 'native', 'bin', `setid-${arch}`);
+    try {
+      fs.accessSync(candidate, fs.constants.R_OK | fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch { /* not here */ }
+    if (fs.existsSync(path.join(dir, 'package.json'))) return undefined;
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+  return undefined;
+}
