@@ -143,12 +143,17 @@ __attribute__((noreturn)) static void usage(const char *problem) {
   leave(EXIT_SETUP);
 }
 
+static const char *describe(long err);
+
+/* A system call that set or read the ids failed (e.g. EINVAL: an id the user namespace does not map). */
 __attribute__((noreturn)) static void failed(const char *what, long err) {
   put("setid: ");
   put(what);
-  put(" failed: error ");
+  put(" failed: ");
+  put(describe(-err));
+  put(" (errno ");
   put_number((unsigned long)-err);
-  put("\n");
+  put(")\n");
   leave(EXIT_SETUP);
 }
 
