@@ -1,5 +1,6 @@
 #!/bin/sh
-# Rebuilds native/bin/setid-<arch> from native/setid.c: freestanding static ELF executables, no libc.
+# Rebuilds native/bin/<program>-<arch> from native/<program>.c (setid, pty): freestanding static ELF
+# executables, no libc (pty's system calls come from native/sys.h).
 # Needs clang and lld (Debian: apt-get install clang-14 lld-14; CLANG=/LLD= name others).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -8,11 +9,13 @@ lld=${LLD:-ld.lld-14}
 mkdir -p "$here/bin"
 obj=$(mktemp)
 trap 'rm -f "$obj"' EXIT
-for arch in x86_64 aarch64; do
-  "$clang" --target="$arch-linux-gnu" -std=c11 -Os -Wall -Wextra -Werror -ffreestanding -fno-builtin \
-    -fno-stack-protector -fno-pie -fno-asynchronous-unwind-tables -fno-unwind-tables \
-    -c "$here/setid.c" -o "$obj"
-  "$lld" -static -nostdlib --no-pie -e _start --gc-sections --build-id=none -z noexecstack -z norelro -s \
-    -o "$here/bin/setid-$arch" "$obj"
-  echo "native/bin/setid-$arch: $(wc -c < "$here/bin/setid-$arch") bytes"
+for program in setid pty; do
+  for arch in x86_64 aarch64; do
+    "$clang" --target="$arch-linux-gnu" -std=c11 -Os -Wall -Wextra -Werror -ffreestanding -fno-builtin \
+      -fno-stack-protector -fno-pie -fno-asynchronous-unwind-tables -fno-unwind-tables \
+      -c "$here/$program.c" -o "$obj"
+    "$lld" -static -nostdlib --no-pie -e _start --gc-sections --build-id=none -z noexecstack -z norelro -s \
+      -o "$here/bin/$program-$arch" "$obj"
+    echo "native/bin/$program-$arch: $(wc -c < "$here/bin/$program-$arch") bytes"
+  done
 done
