@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bwrapArgs, buildInvocation, createLinuxBackend, planContainer, validatePlan, type PlanHost } from '../src/linux-backend/index.ts';
 import { SETID_PATH, SWITCH_PATH, type Plan } from '../src/linux-backend/plan.ts';
 import { rootfsLookup } from '../src/linux-backend/rootfs-lookup.ts';
-import { findSetidBinary } from '../src/linux-backend/setid-binary.ts';
+import { findNativeBinary } from '../src/linux-backend/native-binary.ts';
 import { TRAMPOLINE_ENV } from '../src/linux-backend/invocation.ts';
 import { isSandboxError } from '../src/errors.ts';
 import type { Backend, ContainerSpec } from '../src/runtime/types.ts';
@@ -97,14 +97,14 @@ describe('native/setid', () => {
       expect(bin.length).toBeLessThan(16 * 1024);
       expect(fs.statSync(setidOf(arch)).mode & 0o111).toBe(0o111);
     }
-    expect(findSetidBinary('x86_64')).toBe(setidOf('x86_64'));
+    expect(findNativeBinary('setid', 'x86_64')).toBe(setidOf('x86_64'));
     // dist/index.js and dist/cli.cjs sit one level below the package root, the sources two
-    expect(findSetidBinary('aarch64', `file://${root}/dist/index.js`)).toBe(setidOf('aarch64'));
+    expect(findNativeBinary('setid', 'aarch64', `file://${root}/dist/index.js`)).toBe(setidOf('aarch64'));
     // a package without the binary: none, and the walk stops at the package root
     const pkg = path.join(work, 'pkg');
     fs.mkdirSync(path.join(pkg, 'dist'), { recursive: true });
     fs.writeFileSync(path.join(pkg, 'package.json'), '{}');
-    expect(findSetidBinary('x86_64', `file://${pkg}/dist/cli.cjs`)).toBeUndefined();
+    expect(findNativeBinary('setid', 'x86_64', `file://${pkg}/dist/cli.cjs`)).toBeUndefined();
   });
 
   it('rejects malformed arguments with exit 125 before it changes anything', (ctx) => {

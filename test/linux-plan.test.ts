@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { bwrapArgs, buildInvocation, planContainer, validatePlan, DOCKER_DEFAULT_CAPS, type PlanHost } from '../src/linux-backend/index.ts';
 import { helperInvocation, helperLine, overlayOptionSafe, TRIMMED_MOUNTS, USERNS_FD } from '../src/linux-backend/invocation.ts';
-import { DEV_NODES, SWITCH_PATH } from '../src/linux-backend/plan.ts';
+import { DEV_NODES, PTY_PATH, SWITCH_PATH } from '../src/linux-backend/plan.ts';
 import { isSandboxError } from '../src/errors.ts';
 import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
@@ -336,7 +336,30 @@ describe('the host\'s device nodes with root mapped (a root caller)', () => {
 });
 
 describe('terminal', () => {
-  it('refuses -t with a clear error rather than ignoring it', () => {
-    fails(() => plan({ tty: true }), 'CAPABILITY_DENIED', /terminal \(-t\/--tty\) is not supported for Linux images/);
+  const withPty = (o: Partial<PlanHost> = {}) => host({ pty: '/opt/wb/native/bin/pty-x86_64', ...o });
+
+  it('refuses -t when this installation has no terminal program for the arch, rather than ignoring it', () => {
+    fails(() => plan({ tty: true }), 'CAPABILITY_DENIED', /terminal \(-t\/--tty\) needs wasmbox's pty program for x86_64/);
+  });
+
+  it('runs the program under the terminal program, after the user switch, at the size asked (80 x 24 by default)', () => {
+    const p = plan({ tty: true }, withPty());
+    expect(p.tty).toEqual({ binary: '/opt/wb/native/bin/pty-x86_64', cols: 80, rows: 24 });
+    const a = bwrapArgs(p);
+    expect(a.slice(a.indexOf('--'))).toEqual(['--', PTY_PATH, '80', '24', '--', '/bin/sh', '-c', 'true']);
+    const dir = PTY_PATH.slice(0, PTY_PATH.lastIndexOf('/'));
+    expect(a.join(' ')).toContain(`--perms 0711 --dir ${dir} --ro-bind /opt/wb/native/bin/pty-x86_64 ${PTY_PATH}`);
+    const user = plan({ tty: true, ttySize: { cols: 132, rows: 50 }, user: 'app' }, withPty({ idMap: 'identity', switcher: '/bin/busybox' }));
+    const u = bwrapArgs(user);
+    expect(u.slice(u.indexOf('--'))).toEqual(['--', SWITCH_PATH, 'nsenter', '-S', '1000', '-G', '1000', '--', PTY_PATH, '132', '50', '--', '/bin/sh', '-c', 'true']);
+    expect(bwrapArgs(plan()).join(' ')).not.toContain(PTY_PATH);
+  });
+
+  it('validates the terminal as data: an absolute program, sizes from 0 to 65535', () => {
+    const h = withPty();
+    const p = plan({ tty: true }, h);
+    fails(() => validatePlan({ ...p, tty: { ...p.tty!, cols: 70000 } }, h), 'INVALID_ARGUMENT', /invalid terminal size 70000 x 24/);
+    fails(() => validatePlan({ ...p, tty: { ...p.tty!, rows: 1.5 } }, h), 'INVALID_ARGUMENT', /invalid terminal size/);
+    fails(() => validatePlan({ ...p, tty: { ...p.tty!, binary: 'pty' } }, h), 'INVALID_ARGUMENT', /terminal program must be an absolute host path/);
   });
 });

@@ -26,7 +26,7 @@ import {
   planContainer, reservedHostSource, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type Plan, type PlanHost,
 } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
-import { findSetidBinary } from './setid-binary.ts';
+import { findNativeBinary, type NativeProgram } from './native-binary.ts';
 import { pruneMaterialised } from './prune.ts';
 import { EMPTY_ROOTFS_CHAIN_ID } from '../loader/store/rootfs-ids.ts';
 import { withEtcHosts } from './etc-hosts.ts';
@@ -240,8 +240,11 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     return launcher;
   };
   // (our set-ids program, for the host's arch; without it non-root users get no supplementary groups)
-  let setidPath: string | null | undefined;
-  const setid = (arch: SeccompArch): string | undefined => (setidPath ??= findSetidBinary(arch) ?? null) ?? undefined;
+  const nativePaths = new Map<NativeProgram, string | undefined>();
+  const native = (program: NativeProgram, arch: SeccompArch): string | undefined => {
+    if (!nativePaths.has(program)) nativePaths.set(program, findNativeBinary(program, arch));
+    return nativePaths.get(program);
+  };
   let placeholder: number | undefined;
   const placeholderFd = (): number | undefined => (placeholder ??= openPlaceholder(home));
   // (a helper that could not start stays undefined: this backend keeps the legacy path; one that died is restarted)
@@ -344,7 +347,8 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         arch: h.arch!,
         idMap: identity ? 'identity' : 'single',
         ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
-        ...(setid(h.arch!) ? { setid: setid(h.arch!)! } : {}),
+        ...(native('setid', h.arch!) ? { setid: native('setid', h.arch!)! } : {}),
+        ...(spec.tty && native('pty', h.arch!) ? { pty: native('pty', h.arch!)! } : {}),
         procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
         emptyDir: emptyHostDir(home),
         rootfsDir,
@@ -436,10 +440,11 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     const keptDir = path.join(home, 'linux', 'kept', id);
     const keeper = {};
     if (plan.root.writable) kept.keep(id, [containerDir, keptDir], keeper);
-    const inheritStdio = opts.inheritStdio === true && plan.limits.outputBytes === undefined && stdioInheritable(plan.stdin ? [0, 1, 2] : [1, 2]);
+    // (a terminal is relayed: its frames come through a pipe, and the caller's own stdio stays its own)
+    const inheritStdio = opts.inheritStdio === true && !plan.tty && plan.limits.outputBytes === undefined && stdioInheritable(plan.stdin ? [0, 1, 2] : [1, 2]);
     const launch = invocation.launch;
     const shape: LaunchShape = {
-      stdin: plan.stdin ? (inheritStdio ? 'inherit' : 'pipe') : 'ignore',
+      stdin: plan.stdin || plan.tty ? (inheritStdio ? 'inherit' : 'pipe') : 'ignore',
       output: inheritStdio ? 'inherit' : 'pipe',
       ...(invocation.userns && ns?.userNsFd !== undefined ? { usernsFd: ns.userNsFd } : {}),
       ...(placeholderFd() !== undefined ? { placeholderFd: placeholderFd()! } : {}),

@@ -96,16 +96,13 @@ export class LinuxContainer implements Container {
   get stdin(): WritableStream<Uint8Array> {
     return (this.#stdin ??= new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        const w = await this.#stdinReady;
-        if (!w || w.destroyed) return; // the guest has no stdin or stopped reading it: like a closed pipe, data is dropped
-        await new Promise<void>((resolve) => {
-          if (w.write(chunk)) resolve();
-          else {
-            const done = () => { w.off('drain', done); w.off('close', done); resolve(); };
-            w.on('drain', done);
-            w.on('close', done);
-          }
-        });
+        if (this.#parts.plan.tty) {
+          // (a terminal without -i has no input, as under docker; its pipe carries window sizes only)
+          if (!this.#parts.plan.stdin) return;
+          for (const frame of inputFrames(chunk)) await this.#writeStdin(frame);
+        } else {
+          await this.#writeStdin(chunk);
+        }
       },
       close: async () => {
         const w = await this.#stdinReady;
@@ -139,6 +136,32 @@ export class LinuxContainer implements Container {
       pull: () => { source?.resume(); },
       cancel: () => { source?.destroy(); },
     }, { highWaterMark: 16 });
+  }
+
+  /** Written in order, once the process took the previous chunk (or its stdin closed). */
+  async #writeStdin(chunk: Uint8Array): Promise<void> {
+    const w = await this.#stdinReady;
+    if (!w || w.destroyed) return; // the guest has no stdin or stopped reading it: like a closed pipe, data is dropped
+    await new Promise<void>((resolve) => {
+      if (w.write(chunk)) resolve();
+      else {
+        const done = () => { w.off('drain', done); w.off('close', done); resolve(); };
+        w.on('drain', done);
+        w.on('close', done);
+      }
+    });
+  }
+
+  /**
+   * The terminal's new size (containers run with a tty; others ignore it): the program gets SIGWINCH.
+   * Sizes are whole numbers from 0 to 65535.
+   */
+  resize(cols: number, rows: number): void {
+    if (!this.#parts.plan.tty) return;
+    for (const v of [cols, rows]) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new SandboxError('INVALID_ARGUMENT', `a terminal size is a whole number from 0 to 65535, not ${v}`);
+    }
+    void this.#writeStdin(Uint8Array.of(0x77, cols >> 8, cols & 0xff, rows >> 8, rows & 0xff));
   }
 
   #countOutput(n: number): void {
@@ -405,6 +428,19 @@ function closeOnExec(fd: number): boolean {
     return flags === undefined || (parseInt(flags, 8) & 0o2000000) !== 0;
   } catch {
     return true; // closed meanwhile (the readdir's own descriptor)
+  }
+}
+
+/** Input for native/pty.c: 'd', a 16-bit big-endian length, the bytes; at most 65535 bytes a frame. */
+function* inputFrames(chunk: Uint8Array): Generator<Uint8Array> {
+  for (let at = 0; at < chunk.length; at += 0xffff) {
+    const part = chunk.subarray(at, at + 0xffff);
+    const frame = new Uint8Array(3 + part.length);
+    frame[0] = 0x64;
+    frame[1] = part.length >> 8;
+    frame[2] = part.length & 0xff;
+    frame.set(part, 3);
+    yield frame;
   }
 }
 

@@ -4,7 +4,7 @@
  * the legacy `unshare … sh -c` prelude that mounts the overlay itself when no helper can run here.
  * Pure: the tools' paths and the helper's namespaces arrive as arguments.
  */
-import { DEV_NODES, SETID_PATH, SWITCH_PATH, type Plan } from './plan.ts';
+import { DEV_NODES, PTY_PATH, SETID_PATH, SWITCH_PATH, type Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
 export interface Tools {
@@ -72,7 +72,7 @@ export const TRAMPOLINE = `[ "$${LAUNCH_END}" = 1 ] && [ -n "$${ARGC}" ] || exit
  * helper's mount namespace without entering its user namespace first).
  */
 export function bwrapArgs(plan: Plan, joined: 'fd' | 'entered' = 'fd'): string[] {
-  return [...bwrapOptions(plan, joined, plan.env), '--', ...switchArgv(plan), ...plan.argv];
+  return [...bwrapOptions(plan, joined, plan.env), '--', ...guestArgv(plan)];
 }
 
 /** bwrap's options for the plan (everything before `--`), with `env` (K=V) as the process's environment. */
@@ -110,7 +110,11 @@ function bwrapOptions(plan: Plan, joined: 'fd' | 'entered', env: string[], tramp
     }
   }
   const sw = plan.userSwitch;
+  // (the terminal program runs as the container's user, after the switch: it must reach the directory,
+  // which bwrap would otherwise make for root alone)
+  if (plan.tty) a.push('--perms', '0711', '--dir', PTY_PATH.slice(0, PTY_PATH.lastIndexOf('/')));
   if (sw?.groups) a.push('--ro-bind', sw.binary, SETID_PATH);
+  if (plan.tty) a.push('--ro-bind', plan.tty.binary, PTY_PATH);
   if (sw && !sw.groups) a.push('--ro-bind', sw.binary, SWITCH_PATH);
   else if (trampoline) a.push('--ro-bind', trampoline, SWITCH_PATH);
   for (const d of plan.createDirs ?? []) a.push('--dir', d);
@@ -131,7 +135,7 @@ function bwrapOptions(plan: Plan, joined: 'fd' | 'entered', env: string[], tramp
 function trampolineEnv(plan: Plan): string[] {
   // (bwrap --chdir sets PWD to the working directory, over any the environment has)
   const env = [...plan.env.filter((e) => !e.startsWith('PWD=')), `PWD=${plan.cwd}`];
-  const words = [...env, ...switchArgv(plan), ...plan.argv];
+  const words = [...env, ...guestArgv(plan)];
   return [`${ARGC}=${words.length}`, ...words.map((w, i) => `${TRAMPOLINE_ENV}${i}=${w}`)];
 }
 
@@ -151,6 +155,15 @@ function switchArgv(plan: Plan): string[] {
     return [SETID_PATH, String(sw.uid), String(sw.gid), ...lists, '--'];
   }
   return [SWITCH_PATH, 'nsenter', ...(sw.uid !== 0 ? ['-S', String(sw.uid)] : []), '-G', String(sw.gid), '--'];
+}
+
+/**
+ * What runs in the container: the user switch, then (with a tty) the terminal program, which runs as the
+ * container's user and starts the program on a terminal of its own, then the program.
+ */
+function guestArgv(plan: Plan): string[] {
+  const tty = plan.tty ? [PTY_PATH, String(plan.tty.cols), String(plan.tty.rows), '--'] : [];
+  return [...switchArgv(plan), ...tty, ...plan.argv];
 }
 
 /** Single-quotes a word for sh. */

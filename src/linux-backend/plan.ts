@@ -81,6 +81,8 @@ export interface PlanHost {
    * switch also sets the supplementary groups (bound read-only at SETID_PATH). Without it, `switcher`.
    */
   setid?: string;
+  /** This package's terminal program for the host's arch (native/pty.c), for a container with a tty. */
+  pty?: string;
   /** Which of the PROC_* paths exist in a fresh /proc of a sandbox on this kernel (bwrap cannot create them). */
   procPresent: string[];
   /** An empty, read-only host directory (to hide /proc directories under). */
@@ -120,6 +122,10 @@ export function reservedHostSource(source: string): string | undefined {
 export const SWITCH_PATH = '/dev/.wasmbox/busybox';
 /** Where the set-ids program (PlanHost.setid) appears in the container. */
 export const SETID_PATH = '/dev/.wasmbox/setid';
+/** Where the terminal program (PlanHost.pty) appears in the container. */
+export const PTY_PATH = '/dev/.wasmbox/pty';
+/** A container's terminal size when none is given (docker's). */
+export const DEFAULT_TTY_SIZE = { cols: 80, rows: 24 };
 /** The most supplementary groups a process may have (the kernel's NGROUPS_MAX). */
 export const MAX_GROUPS = 65536;
 
@@ -156,6 +162,11 @@ export interface Plan {
   limits: { memoryBytes?: number; pids?: number; cpus?: number; timeoutMs?: number; outputBytes?: number };
   cgroup?: { memory?: 'v1' | 'v2'; pids?: 'v1' | 'v2'; cpu?: 'v1' | 'v2' };
   stdin: boolean;
+  /**
+   * A terminal (docker -t): the program runs under PTY_PATH (the host's `binary`), on a pseudo-terminal
+   * of the container's own devpts, of this initial size; stdin carries its frames (native/pty.c).
+   */
+  tty?: { binary: string; cols: number; rows: number };
   /** Directories created in the (writable) root before the process starts, e.g. a missing working directory. */
   createDirs?: string[];
 }
@@ -192,8 +203,8 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     const i = env.findIndex((e) => e.startsWith('HOME='));
     if (i >= 0) env[i] = `HOME=${home ?? '/'}`;
   }
-  if (spec.tty) {
-    throw new SandboxError('CAPABILITY_DENIED', 'a terminal (-t/--tty) is not supported for Linux images yet: run without -t (stdin still works with -i)');
+  if (spec.tty && !host.pty) {
+    throw new SandboxError('CAPABILITY_DENIED', `a terminal (-t/--tty) needs wasmbox's pty program for ${host.arch} (native/bin/pty-${host.arch}), which this installation lacks: run without -t`);
   }
   // docker: the primary gid, then the user's member groups and --group-add (a bwrap single-uid map
   // cannot set groups: there the container's process has none)
@@ -263,6 +274,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     limits,
     ...(cgroup ? { cgroup } : {}),
     stdin: spec.stdin,
+    ...(spec.tty ? { tty: { binary: host.pty!, ...(spec.ttySize ?? DEFAULT_TTY_SIZE) } } : {}),
   };
 }
 
@@ -291,6 +303,11 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
     }
   } else if (plan.idMap === 'identity' && (plan.uid !== 0 || plan.gid !== 0)) {
     problems.push('an identity-mapped container with a non-root user needs a uid switch');
+  }
+  if (plan.tty) {
+    const { binary, cols, rows } = plan.tty;
+    if (!binary.startsWith('/')) problems.push(`the terminal program must be an absolute host path: ${binary}`);
+    if (![cols, rows].every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffff)) problems.push(`invalid terminal size ${cols} x ${rows}`);
   }
 
   const seen = new Set<string>();

@@ -27,7 +27,9 @@ export interface RunOptions {
   readOnly?: boolean;
   /** Keep stdin open for the guest (`-i`); otherwise the guest reads end of file. */
   interactive?: boolean;
+  /** `-t`: a terminal for the guest (see ContainerSpec.tty), of `ttySize` (default 80 x 24). */
   tty?: boolean;
+  ttySize?: { cols: number; rows: number };
   limits?: Limits;
 }
 
@@ -36,9 +38,9 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /**
  * The container spec from the image config with `opts` on top, by docker's rules:
  * - args replace Cmd; `entrypoint` replaces Entrypoint and clears Cmd;
- * - env: PATH (docker's default when neither the image nor the options set it), HOSTNAME, the image's
- *   Env, the options' env (same key replaces in place), HOME=/root when unset (`defaultHome`: a Linux
- *   container's user gets the home /etc/passwd gives it);
+ * - env: PATH (docker's default when neither the image nor the options set it), HOSTNAME, TERM=xterm
+ *   with a tty, the image's Env, the options' env (same key replaces in place), HOME=/root when unset
+ *   (`defaultHome`: a Linux container's user gets the home /etc/passwd gives it);
  * - cwd: `workdir`, else WorkingDir, else '/'; it must be absolute.
  * A bare .wasm module gets none of docker's defaults (PATH, HOSTNAME, HOME) and no root filesystem:
  * only what the options grant, as `wasmtime run` does.
@@ -66,6 +68,8 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
   const head: string[] = [];
   if (!bare && !env.has('PATH')) head.push(`PATH=${DEFAULT_PATH}`);
   if (!bare && hostname && !env.has('HOSTNAME')) head.push(`HOSTNAME=${hostname}`);
+  // (docker's -t sets TERM for the guest's terminal when nothing else did)
+  if (!bare && opts.tty && !env.has('TERM')) head.push('TERM=xterm');
   const tail = bare || env.has('HOME') ? [] : ['HOME=/root'];
 
   const cwd = opts.workdir ?? (rc.WorkingDir ? rc.WorkingDir : '/');
@@ -82,6 +86,7 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     ...(opts.groupAdd?.length ? { groupAdd: [...opts.groupAdd] } : {}),
     ...(hostname ? { hostname } : {}),
     tty: opts.tty ?? false,
+    ...(opts.tty && opts.ttySize ? { ttySize: { ...opts.ttySize } } : {}),
     stdin: opts.interactive ?? false,
     readOnlyRoot: opts.readOnly ?? false,
     ...(bare ? { rootfsPreopen: false } : {}),

@@ -37,7 +37,13 @@ export interface ContainerSpec {
   /** More supplementary groups for the user (docker's --group-add: names in the image's /etc/group, or gids); Linux images only. */
   groupAdd?: string[];
   hostname?: string;
+  /**
+   * A terminal for the guest (docker -t). Linux images get a pseudo-terminal of their own: stdout carries
+   * what it shows (stderr too), stdin what is typed at it; WASI guests see their stdio as a terminal.
+   */
   tty: boolean;
+  /** The terminal's size at the start (default 80 x 24); Container.resize changes it. */
+  ttySize?: { cols: number; rows: number };
   /** Keep stdin open for the guest (docker -i); otherwise the guest reads EOF. */
   stdin: boolean;
   readOnlyRoot: boolean;
@@ -79,6 +85,8 @@ export interface Container {
   /** Resolves for every guest outcome (exit, trap, timeout, kill); never rejects for the guest's sake. */
   wait(): Promise<ExitStatus>;
   kill(signal?: string): Promise<void>;
+  /** A container with a pseudo-terminal: its new size (the program gets SIGWINCH); otherwise nothing. */
+  resize?(cols: number, rows: number): void;
   /** The container's root filesystem; after exit it holds what the guest wrote. */
   fs(): Promise<Vfs>;
 }

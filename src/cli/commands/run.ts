@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { resolve } from 'node:path';
 import { SandboxError } from '../../errors.ts';
-import type { Mount } from '../../runtime/types.ts';
+import type { Container, Mount } from '../../runtime/types.ts';
 import type { Image } from '../../loader/source.ts';
 import type { Platform } from '../../loader/types.ts';
 import type { LayoutStore } from '../../loader/store/layout-store.ts';
@@ -19,6 +19,7 @@ interface RunFlags {
   memory?: string;
   timeout?: string;
   interactive?: boolean;
+  tty?: boolean;
   readOnly?: boolean;
   platform?: string;
   outputLimit?: string;
@@ -47,6 +48,7 @@ export function register(program: Command): void {
     .option('-m, --memory <size>', 'memory limit (e.g. 64m, 1g)')
     .option('--timeout <duration>', 'kill the container after this long (e.g. 5s, 500ms); exit status 124')
     .option('-i, --interactive', 'keep stdin open for the container')
+    .option('-t, --tty', 'give the container a terminal (Linux images: a pseudo-terminal of its own, relayed to this one)')
     .option('--read-only', 'mount the container\'s root filesystem read-only')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image (e.g. wasi/wasm)')
     .option('--output-limit <size>', 'kill the container once its stdout + stderr pass this size (exit status 137)')
@@ -64,6 +66,9 @@ export function register(program: Command): void {
 
 async function runCommand(image: string, args: string[], flags: RunFlags, cmd: Command): Promise<number> {
   try {
+    if (flags.tty && flags.interactive && !process.stdin.isTTY) {
+      throw new SandboxError('INVALID_ARGUMENT', 'the input device is not a TTY: -it needs a terminal on stdin (run without -t to pipe input)');
+    }
     const options = await runOptions(args, flags);
     const { createRuntime } = await import('../../runtime/runtime.ts');
     const home = cmd.optsWithGlobals<{ home?: string }>().home;
@@ -88,6 +93,7 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
     // A guest on this thread, or a native container given our stdio, writes to descriptors 1 and 2 itself:
     // no streams to pump (and no Node stdout stream to set up, which costs a start several milliseconds).
     const direct = onThisThread || container.inheritedStdio === true;
+    const terminal = flags.tty === true && container.resize !== undefined ? relayTerminal(container, flags.interactive === true) : undefined;
     const pumps = direct ? [] : [pipeOut(container.stdout, process.stdout), pipeOut(container.stderr, process.stderr)];
     const onSignal = (signal: NodeJS.Signals) => { void container.kill(signal); };
     // A guest on this thread keeps the default signal actions (a JS handler could not run anyway).
@@ -99,12 +105,13 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
       await container.start();
       if (flags.interactive) {
         if (!container.inheritedStdio) void pipeIn(container.stdin);
-      } else if (!direct) await container.stdin.close().catch(() => {});
+      } else if (!direct && !terminal) await container.stdin.close().catch(() => {});
       const status = await container.wait();
       await Promise.all(pumps);
       if (status.reason !== 'exit' && status.detail) process.stderr.write(`wasmbox: ${status.detail}\n`);
       return exitCodeForStatus(status);
     } finally {
+      terminal?.restore();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       if (flags.interactive) process.stdin.destroy();
@@ -154,6 +161,7 @@ async function runOptions(args: string[], flags: RunFlags) {
     mounts: await Promise.all(flags.volume.map(parseVolume)),
     readOnly: flags.readOnly ?? false,
     interactive: flags.interactive ?? false,
+    ...(flags.tty ? { tty: true, ...(process.stdout.isTTY ? { ttySize: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}) } : {}),
     limits,
   };
 }
@@ -263,6 +271,24 @@ async function pipeOut(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStre
     out.off('error', onError);
     if (broken) out.on('error', () => {});
   }
+}
+
+/**
+ * A container's pseudo-terminal on ours: with -i our terminal goes raw (keys, ^C included, reach the
+ * container's line discipline, as under docker -it), and our window's size follows to the container's.
+ */
+function relayTerminal(container: Container, interactive: boolean): { restore(): void } {
+  const raw = interactive && process.stdin.isTTY === true;
+  if (raw) process.stdin.setRawMode(true);
+  const resize = () => container.resize?.(process.stdout.columns, process.stdout.rows);
+  if (process.stdout.isTTY) process.stdout.on('resize', resize);
+  const restore = () => {
+    if (raw) process.stdin.setRawMode(false);
+    process.stdout.off('resize', resize);
+    process.off('exit', restore);
+  };
+  process.on('exit', restore);
+  return { restore };
 }
 
 async function pipeIn(stdin: WritableStream<Uint8Array>): Promise<void> {

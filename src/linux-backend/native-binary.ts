@@ -1,6 +1,6 @@
 /**
- * Where this package's set-ids-and-exec program (native/setid.c, built into native/bin/setid-<arch>)
- * is on the host. This module runs from src/linux-backend/ (sources) or dist/ (bundles): the package
+ * Where this package's own static programs (native/PROGRAM.c, built into native/bin/PROGRAM-<arch>) are
+ * on the host: setid (the user switch with supplementary groups) and pty (a container's terminal). This module runs from src/linux-backend/ (sources) or dist/ (bundles): the package
  * root is found by walking up from it to the first directory with a package.json.
  */
 import * as fs from 'node:fs';
@@ -8,8 +8,10 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SeccompArch } from './syscalls.ts';
 
-/** The binary for `arch`, or undefined when this package has none (the uid switch then sets no groups). */
-export function findSetidBinary(arch: SeccompArch, moduleUrl: string = import.meta.url): string | undefined {
+export type NativeProgram = 'setid' | 'pty';
+
+/** The program's binary for `arch`, or undefined when this package has none. */
+export function findNativeBinary(program: NativeProgram, arch: SeccompArch, moduleUrl: string = import.meta.url): string | undefined {
   let dir: string;
   try {
     dir = path.dirname(fileURLToPath(moduleUrl));
@@ -17,7 +19,7 @@ export function findSetidBinary(arch: SeccompArch, moduleUrl: string = import.me
     return undefined;
   }
   for (let depth = 0; depth < 4; depth++) {
-    const candidate = path.join(dir, 'native', 'bin', `setid-${arch}`);
+    const candidate = path.join(dir, 'native', 'bin', `${program}-${arch}`);
     try {
       fs.accessSync(candidate, fs.constants.R_OK | fs.constants.X_OK);
       if (fs.statSync(candidate).isFile()) return candidate;
