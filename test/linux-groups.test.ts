@@ -174,6 +174,10 @@ describe('native/setid', () => {
     // found only where it cannot run: permission denied (126), as execvp says
     expect(setid(['1000', '1000', '', '--', 'plain'], { env: { PATH: `/nonexistent:${bin}` } })).toMatchObject({ code: 126, stderr: "setid: can't execute 'plain': Permission denied\n" });
     expect(setid(['1000', '1000', '', '--', bin])).toMatchObject({ code: 126 });
+
+    // ids it cannot set (a user namespace without a map: setgroups is not permitted) end it with 125, before the program
+    const denied = spawnSync('unshare', ['-U', setidOf(hostArch!), '0', '0', '5', '--', BUSYBOX, 'echo', 'ran'], { encoding: 'utf8' });
+    expect([denied.status, denied.stdout, denied.stderr]).toEqual([125, '', 'setid: setgroups failed: Operation not permitted (errno 1)\n']);
   });
 
   it(`the ${otherArch} build sets the ids too (under qemu-user when installed)`, (ctx) => {
@@ -345,6 +349,11 @@ describe('containers (root caller: identity map)', () => {
     const plainRoot = await runToEnd(whole, image, spec({ argv: ['sh', '-c', 'id -u; grep ^Groups: /proc/self/status'], user: '0:0' }));
     expect(plainRoot.status.code).toBe(0);
     expect(plainRoot.stdout).toMatch(/^0\nGroups:\s*$/);
+    // root that goes through setid for its groups keeps docker's capabilities
+    const caps = async (o: Partial<ContainerSpec>) => (await runToEnd(whole, image, spec({ argv: ['sh', '-c', 'grep -E "^Cap(Eff|Prm|Bnd):" /proc/self/status'], ...o }))).stdout;
+    const withGroups = await caps({});
+    expect(withGroups).toMatch(/^CapPrm:\s+0*[1-9a-f]/m);
+    expect(withGroups).toBe(await caps({ user: '0:0' }));
   });
 
   it('an unknown --group-add name is refused before anything runs', async (ctx) => {
