@@ -33,9 +33,11 @@ function mb(n: number): string {
 export async function progressReporter(
   mode: 'pull' | 'push',
   quiet: boolean,
-  out: NodeJS.WriteStream = process.stdout,
+  stream?: NodeJS.WriteStream,
 ): Promise<{ listener?: TransferListener; stop(): void }> {
   if (quiet) return { stop() {} };
+  // process.stdout is made on first use (it loads node:net's stream machinery): a quiet pull makes it last.
+  const out = stream ?? process.stdout;
   const done = mode === 'pull' ? 'Pull complete' : 'Pushed';
   const print = (line: string) => out.write(`${line}\n`);
   if (!out.isTTY) {
@@ -89,18 +91,29 @@ export function register(program: Command): void {
         import('../../loader/registry/reference.ts'),
       ]);
       const ref = parseRegistryRef(refText);
-      // The store opens (a fresh one writes its layout files) while the manifest is asked for.
-      const store = storeFor(cmd);
+      // The manifest request goes out first. The store opens (a fresh one writes its layout files), stdout
+      // and the progress display are made while the registry answers; events wait for the display.
+      let open!: (store: ReturnType<typeof storeFor>) => void;
+      const store = new Promise<Awaited<ReturnType<typeof storeFor>>>((resolve) => { open = resolve; });
       store.catch(() => {});
       const client = await clientOptions(o, store);
+      const early: TransferEvent[] = [];
+      let listener: TransferListener | undefined = (e) => early.push(e);
+      const pulling = pullImage(store, ref, {
+        ...client,
+        ...(o.platform ? { platform: o.platform } : {}),
+        ...(o.quiet ? {} : { onProgress: (e: TransferEvent) => listener?.(e) }),
+      });
+      pulling.catch(() => {});
+      // The event loop's next turn writes the request; then the rest.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      open(storeFor(cmd));
       if (!o.quiet) print(`${ref.tag ?? ref.digest}: Pulling from ${ref.repository}`);
       const progress = await progressReporter('pull', o.quiet ?? false);
+      listener = progress.listener;
+      for (const e of early.splice(0)) listener?.(e);
       try {
-        const r = await pullImage(store, ref, {
-          ...client,
-          ...(o.platform ? { platform: o.platform } : {}),
-          ...(progress.listener ? { onProgress: progress.listener } : {}),
-        });
+        const r = await pulling;
         progress.stop();
         if (o.quiet) {
           print(formatRegistryRef(ref));

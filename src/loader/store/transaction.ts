@@ -62,6 +62,9 @@ export class LoadTransaction implements ContentStore {
 
   /** Pins a blob the store has into staging; false when the store does not have it. */
   async #pin(d: Digest): Promise<boolean> {
+    // A stat (made at once) answers the usual case, a blob the store lacks, without waiting in the thread
+    // pool's queue behind a load's writes and fsyncs.
+    if (!(await statPath(this.#store.blobPath(d)))?.isFile) return false;
     const r = await linkPath(this.#store.blobPath(d), this.#stagedPath(d));
     if (r === 'missing') return false;
     if (r === 'unsupported') {
