@@ -151,7 +151,9 @@ export interface FileWriter {
   abort(): Promise<void>;
 }
 
-const WRITEBACK_BYTES = 8 << 20;
+// Every 2 MiB (was 8): a pull's transfer phase measured 222-227 ms against 254 (CLI, 20 interleaved rounds) and
+// 189 against 203 in-process: less is left for the fsync after the last byte.
+const WRITEBACK_BYTES = 2 << 20;
 
 /** Creates a new, exclusive temp file in `dir`. */
 export async function createTempFile(dir: string, prefix = 'tmp-'): Promise<FileWriter> {
