@@ -116,6 +116,25 @@ describe.skipIf(!haveRegistry || !haveSkopeo)('registry round trips (docker-regi
     expect((await wasmbox(home, ['images', '-q'])).stdout).toBe('');
   }, 60_000);
 
+  it('CLI: pull says where it pulls from before any layer line, then one Pull complete per layer; pulled again, every layer already exists', async () => {
+    const ref = `${reg.host}/demo/toolbox:1`;
+    await pushImage(store, 'toolbox:latest', ref);
+    const [local] = await store.get('toolbox:latest');
+    const manifest = JSON.parse(new TextDecoder().decode(await store.readBytes(local!.descriptor))) as { layers: Array<{ digest: string }> };
+    const ids = manifest.layers.map((l) => l.digest.slice(7, 19));
+    const home = join(dir, 'cli-progress');
+    const first = await wasmbox(home, ['pull', ref]);
+    expect(first.status, first.stderr).toBe(0);
+    const lines = first.stdout.trim().split('\n');
+    expect(lines[0]).toBe('1: Pulling from demo/toolbox');
+    for (const id of ids) expect(lines.filter((l) => l === `${id}: Pull complete`)).toHaveLength(1);
+    expect(lines.slice(-3)).toEqual([`Digest: ${local!.descriptor.digest}`, `Status: Downloaded image for ${ref}`, ref]);
+    const again = await wasmbox(home, ['pull', ref]);
+    expect(again.status, again.stderr).toBe(0);
+    for (const id of ids) expect(again.stdout).toContain(`${id}: Already exists`);
+    expect(again.stdout).not.toMatch(/Pulling \(|Pull complete/);
+  }, 60_000);
+
   it('pushes and pulls the CNCF wasm artifact form', async () => {
     await pushImage(store, 'hello:latest', `${reg.host}/demo/hello:artifact`, { format: 'wasm-artifact' });
     const raw = skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/demo/hello:artifact`]);
