@@ -98,11 +98,12 @@ export function register(program: Command): void {
       store.catch(() => {});
       const client = await clientOptions(o, store);
       const early: TransferEvent[] = [];
-      let listener: TransferListener | undefined = (e) => early.push(e);
+      // Quiet: stdout, needed only at the end, is made once a layer is done (while the others still arrive).
+      let listener: TransferListener | undefined = o.quiet ? (e) => { if (e.type === 'done') { listener = undefined; void process.stdout; } } : (e) => early.push(e);
       const pulling = pullImage(store, ref, {
         ...client,
         ...(o.platform ? { platform: o.platform } : {}),
-        ...(o.quiet ? {} : { onProgress: (e: TransferEvent) => listener?.(e) }),
+        onProgress: (e: TransferEvent) => listener?.(e),
       });
       pulling.catch(() => {});
       // The event loop's next turn writes the request; then the rest.
@@ -110,7 +111,7 @@ export function register(program: Command): void {
       open(storeFor(cmd));
       if (!o.quiet) print(`${ref.tag ?? ref.digest}: Pulling from ${ref.repository}`);
       const progress = await progressReporter('pull', o.quiet ?? false);
-      listener = progress.listener;
+      if (!o.quiet) listener = progress.listener;
       for (const e of early.splice(0)) listener?.(e);
       try {
         const r = await pulling;
