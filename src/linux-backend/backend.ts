@@ -349,6 +349,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
         ...(native('setid', h.arch!) ? { setid: native('setid', h.arch!)! } : {}),
         ...(spec.tty && native('pty', h.arch!) ? { pty: native('pty', h.arch!)! } : {}),
+        ...(spec.network === 'host' && fs.existsSync('/etc/resolv.conf') ? { resolvConf: '/etc/resolv.conf' } : {}),
         procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
         emptyDir: emptyHostDir(home),
         rootfsDir,

@@ -83,6 +83,8 @@ export interface PlanHost {
   setid?: string;
   /** This package's terminal program for the host's arch (native/pty.c), for a container with a tty. */
   pty?: string;
+  /** The host's /etc/resolv.conf, when it has one: bound read-only into a container on the host's network. */
+  resolvConf?: string;
   /** Which of the PROC_* paths exist in a fresh /proc of a sandbox on this kernel (bwrap cannot create them). */
   procPresent: string[];
   /** An empty, read-only host directory (to hide /proc directories under). */
@@ -229,6 +231,13 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     return { kind: 'bind' as const, source: m.source.path, dest: host.canonicalGuestPath(m.guest), readOnly: m.mode === 'ro' };
   });
   if (!userMounts.some((m) => m.dest === '/tmp')) mounts.push({ kind: 'tmpfs', dest: '/tmp', mode: 0o1777 });
+  // On the host's network, the host's resolver as docker gives it (a read-only root takes it only over a
+  // file of its own: bwrap cannot create one there).
+  const resolv = '/etc/resolv.conf';
+  if (spec.network === 'host' && host.resolvConf && !userMounts.some((m) => m.dest === resolv)
+    && (!spec.readOnlyRoot || host.statGuest(resolv)?.kind === 'file')) {
+    mounts.push({ kind: 'bind', source: host.resolvConf, dest: resolv, readOnly: true });
+  }
   mounts.push(...userMounts.sort((a, b) => depth(a.dest) - depth(b.dest)));
 
   const writable = !spec.readOnlyRoot;
@@ -257,7 +266,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
   return {
     id,
     hostname: spec.hostname ?? id.slice(0, 12),
-    namespaces: { user: true, mount: true, pid: true, net: true, uts: true, ipc: true, cgroup: true },
+    namespaces: { user: true, mount: true, pid: true, net: spec.network !== 'host', uts: true, ipc: true, cgroup: true },
     idMap,
     hostDevNodes: host.rootMapped ? 'read-only' : 'as-is',
     ...(userSwitch ? { userSwitch } : {}),

@@ -30,6 +30,8 @@ export interface RunOptions {
   /** `-t`: a terminal for the guest (see ContainerSpec.tty), of `ttySize` (default 80 x 24). */
   tty?: boolean;
   ttySize?: { cols: number; rows: number };
+  /** `--network`: 'none' (loopback only, the default) or 'host'. */
+  network?: 'none' | 'host';
   limits?: Limits;
 }
 
@@ -92,7 +94,7 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     ...(bare ? { rootfsPreopen: false } : {}),
     ...(tail.length > 0 ? { defaultHome: true } : {}),
     mounts: (opts.mounts ?? []).map(checkMount),
-    network: 'none',
+    network: opts.network ?? 'none',
     limits: checkLimits(opts.limits ?? {}),
   };
 }

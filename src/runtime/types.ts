@@ -58,7 +58,12 @@ export interface ContainerSpec {
    */
   defaultHome?: boolean;
   mounts: Mount[];
-  network: 'none' | 'loopback';
+  /**
+   * 'none': a network namespace of the container's own with loopback only (docker --network none, our
+   * default); 'host': the host's network (docker --network host; Linux images: WASI guests have no
+   * sockets either way).
+   */
+  network: 'none' | 'host';
   limits: Limits;
 }
 

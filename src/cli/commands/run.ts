@@ -20,6 +20,7 @@ interface RunFlags {
   timeout?: string;
   interactive?: boolean;
   tty?: boolean;
+  network?: string;
   readOnly?: boolean;
   platform?: string;
   outputLimit?: string;
@@ -58,6 +59,7 @@ export function register(program: Command): void {
     .option('-u, --user <user>', 'user (recorded; WASI guests have no users)')
     .option('--group-add <group>', 'add a supplementary group (name or gid) for the user of a Linux image', collect, [])
     .option('--hostname <name>', 'container host name')
+    .option('--network <mode>', 'none (loopback only, the default) or host (the host\'s network; Linux images)')
     .passThroughOptions()
     .action(async (image: string, args: string[], flags: RunFlags, cmd: Command) => {
       process.exitCode = await runCommand(image, args, flags, cmd);
@@ -161,6 +163,7 @@ async function runOptions(args: string[], flags: RunFlags) {
     mounts: await Promise.all(flags.volume.map(parseVolume)),
     readOnly: flags.readOnly ?? false,
     interactive: flags.interactive ?? false,
+    ...(flags.network !== undefined ? { network: parseNetwork(flags.network) } : {}),
     ...(flags.tty ? { tty: true, ...(process.stdout.isTTY ? { ttySize: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}) } : {}),
     limits,
   };
@@ -196,6 +199,11 @@ function storageLimit(opts: string[], parseSize: (s: string) => number): { stora
     storageBytes = parseSize(m[1]!);
   }
   return storageBytes === undefined ? {} : { storageBytes };
+}
+
+function parseNetwork(mode: string): 'none' | 'host' {
+  if (mode === 'none' || mode === 'host') return mode;
+  throw new SandboxError('INVALID_ARGUMENT', `invalid --network '${mode}': 'none' (loopback only) and 'host' are supported`);
 }
 
 function parseCount(flag: string, value: string, integer: boolean): number {
