@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -96,6 +96,7 @@ writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
 writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
 
 const wasmbox = join(root, 'bin/wasmbox.cjs');
+const loadAtStart = loadavg()[0];
 try {
   const reg = await startRegistry('source');
   run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${reg.host}/bench:1`], { HOME: join(work, 'seed-home') });
@@ -152,6 +153,8 @@ try {
   }
   await reg.stop();
   const mb = (total / 2 ** 20).toFixed(1);
+  // The machine is shared: the load average goes with every figure.
+  console.log(`load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end; ${process.version}${withoutCa ? ', NODE_EXTRA_CA_CERTS set' : ''}`);
   const spread = (x) => `${Math.min(...x).toFixed(0)}-${Math.max(...x).toFixed(0)}`;
   const ratios = (a, b) => a.map((x, i) => x / b[i]);
   const spreadRatio = (r) => `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}`;
