@@ -78,16 +78,9 @@ __attribute__((noreturn)) static void fail(const char *what, long err) {
   put(2, "pty: ");
   put(2, what);
   if (err < 0) {
-    char num[12];
-    int i = (int)sizeof num - 1;
-    unsigned long v = (unsigned long)-err;
-    num[i] = 0;
-    do {
-      num[--i] = (char)('0' + v % 10);
-      v /= 10;
-    } while (v && i > 0);
+    char num[24];
     put(2, " (errno ");
-    put(2, num + i);
+    put(2, decimal(num, (unsigned long)-err));
     put(2, ")");
   }
   put(2, "\n");
@@ -208,16 +201,10 @@ __attribute__((noreturn, used)) void start_c(long *sp) {
   if (sys3(SYS_ioctl, master, TIOCSPTLCK, &unlock) < 0 || sys3(SYS_ioctl, master, TIOCGPTN, &index) < 0) fail("cannot unlock the terminal", 0);
   {
     const char *prefix = "/dev/pts/";
-    char digits[12];
-    int i = (int)sizeof digits - 1;
-    digits[i] = 0;
-    do {
-      digits[--i] = (char)('0' + index % 10);
-      index /= 10;
-    } while (index && i > 0);
+    char digits[24];
     size_t p = 0;
     for (; prefix[p]; p++) slave_path[p] = prefix[p];
-    for (const char *d = digits + i; *d; d++) slave_path[p++] = *d;
+    for (const char *d = decimal(digits, index); *d; d++) slave_path[p++] = *d;
     slave_path[p] = 0;
   }
   struct winsize ws = {(unsigned short)rows, (unsigned short)cols, 0, 0};

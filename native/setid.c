@@ -15,7 +15,8 @@
  * a few KiB runs in any image. Build: native/build.sh.
  */
 
-typedef unsigned long size_t;
+#include "sys.h"
+
 typedef unsigned int gid32;
 
 #define EXIT_SETUP 125
@@ -42,104 +43,15 @@ typedef unsigned int gid32;
 #define ETIMEDOUT 110
 #define ESTALE 116
 
-#if defined(__x86_64__)
-#define SYS_write 1
-#define SYS_execve 59
-#define SYS_getgroups 115
-#define SYS_setgroups 116
-#define SYS_setresuid 117
-#define SYS_getresuid 118
-#define SYS_setresgid 119
-#define SYS_getresgid 120
-#define SYS_exit_group 231
-
-static long sys3(long n, long a, long b, long c) {
-  long r;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-  return r;
-}
-
-__asm__(
-    ".text\n"
-    ".global _start\n"
-    "_start:\n"
-    "  xor %rbp, %rbp\n"
-    "  mov %rsp, %rdi\n"
-    "  and $-16, %rsp\n"
-    "  call start_c\n"
-    "  hlt\n");
-#elif defined(__aarch64__)
-#define SYS_getgroups 158
-#define SYS_setgroups 159
-#define SYS_setresuid 147
-#define SYS_getresuid 148
-#define SYS_setresgid 149
-#define SYS_getresgid 150
-#define SYS_write 64
-#define SYS_exit_group 94
-#define SYS_execve 221
-
-static long sys3(long n, long a, long b, long c) {
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-  return x0;
-}
-
-__asm__(
-    ".text\n"
-    ".global _start\n"
-    "_start:\n"
-    "  mov x29, #0\n"
-    "  mov x30, #0\n"
-    "  mov x0, sp\n"
-    "  bl start_c\n"
-    "  brk #0\n");
-#else
-#error "setid is built for x86_64 and aarch64"
-#endif
 
 static gid32 groups[MAX_GROUPS];
 static gid32 readback[MAX_GROUPS];
 static char candidate[MAX_PATH];
 
-static size_t length(const char *s) {
-  size_t n = 0;
-  while (s[n]) n++;
-  return n;
-}
-
-static void put(const char *s) {
-  size_t n = length(s);
-  while (n > 0) {
-    long w = sys3(SYS_write, 2, (long)s, (long)n);
-    if (w <= 0) return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
-
-__attribute__((noreturn)) static void leave(int status) {
-  for (;;) sys3(SYS_exit_group, status, 0, 0);
-}
-
-static void put_number(unsigned long v) {
-  char buf[24];
-  int i = (int)sizeof buf - 1;
-  buf[i] = 0;
-  do {
-    buf[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v && i > 0);
-  put(buf + i);
-}
-
 __attribute__((noreturn)) static void usage(const char *problem) {
-  put("setid: ");
-  put(problem);
-  put("\nusage: setid UID GID GROUPS [GROUPS...] -- PROG [ARG...]  (GROUPS: comma-separated gids, may be empty)\n");
+  put(2, "setid: ");
+  put(2, problem);
+  put(2, "\nusage: setid UID GID GROUPS [GROUPS...] -- PROG [ARG...]  (GROUPS: comma-separated gids, may be empty)\n");
   leave(EXIT_SETUP);
 }
 
@@ -147,13 +59,14 @@ static const char *describe(long err);
 
 /* A system call that set or read the ids failed (e.g. EINVAL: an id the user namespace does not map). */
 __attribute__((noreturn)) static void failed(const char *what, long err) {
-  put("setid: ");
-  put(what);
-  put(" failed: ");
-  put(describe(-err));
-  put(" (errno ");
-  put_number((unsigned long)-err);
-  put(")\n");
+  char number[24];
+  put(2, "setid: ");
+  put(2, what);
+  put(2, " failed: ");
+  put(2, describe(-err));
+  put(2, " (errno ");
+  put(2, decimal(number, (unsigned long)-err));
+  put(2, ")\n");
   leave(EXIT_SETUP);
 }
 
@@ -271,11 +184,11 @@ static long run(const char *file, char **argv, char **envp) {
 }
 
 __attribute__((noreturn)) static void cannot_run(const char *prog, long err) {
-  put("setid: can't execute '");
-  put(prog);
-  put("': ");
-  put(describe(err));
-  put("\n");
+  put(2, "setid: can't execute '");
+  put(2, prog);
+  put(2, "': ");
+  put(2, describe(err));
+  put(2, "\n");
   leave(err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
 }
 

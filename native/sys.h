@@ -24,6 +24,12 @@ typedef unsigned long size_t;
 #define SYS_kill 62
 #define SYS_fcntl 72
 #define SYS_setsid 112
+#define SYS_getgroups 115
+#define SYS_setgroups 116
+#define SYS_setresuid 117
+#define SYS_getresuid 118
+#define SYS_setresgid 119
+#define SYS_getresgid 120
 #define SYS_exit_group 231
 #define SYS_openat 257
 #define SYS_ppoll 271
@@ -61,6 +67,12 @@ __asm__(
 #define SYS_ppoll 73
 #define SYS_exit_group 94
 #define SYS_kill 129
+#define SYS_setresuid 147
+#define SYS_getresuid 148
+#define SYS_setresgid 149
+#define SYS_getresgid 150
+#define SYS_getgroups 158
+#define SYS_setgroups 159
 #define SYS_rt_sigprocmask 135
 #define SYS_setsid 157
 #define SYS_clone 220
@@ -111,6 +123,17 @@ static void put(int fd, const char *s) {
     s += w;
     n -= (size_t)w;
   }
+}
+
+/** v in decimal, written backwards from the end of `buf` (24 bytes); returns where it starts. */
+static const char *decimal(char buf[24], unsigned long v) {
+  int i = 23;
+  buf[i] = 0;
+  do {
+    buf[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v && i > 0);
+  return buf + i;
 }
 
 __attribute__((noreturn)) static void leave(int status) {
