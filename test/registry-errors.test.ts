@@ -1,7 +1,7 @@
 // Bad registries: each failure a typed error (exit 125 from the CLI) and nothing half-written in the store.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -132,6 +132,21 @@ describe('registry failures against a fake registry (node:http)', () => {
     expect(listing(store.dir)).toEqual(before);
     const broken = Promise.reject(new Error('cannot open the store'));
     await expect(pullImage(broken, `${fake.host}/demo/hello`, { retries: 0 })).rejects.toThrow('cannot open the store');
+  });
+
+  it('a blob that cannot be published (a directory has its name in blobs/): the pull fails, index.json as it was, nothing staged left, every blob whole', async () => {
+    const store = await freshStore('unpublishable');
+    const layer = served.layers[0]!;
+    mkdirSync(join(store.dir, 'blobs', 'sha256', layer.slice(7)));
+    const index = readFileSync(join(store.dir, 'index.json'));
+    await expect(pullImage(store, `${fake.host}/demo/hello`, { retries: 0 })).rejects.toThrow();
+    expect(readFileSync(join(store.dir, 'index.json'))).toEqual(index);
+    expect(readdirSync(join(store.dir, '.wasmbox', 'staging'))).toEqual([]);
+    // Blobs renamed before the refused one are complete (each its digest's bytes), never partial.
+    for (const name of readdirSync(join(store.dir, 'blobs', 'sha256'))) {
+      if (name === layer.slice(7)) continue;
+      expect(createHash('sha256').update(readFileSync(join(store.dir, 'blobs', 'sha256', name))).digest('hex')).toBe(name);
+    }
   });
 
   it('404 for a tag: NOT_FOUND with the registry message; CLI exit 125; store untouched', async () => {

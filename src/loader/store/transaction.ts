@@ -175,12 +175,15 @@ export class LoadTransaction implements ContentStore {
         }
       }
       await this.#store.locked(async () => {
-        // All at once (each a trip through the thread pool); the directory's fsync covers them all.
-        await Promise.all([...reachable].map(async (d) => {
+        // All at once (each a trip through the thread pool); the directory's fsync covers them all. Each is
+        // waited for, so none is still under way when a failure's clean-up removes the staging directory.
+        const renamed = await Promise.allSettled([...reachable].map(async (d) => {
           const target = this.#store.blobPath(d);
           if ((await statPath(target))?.isFile) return;
           await renamePath(this.#stagedPath(d), target);
         }));
+        const refused = renamed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (refused) throw refused.reason;
         await syncDir(this.#store.blobDir);
         const index = await this.#store.readIndex();
         const refs = new Set(prepared.map((p) => p.descriptor.annotations![REF_NAME]!));
