@@ -17,6 +17,35 @@ export const DOCKER_DEFAULT_CAPS = [
   'CAP_AUDIT_WRITE',
 ] as const;
 
+/** Every capability Linux has (as of 5.9); --cap-add/--cap-drop take these, with or without CAP_, any case. */
+export const ALL_CAPS = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
+  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+] as const;
+
+/**
+ * docker's capability set with --cap-drop then --cap-add applied (`ALL` names every one). They bound what
+ * a root process of the container holds, in its own user namespace; the seccomp filter still applies.
+ */
+export function containerCapabilities(add: string[] = [], drop: string[] = []): string[] {
+  const names = (list: string[], flag: string): string[] => list.flatMap((raw) => {
+    const upper = raw.trim().toUpperCase();
+    if (upper === 'ALL') return [...ALL_CAPS];
+    const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+    if (!(ALL_CAPS as readonly string[]).includes(name)) throw new SandboxError('INVALID_ARGUMENT', `${flag}: unknown capability ${JSON.stringify(raw)}`);
+    return [name];
+  });
+  const dropped = new Set(names(drop, '--cap-drop'));
+  const caps: string[] = DOCKER_DEFAULT_CAPS.filter((c) => !dropped.has(c));
+  for (const c of names(add, '--cap-add')) if (!caps.includes(c)) caps.push(c);
+  return caps;
+}
+
 export type PlanMount =
   | { kind: 'bind'; source: string; dest: string; readOnly: boolean }
   /** A path of the container's /proc made read-only, or hidden (under an empty dir or /dev/null), as docker does. */
@@ -212,7 +241,11 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
   // cannot set groups: there the container's process has none)
   const groups = [...new Set([gid, ...(host.supplementaryGroups?.(spec.user, spec.groupAdd ?? []) ?? [])])];
   const idMap: IdMapMode = host.idMap === 'identity' && (uid === 0 && gid === 0 || host.switcher || host.setid) ? 'identity' : 'single';
-  const userSwitch = idMap === 'identity' ? switchFor(host, uid, gid, groups) : undefined;
+  const capabilities = containerCapabilities(spec.capAdd, spec.capDrop);
+  // (root's groups come through setid, which holds CAP_SETUID/CAP_SETGID until it drops to a user: root
+  // that gave them up keeps them given up, without its member groups)
+  const canSwitchRoot = capabilities.includes('CAP_SETUID') && capabilities.includes('CAP_SETGID');
+  const userSwitch = idMap === 'identity' ? switchFor(host, uid, gid, uid === 0 && !canSwitchRoot ? [] : groups) : undefined;
 
   const present = new Set(host.procPresent);
   const mounts: PlanMount[] = [
@@ -278,7 +311,7 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     uid,
     gid,
     noNewPrivileges: true,
-    capabilities: uid === 0 ? [...DOCKER_DEFAULT_CAPS] : [],
+    capabilities: uid === 0 ? capabilities : [],
     seccomp: defaultSeccompPolicy(host.arch),
     limits,
     ...(cgroup ? { cgroup } : {}),

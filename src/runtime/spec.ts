@@ -19,6 +19,9 @@ export interface RunOptions {
   /** Absolute working directory (`-w`); default the image's WorkingDir, else '/'. */
   workdir?: string;
   user?: string;
+  /** `--cap-add` / `--cap-drop`: capabilities of a Linux image's root processes (see ContainerSpec). */
+  capAdd?: string[];
+  capDrop?: string[];
   /** `--group-add`: more supplementary groups (group names or gids) for a Linux image's user. */
   groupAdd?: string[];
   hostname?: string;
@@ -86,6 +89,8 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     cwd: normalizeAbsolute(cwd),
     ...(user ? { user } : {}),
     ...(opts.groupAdd?.length ? { groupAdd: [...opts.groupAdd] } : {}),
+    ...(opts.capAdd?.length ? { capAdd: [...opts.capAdd] } : {}),
+    ...(opts.capDrop?.length ? { capDrop: [...opts.capDrop] } : {}),
     ...(hostname ? { hostname } : {}),
     tty: opts.tty ?? false,
     ...(opts.tty && opts.ttySize ? { ttySize: { ...opts.ttySize } } : {}),

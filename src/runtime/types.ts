@@ -34,6 +34,9 @@ export interface ContainerSpec {
   env: string[];
   cwd: string;
   user?: string;
+  /** docker's --cap-add / --cap-drop (names with or without CAP_, or ALL) for a Linux image's root processes. */
+  capAdd?: string[];
+  capDrop?: string[];
   /** More supplementary groups for the user (docker's --group-add: names in the image's /etc/group, or gids); Linux images only. */
   groupAdd?: string[];
   hostname?: string;

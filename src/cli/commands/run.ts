@@ -29,6 +29,8 @@ interface RunFlags {
   cpus?: string;
   user?: string;
   groupAdd: string[];
+  capAdd: string[];
+  capDrop: string[];
   hostname?: string;
 }
 
@@ -57,6 +59,8 @@ export function register(program: Command): void {
     .option('--pids-limit <n>', 'most processes the container may have (Linux images; a WASI guest is one process)')
     .option('--cpus <n>', 'CPU quota in cores, e.g. 0.5 (Linux images)')
     .option('-u, --user <user>', 'user (recorded; WASI guests have no users)')
+    .option('--cap-add <cap>', 'add a Linux capability for the container\'s root processes (e.g. NET_ADMIN, or ALL)', collect, [])
+    .option('--cap-drop <cap>', 'drop a Linux capability from docker\'s default set (e.g. NET_RAW, or ALL)', collect, [])
     .option('--group-add <group>', 'add a supplementary group (name or gid) for the user of a Linux image', collect, [])
     .option('--hostname <name>', 'container host name')
     .option('--network <mode>', 'none (loopback only, the default) or host (the host\'s network; Linux images)')
@@ -159,6 +163,8 @@ async function runOptions(args: string[], flags: RunFlags) {
     ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
     ...(flags.user !== undefined ? { user: flags.user } : {}),
     ...(flags.groupAdd.length ? { groupAdd: flags.groupAdd } : {}),
+    ...(flags.capAdd.length ? { capAdd: flags.capAdd } : {}),
+    ...(flags.capDrop.length ? { capDrop: flags.capDrop } : {}),
     ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
     mounts: await Promise.all(flags.volume.map(parseVolume)),
     readOnly: flags.readOnly ?? false,
