@@ -107,6 +107,26 @@ describe('native/pty', () => {
   });
 });
 
+describe('native/pty, the other arch', () => {
+  const other = hostArch === 'x86_64' ? 'aarch64' : 'x86_64';
+  it(`the ${other} build relays a terminal too (under qemu-user)`, async (ctx) => {
+    const qemu = `qemu-${other}-static`;
+    if (spawnSync(qemu, ['--version']).status !== 0) {
+      console.warn(`pty-${other} not executed: ${qemu} is not installed (apt-get install qemu-user-static)`);
+      return ctx.skip(`${qemu} is not installed`);
+    }
+    const child = spawn(qemu, [path.join(root, 'native', 'bin', `pty-${other}`), '90', '20', '--', '/bin/sh', '-c', 'tty; stty size; read x; echo "got:$x"; sleep 20'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = new Screen();
+    child.stdout.setEncoding('utf8').on('data', (s: string) => out.add(s));
+    const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    await out.waitFor(/20 90\r\n/);
+    child.stdin.write(frame('hi\n'));
+    await out.waitFor(/got:hi/);
+    child.stdin.write(frame('\x03'));
+    expect(await exit).toBe(130);
+  });
+});
+
 describe('a Linux container with a terminal (API)', () => {
   const spec = (argv: string[], o: Partial<ContainerSpec> = {}): ContainerSpec => ({
     argv, env: ['PATH=/bin', 'TERM=xterm'], cwd: '/', tty: true, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, ...o,
