@@ -73,15 +73,17 @@ const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).
 
 export interface ImageConfigInput { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string }
 
-/** Writes an OCI image layout with gzip layers; returns its directory. */
-export function writeOciLayout(dir: string, layers: Uint8Array[], config: ImageConfigInput, arch = hostOciArch()): string {
+/** Writes an OCI image layout with gzip layers (plain tar ones with `gzip: false`); returns its directory. */
+export function writeOciLayout(dir: string, layers: Uint8Array[], config: ImageConfigInput, arch = hostOciArch(), gzip = true): string {
   fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Uint8Array): { digest: string; size: number } => {
     const digest = sha(b);
     fs.writeFileSync(path.join(dir, 'blobs', 'sha256', digest.slice(7)), b);
     return { digest, size: b.byteLength };
   };
-  const layerDescs = layers.map((tar) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(gzipSync(tar)) }));
+  const layerDescs = layers.map((tar) => (gzip
+    ? { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(gzipSync(tar)) }
+    : { mediaType: 'application/vnd.oci.image.layer.v1.tar', ...put(tar) }));
   const cfg = {
     architecture: arch,
     os: 'linux',
