@@ -88,6 +88,21 @@ describe('capabilities for real', () => {
     expect(admin.stdout).toMatch(/mtu 1280/);
   });
 
+  it('--cap-add ALL still cannot mount, unshare or write a read-only root: the seccomp filter stays', async (ctx) => {
+    if (bed.skipReason) return ctx.skip(bed.skipReason);
+    const r = await runToEnd(bed.backend, bed.busybox, spec(['sh', '-c', [
+      'grep ^CapEff /proc/self/status',
+      'mount -o remount,rw / 2>/dev/null && echo remounted',
+      'mount -t tmpfs none /mnt 2>/dev/null && echo mounted',
+      'unshare -m true 2>/dev/null && echo unshared',
+      'umount /proc/sys 2>/dev/null && echo unmounted',
+      'touch /x 2>/dev/null && echo wrote',
+      'echo done',
+    ].join('; ')], { capAdd: ['ALL'], readOnlyRoot: true }));
+    expect(capEff(r.stdout)).toBe(mask([...ALL_CAPS]));
+    expect(r.stdout.split('\n').slice(1)).toEqual(['done', '']);
+  });
+
   it('through the CLI, and an unknown capability refused', (ctx) => {
     if (bed.skipReason) return ctx.skip(bed.skipReason);
     ensureBuilt();
