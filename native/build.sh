@@ -1,6 +1,6 @@
 #!/bin/sh
-# Rebuilds native/bin/<program>-<arch> from native/<program>.c (setid, pty): freestanding static ELF
-# executables, no libc (pty's system calls come from native/sys.h).
+# Rebuilds native/bin/<program>-<arch> from native/<program>.c (setid, pty, publish): freestanding static ELF
+# executables, no libc (their system calls come from native/sys.h).
 # Needs clang and lld (Debian: apt-get install clang-14 lld-14; CLANG=/LLD= name others).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,7 +9,7 @@ lld=${LLD:-ld.lld-14}
 mkdir -p "$here/bin"
 obj=$(mktemp)
 trap 'rm -f "$obj"' EXIT
-for program in setid pty; do
+for program in setid pty publish; do
   for arch in x86_64 aarch64; do
     "$clang" --target="$arch-linux-gnu" -std=c11 -Os -Wall -Wextra -Werror -ffreestanding -fno-builtin \
       -fno-stack-protector -fno-pie -fno-asynchronous-unwind-tables -fno-unwind-tables \

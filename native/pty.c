@@ -16,14 +16,11 @@
  */
 #include "sys.h"
 
-#define ENOENT 2
-#define ENOSYS 38
 
 #define AT_FDCWD (-100)
 #define O_RDWR 02
 #define O_NOCTTY 0400
 #define O_NONBLOCK 04000
-#define O_CLOEXEC 02000000
 
 /* the same numbers on x86_64 and aarch64 (asm-generic) */
 #define TIOCSCTTY 0x540E
@@ -31,40 +28,11 @@
 #define TIOCGPTN 0x80045430
 #define TIOCSPTLCK 0x40045431
 
-#define POLLIN 0x1
-#define POLLOUT 0x4
-#define POLLERR 0x8
-#define POLLHUP 0x10
-#define SIGKILL 9
-#define SIGPIPE 13
-#define SIGCHLD 17
-#define SIGSTOP 19
-#define SIG_BLOCK 0
-#define SIG_SETMASK 2
-#define SFD_CLOEXEC O_CLOEXEC
-#define WNOHANG 1
-
-#define EXIT_SETUP 125
-#define EXIT_NOT_EXECUTABLE 126
-#define EXIT_NOT_FOUND 127
 
 #define FRAME_MAX (3 + 65535)
 
-struct pollfd {
-  int fd;
-  short events;
-  short revents;
-};
 struct winsize {
   unsigned short rows, cols, xpixel, ypixel;
-};
-/* what signalfd reads: the signal number first, then fields pty does not use */
-struct signalfd_siginfo {
-  unsigned int signo;
-  unsigned char rest[124];
-};
-struct timespec {
-  long sec, nsec;
 };
 
 static unsigned char in[FRAME_MAX];   /* frames read from stdin, not yet taken */
@@ -75,16 +43,7 @@ static unsigned char out[16384];
 static char slave_path[32];
 
 __attribute__((noreturn)) static void fail(const char *what, long err) {
-  put(2, "pty: ");
-  put(2, what);
-  if (err < 0) {
-    char num[24];
-    put(2, " (errno ");
-    put(2, decimal(num, (unsigned long)-err));
-    put(2, ")");
-  }
-  put(2, "\n");
-  leave(EXIT_SETUP);
+  setup_failed("pty", what, err);
 }
 
 /** A decimal 0..65535, or -1. */
@@ -157,14 +116,8 @@ static void write_pending(int master) {
   }
 }
 
-static int exit_status(int status) {
-  int sig = status & 0x7f;
-  return sig == 0 ? (status >> 8) & 0xff : 128 + sig;
-}
-
 __attribute__((noreturn)) static void child(int master, char **prog, char **envp) {
-  unsigned long none = 0;
-  sys6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8, 0, 0); /* (a blocked mask would survive the exec) */
+  unblock_signals();
   sys3(SYS_close, master, 0, 0);
   if (sys3(SYS_setsid, 0, 0, 0) < 0) fail("setsid failed", 0);
   /* opened by a session leader without a terminal: it becomes the controlling terminal */
@@ -175,21 +128,14 @@ __attribute__((noreturn)) static void child(int master, char **prog, char **envp
     if (slave != fd && sys3(SYS_dup3, slave, fd, 0) < 0) fail("dup3 failed", 0);
   }
   if (slave > 2) sys3(SYS_close, slave, 0, 0);
-  long err = sys3(SYS_execve, prog[0], prog, envp);
-  put(2, "pty: cannot execute ");
-  put(2, prog[0]);
-  put(2, err == -ENOENT ? ": no such file or directory\n" : ": permission denied or not a program\n");
-  leave(err == -ENOENT ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
+  exec_as_given("pty", prog, envp);
 }
 
 __attribute__((noreturn, used)) void start_c(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
   char **envp = argv + argc + 1;
-  if (argc < 5 || argv[3][0] != '-' || argv[3][1] != '-' || argv[3][2] != 0) {
-    put(2, "usage: pty COLS ROWS -- PROG [ARG...]\n");
-    leave(EXIT_SETUP);
-  }
+  two_then_program(argc, argv, "usage: pty COLS ROWS -- PROG [ARG...]\n");
   long cols = dimension(argv[1]);
   long rows = dimension(argv[2]);
   if (cols < 0 || rows < 0) fail("COLS and ROWS must be numbers from 0 to 65535", 0);
@@ -214,12 +160,7 @@ __attribute__((noreturn, used)) void start_c(long *sp) {
   long held = sys6(SYS_openat, AT_FDCWD, (long)slave_path, O_RDWR | O_NOCTTY | O_CLOEXEC, 0, 0, 0);
   if (held < 0) fail("cannot open the terminal", held);
 
-  /* every signal but SIGCHLD comes through a descriptor, to be passed on (SIGPIPE is pty's own: its
-     output's reader went away; blocked, a write then fails with EPIPE instead) */
-  unsigned long all = ~0UL & ~(1UL << (SIGKILL - 1)) & ~(1UL << (SIGSTOP - 1)) & ~(1UL << (SIGCHLD - 1));
-  if (sys6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, 8, 0, 0) < 0) fail("cannot block signals", 0);
-  unsigned long forwarded = all & ~(1UL << (SIGPIPE - 1));
-  long sigfd = sys6(SYS_signalfd4, -1, (long)&forwarded, 8, SFD_CLOEXEC, 0, 0);
+  long sigfd = signals_to_descriptor();
   if (sigfd < 0) fail("cannot make a signal descriptor", sigfd);
 
   long pid = sys6(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
@@ -251,10 +192,7 @@ __attribute__((noreturn, used)) void start_c(long *sp) {
     }
     long r = sys6(SYS_ppoll, (long)fds, n, pidfd >= 0 ? 0 : (long)&tick, 0, 8, 0);
     if (r < 0 && r != -EINTR) fail("poll failed", r);
-    if (r > 0 && (fds[at_sig].revents & POLLIN)) {
-      struct signalfd_siginfo info;
-      if (sys3(SYS_read, sigfd, &info, sizeof info) == (long)sizeof info) sys3(SYS_kill, pid, info.signo, 0);
-    }
+    if (r > 0 && (fds[at_sig].revents & POLLIN)) pass_signal(sigfd, pid);
     if (r > 0 && at_master >= 0) {
       short ev = fds[at_master].revents;
       if (ev & POLLIN) terminal_open = relay_output((int)master);
@@ -268,13 +206,11 @@ __attribute__((noreturn, used)) void start_c(long *sp) {
     take_frames((int)master);
     if (pending_len) write_pending((int)master);
     int status = 0;
-    long done = 0;
-    if (at_pid >= 0 && r > 0 && (fds[at_pid].revents & POLLIN)) done = sys6(SYS_wait4, pid, (long)&status, 0, 0, 0, 0);
-    else if (pidfd < 0) done = sys6(SYS_wait4, pid, (long)&status, WNOHANG, 0, 0, 0);
-    if (done == pid) {
+    long done = reap(pid, pidfd, at_pid >= 0 && r > 0 && (fds[at_pid].revents & POLLIN), &status);
+    if (done == 1) {
       relay_output((int)master); /* what it wrote just before it exited */
       leave(exit_status(status));
     }
-    if (done < 0 && done != -EINTR) fail("wait failed", done);
+    if (done < 0) fail("wait failed", done);
   }
 }

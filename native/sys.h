@@ -36,6 +36,15 @@ typedef unsigned long size_t;
 #define SYS_signalfd4 289
 #define SYS_dup3 292
 #define SYS_pidfd_open 434
+#define SYS_socket 41
+#define SYS_connect 42
+#define SYS_shutdown 48
+#define SYS_bind 49
+#define SYS_listen 50
+#define SYS_getsockopt 55
+#define SYS_umask 95
+#define SYS_unlinkat 263
+#define SYS_accept4 288
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
   long r;
@@ -79,6 +88,15 @@ __asm__(
 #define SYS_execve 221
 #define SYS_wait4 260
 #define SYS_pidfd_open 434
+#define SYS_unlinkat 35
+#define SYS_umask 166
+#define SYS_socket 198
+#define SYS_bind 200
+#define SYS_listen 201
+#define SYS_connect 203
+#define SYS_getsockopt 209
+#define SYS_shutdown 210
+#define SYS_accept4 242
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
   register long x8 __asm__("x8") = n;
@@ -138,6 +156,112 @@ static const char *decimal(char buf[24], unsigned long v) {
 
 __attribute__((noreturn)) static void leave(int status) {
   for (;;) sys3(SYS_exit_group, status, 0, 0);
+}
+
+/* The relays' common part (pty, publish): a program run as a child, signals passed on to it through a
+   descriptor, its exit seen through a pidfd, and its status as theirs. */
+
+#define ENOENT 2
+#define O_CLOEXEC 02000000
+#define POLLIN 0x1
+#define POLLOUT 0x4
+#define POLLERR 0x8
+#define POLLHUP 0x10
+#define SIGKILL 9
+#define SIGPIPE 13
+#define SIGCHLD 17
+#define SIGSTOP 19
+#define SIG_BLOCK 0
+#define SIG_SETMASK 2
+#define WNOHANG 1
+
+struct pollfd {
+  int fd;
+  short events;
+  short revents;
+};
+/* what signalfd reads: the signal number first, then fields the relays do not use */
+struct signalfd_siginfo {
+  unsigned int signo;
+  unsigned char rest[124];
+};
+struct timespec {
+  long sec, nsec;
+};
+
+/** Says `who: what (errno N)` on stderr and exits 125: the relay could not be set up. */
+__attribute__((noreturn, unused)) static void setup_failed(const char *who, const char *what, long err) {
+  put(2, who);
+  put(2, ": ");
+  put(2, what);
+  if (err < 0) {
+    char num[24];
+    put(2, " (errno ");
+    put(2, decimal(num, (unsigned long)-err));
+    put(2, ")");
+  }
+  put(2, "\n");
+  leave(125);
+}
+
+/** The relays' command line, `NAME A B -- PROG [ARG...]`: otherwise `usage` on stderr, exit 125. */
+__attribute__((unused)) static void two_then_program(long argc, char **argv, const char *usage) {
+  if (argc >= 5 && argv[3][0] == '-' && argv[3][1] == '-' && argv[3][2] == 0) return;
+  put(2, usage);
+  leave(125);
+}
+
+/** A wait status as a shell gives it: the exit code, or 128+N when signal N ended the process. */
+__attribute__((unused)) static int exit_status(int status) {
+  int sig = status & 0x7f;
+  return sig == 0 ? (status >> 8) & 0xff : 128 + sig;
+}
+
+/**
+ * Blocks every signal but SIGCHLD (and SIGKILL, SIGSTOP) and returns a descriptor that reads them, to be
+ * passed on; SIGPIPE is the relay's own (a reader went away; blocked, a write fails with EPIPE instead).
+ * Negative: the errno.
+ */
+__attribute__((unused)) static long signals_to_descriptor(void) {
+  unsigned long all = ~0UL & ~(1UL << (SIGKILL - 1)) & ~(1UL << (SIGSTOP - 1)) & ~(1UL << (SIGCHLD - 1));
+  long err = sys6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, 8, 0, 0);
+  if (err < 0) return err;
+  unsigned long forwarded = all & ~(1UL << (SIGPIPE - 1));
+  return sys6(SYS_signalfd4, -1, (long)&forwarded, 8, O_CLOEXEC, 0, 0);
+}
+
+/** Takes one signal from the descriptor and sends it to pid. */
+__attribute__((unused)) static void pass_signal(long sigfd, long pid) {
+  struct signalfd_siginfo info;
+  if (sys3(SYS_read, sigfd, &info, sizeof info) == (long)sizeof info) sys3(SYS_kill, pid, info.signo, 0);
+}
+
+/** In the child: the signal mask cleared (a blocked mask would survive the exec). */
+__attribute__((unused)) static void unblock_signals(void) {
+  unsigned long none = 0;
+  sys6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8, 0, 0);
+}
+
+/** Executes prog (a path, as given); when it cannot: says so as `who` and exits 127 (not found) or 126. */
+__attribute__((noreturn, unused)) static void exec_as_given(const char *who, char **prog, char **envp) {
+  long err = sys3(SYS_execve, prog[0], prog, envp);
+  put(2, who);
+  put(2, ": cannot execute ");
+  put(2, prog[0]);
+  put(2, err == -ENOENT ? ": no such file or directory\n" : ": permission denied or not a program\n");
+  leave(err == -ENOENT ? 127 : 126);
+}
+
+/**
+ * Whether the program has ended (after a poll that saw `pid_ready`, the pidfd readable; without a pidfd,
+ * Linux < 5.3, at every call): its wait status in *status. 1 ended, 0 running, negative the errno.
+ */
+__attribute__((unused)) static long reap(long pid, long pidfd, int pid_ready, int *status) {
+  long done = 0;
+  if (pidfd >= 0 && pid_ready) done = sys6(SYS_wait4, pid, (long)status, 0, 0, 0, 0);
+  else if (pidfd < 0) done = sys6(SYS_wait4, pid, (long)status, WNOHANG, 0, 0, 0);
+  if (done == pid) return 1;
+  return done < 0 && done != -EINTR ? done : 0;
 }
 
 #endif
