@@ -23,9 +23,10 @@ import { FinalFs, KeptDirs, listMerged, UserNsAccess } from './final-fs.ts';
 import { applyOwnersInUserNs, ensureMaterialised, removeTree, type MaterialiseOptions } from './materialise.ts';
 import { describeMapping, subIdMapping, type SubIdMapping } from './subids.ts';
 import {
-  planContainer, reservedHostSource, validatePlan, PROC_MASKED_DIRS, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type Plan, type PlanHost,
+  planContainer, reservedHostSource, validatePlan, PROC_MASKED_DIRS, PUBLISH_SOCKET_NAME, PROC_MASKED_FILES, PROC_READ_ONLY, type CgroupSupport, type Plan, type PlanHost,
 } from './plan.ts';
 import { rootfsLookup } from './rootfs-lookup.ts';
+import { PortRelay } from './port-relay.ts';
 import { findNativeBinary, type NativeProgram } from './native-binary.ts';
 import { pruneMaterialised } from './prune.ts';
 import { EMPTY_ROOTFS_CHAIN_ID } from '../loader/store/rootfs-ids.ts';
@@ -349,6 +350,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
         ...(h.staticBusybox ? { switcher: h.tools!.busybox! } : {}),
         ...(native('setid', h.arch!) ? { setid: native('setid', h.arch!)! } : {}),
         ...(spec.tty && native('pty', h.arch!) ? { pty: native('pty', h.arch!)! } : {}),
+        ...(spec.publish?.length && native('publish', h.arch!) ? { publish: native('publish', h.arch!)! } : {}),
         ...(spec.network === 'host' && fs.existsSync('/etc/resolv.conf') ? { resolvConf: '/etc/resolv.conf' } : {}),
         procPresent: h.procPresent ?? [...PROC_READ_ONLY, ...PROC_MASKED_FILES, ...PROC_MASKED_DIRS],
         emptyDir: emptyHostDir(home),
@@ -439,6 +441,17 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     // when the container and every Vfs read from it are garbage-collected, on remove(), or when this
     // process exits.
     const keptDir = path.join(home, 'linux', 'kept', id);
+    if (plan.publish) {
+      try {
+        makeRelayDir(plan, containerDir, h.privileged === true);
+      } catch (e) {
+        if (mountedByHelper) await ns.unmount(plan.root.merged!).catch(() => {});
+        cgroups?.remove();
+        removeTree(containerDir);
+        throw new SandboxError('BACKEND_UNAVAILABLE', `cannot make the directory of the container's port relay: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const relay = plan.publish ? new PortRelay({ ports: plan.publish.ports, hostDir: plan.publish.hostDir, socketName: PUBLISH_SOCKET_NAME }) : undefined;
     const keeper = {};
     if (plan.root.writable) kept.keep(id, [containerDir, keptDir], keeper);
     // (a terminal is relayed: its frames come through a pipe, and the caller's own stdio stays its own)
@@ -456,8 +469,14 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
       shape,
       ...(launch ? { launcher: () => takeLauncher(launch.argv, shape) } : {}),
       ...(cgroups ? { cgroups } : {}),
+      ...(relay ? { relay } : {}),
       cleanup: () => {
-        if (!plan.root.writable) return undefined;
+        // (the relay's directory is the container's to write in: removed as its other files are)
+        if (plan.publish) removeMapped(plan.publish.hostDir);
+        if (!plan.root.writable) {
+          if (plan.publish) removeTree(containerDir);
+          return undefined;
+        }
         let dir = keptDir;
         try {
           // (allowed while the overlay is still mounted in the helper's namespace: the mount moves along)
@@ -603,6 +622,24 @@ function reapStale(dir: string, remove: (dir: string) => void): void {
     if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) continue;
     remove(cdir);
   }
+}
+
+/**
+ * The relay's directory (Plan.publish.hostDir), where the container's relay, running as the container's
+ * user, makes its socket: that user's alone (a root caller's identity map gives it the same ids on the
+ * host; otherwise it is the caller's own uid, or a subordinate uid the caller cannot chown to, which gets
+ * a directory all may write in, inside the container's directory, which only the caller can reach).
+ * A read-only root's container directory is made here (with its owner file, see reapStaleContainers).
+ */
+function makeRelayDir(plan: Plan, containerDir: string, privileged: boolean): void {
+  if (!fs.existsSync(containerDir)) {
+    fs.mkdirSync(containerDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(containerDir, 'owner'), String(process.pid));
+  }
+  const dir = plan.publish!.hostDir;
+  fs.mkdirSync(dir, { mode: 0o700 });
+  if (plan.idMap === 'identity' && privileged) fs.chownSync(dir, plan.uid, plan.gid);
+  else if (plan.idMap === 'identity' && plan.uid !== 0) fs.chmodSync(dir, 0o777);
 }
 
 /** An empty read-only file of ours, opened for the numbers of inherited descriptors (see coverInheritedFds). */

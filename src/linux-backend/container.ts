@@ -9,12 +9,13 @@ import * as fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { SandboxError } from '../errors.ts';
-import type { Container, ExitStatus } from '../runtime/types.ts';
+import type { Container, ExitStatus, PortBinding } from '../runtime/types.ts';
 import type { Vfs } from '../fs/vfs.ts';
 import type { ContainerCgroups } from './cgroups.ts';
 import { ARGS_FD, USERNS_FD, type Invocation } from './invocation.ts';
 import type { Launcher, LaunchShape } from './launcher.ts';
 import type { Plan } from './plan.ts';
+import type { PortRelay } from './port-relay.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
 const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
@@ -28,6 +29,8 @@ export interface ContainerParts {
    */
   shape: LaunchShape;
   cgroups?: ContainerCgroups;
+  /** The host's side of the published ports (Plan.publish): listening from start() until the container ends. */
+  relay?: PortRelay;
   /**
    * A spare launcher for invocation.launch (started ahead, with the stdio and user namespace this container
    * needs), when there is one; otherwise the invocation is spawned whole.
@@ -83,6 +86,11 @@ export class LinuxContainer implements Container {
 
   get inheritedStdio(): boolean {
     return this.#parts.shape.output === 'inherit';
+  }
+
+  /** Where the published ports listen on the host (see Container.ports). */
+  get ports(): readonly PortBinding[] {
+    return this.#parts.relay?.bindings ?? [];
   }
 
   get stdout(): ReadableStream<Uint8Array> {
@@ -181,6 +189,13 @@ export class LinuxContainer implements Container {
     const { plan, invocation } = this.#parts;
     let child: ChildProcess;
     let spawned: Promise<void>;
+    // (the host's ports first, as docker binds them before the container starts: a port in use fails the start)
+    try {
+      await this.#parts.relay?.open();
+    } catch (e) {
+      this.#teardown();
+      throw e;
+    }
     try {
       if (invocation.userns && this.#parts.shape.usernsFd === undefined) throw new Error('no user namespace to join');
       const launcher = invocation.launch ? this.#parts.launcher?.() : undefined;
@@ -273,6 +288,7 @@ export class LinuxContainer implements Container {
 
   /** Removes the container's cgroups and directories (the slow part in the background, see cleanup). */
   #teardown(): void {
+    this.#parts.relay?.close();
     this.#parts.cgroups?.remove();
     try {
       this.#settled = Promise.resolve(this.#parts.cleanup()).catch(() => { /* best effort */ });

@@ -4,7 +4,7 @@
  * the legacy `unshare … sh -c` prelude that mounts the overlay itself when no helper can run here.
  * Pure: the tools' paths and the helper's namespaces arrive as arguments.
  */
-import { DEV_NODES, PTY_PATH, SETID_PATH, SWITCH_PATH, type Plan } from './plan.ts';
+import { DEV_NODES, PTY_PATH, PUBLISH_DIR, PUBLISH_PATH, PUBLISH_SOCKET, SETID_PATH, SWITCH_PATH, type Plan } from './plan.ts';
 import { compileSeccomp, encodeSeccomp } from './seccomp.ts';
 
 export interface Tools {
@@ -110,11 +110,12 @@ function bwrapOptions(plan: Plan, joined: 'fd' | 'entered', env: string[], tramp
     }
   }
   const sw = plan.userSwitch;
-  // (the terminal program runs as the container's user, after the switch: it must reach the directory,
-  // which bwrap would otherwise make for root alone)
-  if (plan.tty) a.push('--perms', '0711', '--dir', PTY_PATH.slice(0, PTY_PATH.lastIndexOf('/')));
+  // (the terminal program and the port relay run as the container's user, after the switch: they must
+  // reach the directory, which bwrap would otherwise make for root alone)
+  if (plan.tty || plan.publish) a.push('--perms', '0711', '--dir', PTY_PATH.slice(0, PTY_PATH.lastIndexOf('/')));
   if (sw?.groups) a.push('--ro-bind', sw.binary, SETID_PATH);
   if (plan.tty) a.push('--ro-bind', plan.tty.binary, PTY_PATH);
+  if (plan.publish) a.push('--ro-bind', plan.publish.binary, PUBLISH_PATH, '--bind', plan.publish.hostDir, PUBLISH_DIR);
   if (sw && !sw.groups) a.push('--ro-bind', sw.binary, SWITCH_PATH);
   else if (trampoline) a.push('--ro-bind', trampoline, SWITCH_PATH);
   for (const d of plan.createDirs ?? []) a.push('--dir', d);
@@ -158,12 +159,15 @@ function switchArgv(plan: Plan): string[] {
 }
 
 /**
- * What runs in the container: the user switch, then (with a tty) the terminal program, which runs as the
- * container's user and starts the program on a terminal of its own, then the program.
+ * What runs in the container: the user switch, then (with published ports) the port relay, then (with a
+ * tty) the terminal program, which starts the program on a terminal of its own, then the program. The
+ * relay and the terminal program run as the container's user.
  */
 function guestArgv(plan: Plan): string[] {
+  const ports = plan.publish ? [...new Set(plan.publish.ports.map((p) => p.containerPort))].join(',') : '';
+  const publish = plan.publish ? [PUBLISH_PATH, PUBLISH_SOCKET, ports, '--'] : [];
   const tty = plan.tty ? [PTY_PATH, String(plan.tty.cols), String(plan.tty.rows), '--'] : [];
-  return [...switchArgv(plan), ...tty, ...plan.argv];
+  return [...switchArgv(plan), ...publish, ...tty, ...plan.argv];
 }
 
 /** Single-quotes a word for sh. */

@@ -1,6 +1,6 @@
 /**
  * Where this package's own static programs (native/PROGRAM.c, built into native/bin/PROGRAM-<arch>) are
- * on the host: setid (the user switch with supplementary groups) and pty (a container's terminal). This module runs from src/linux-backend/ (sources) or dist/ (bundles): the package
+ * on the host: setid (the user switch with supplementary groups), pty (a container's terminal) and publish (its port relay). This module runs from src/linux-backend/ (sources) or dist/ (bundles): the package
  * root is found by walking up from it to the first directory with a package.json.
  */
 import * as fs from 'node:fs';
@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SeccompArch } from './syscalls.ts';
 
-export type NativeProgram = 'setid' | 'pty';
+export type NativeProgram = 'setid' | 'pty' | 'publish';
 
 /** The program's binary for `arch`, or undefined when this package has none. */
 export function findNativeBinary(program: NativeProgram, arch: SeccompArch, moduleUrl: string = import.meta.url): string | undefined {

@@ -112,6 +112,8 @@ export interface PlanHost {
   setid?: string;
   /** This package's terminal program for the host's arch (native/pty.c), for a container with a tty. */
   pty?: string;
+  /** This package's port relay for the host's arch (native/publish.c), for a container with published ports. */
+  publish?: string;
   /** The host's /etc/resolv.conf, when it has one: bound read-only into a container on the host's network. */
   resolvConf?: string;
   /** Which of the PROC_* paths exist in a fresh /proc of a sandbox on this kernel (bwrap cannot create them). */
@@ -155,6 +157,13 @@ export const SWITCH_PATH = '/dev/.wasmbox/busybox';
 export const SETID_PATH = '/dev/.wasmbox/setid';
 /** Where the terminal program (PlanHost.pty) appears in the container. */
 export const PTY_PATH = '/dev/.wasmbox/pty';
+/** Where the port relay (PlanHost.publish) appears in the container. */
+export const PUBLISH_PATH = '/dev/.wasmbox/publish';
+/** Where the container's relay directory (Plan.publish.hostDir) appears in it, and the relay's socket there. */
+export const PUBLISH_DIR = '/dev/.wasmbox/ports';
+export const PUBLISH_SOCKET = `${PUBLISH_DIR}/relay`;
+/** The socket's name in the relay directory (on the host: `${hostDir}/${PUBLISH_SOCKET_NAME}`). */
+export const PUBLISH_SOCKET_NAME = 'relay';
 /** A container's terminal size when none is given (docker's). */
 export const DEFAULT_TTY_SIZE = { cols: 80, rows: 24 };
 /** The most supplementary groups a process may have (the kernel's NGROUPS_MAX). */
@@ -198,9 +207,19 @@ export interface Plan {
    * of the container's own devpts, of this initial size; stdin carries its frames (native/pty.c).
    */
   tty?: { binary: string; cols: number; rows: number };
+  /**
+   * Published ports (docker -p): the host listens on each hostIp:hostPort and joins every connection to
+   * the container through a Unix socket in `hostDir` (private to the container, bound at PUBLISH_DIR),
+   * where the relay (PUBLISH_PATH, the host's `binary`, run before the program) connects it to
+   * 127.0.0.1:containerPort in the container's network namespace (native/publish.c).
+   */
+  publish?: { binary: string; hostDir: string; ports: Array<{ hostIp: string; hostPort: number; containerPort: number }> };
   /** Directories created in the (writable) root before the process starts, e.g. a missing working directory. */
   createDirs?: string[];
 }
+
+/** Where a published port listens when no address is given: every IPv4 address, as docker's default. */
+export const DEFAULT_PUBLISH_IP = '0.0.0.0';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -233,6 +252,11 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
   if (spec.defaultHome && uid !== 0) {
     const i = env.findIndex((e) => e.startsWith('HOME='));
     if (i >= 0) env[i] = `HOME=${home ?? '/'}`;
+  }
+  // (on the host's network the container's ports are the host's: docker discards -p there, and so do we)
+  const published = spec.network === 'host' ? [] : spec.publish ?? [];
+  if (published.length && !host.publish) {
+    throw new SandboxError('CAPABILITY_DENIED', `published ports (-p/--publish) need wasmbox's port relay for ${host.arch} (native/bin/publish-${host.arch}), which this installation lacks: run without -p, or with --network host`);
   }
   if (spec.tty && !host.pty) {
     throw new SandboxError('CAPABILITY_DENIED', `a terminal (-t/--tty) needs wasmbox's pty program for ${host.arch} (native/bin/pty-${host.arch}), which this installation lacks: run without -t`);
@@ -317,6 +341,13 @@ export function planContainer(image: Image, spec: ContainerSpec, host: PlanHost,
     ...(cgroup ? { cgroup } : {}),
     stdin: spec.stdin,
     ...(spec.tty ? { tty: { binary: host.pty!, ...(spec.ttySize ?? DEFAULT_TTY_SIZE) } } : {}),
+    ...(published.length ? {
+      publish: {
+        binary: host.publish!,
+        hostDir: `${host.containerDir}/ports`,
+        ports: published.map((p) => ({ hostIp: p.hostIp ?? DEFAULT_PUBLISH_IP, hostPort: p.hostPort, containerPort: p.containerPort })),
+      },
+    } : {}),
   };
 }
 
@@ -351,6 +382,7 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
     if (!binary.startsWith('/')) problems.push(`the terminal program must be an absolute host path: ${binary}`);
     if (![cols, rows].every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffff)) problems.push(`invalid terminal size ${cols} x ${rows}`);
   }
+  if (plan.publish) problems.push(...publishProblems(plan));
 
   const seen = new Set<string>();
   for (const m of plan.mounts) {
@@ -390,6 +422,25 @@ export function validatePlan(plan: Plan, host: Pick<PlanHost, 'cgroups' | 'rootM
     );
   }
   return plan;
+}
+
+function publishProblems(plan: Plan): string[] {
+  const { binary, hostDir, ports } = plan.publish!;
+  const problems: string[] = [];
+  if (!binary.startsWith('/')) problems.push(`the port relay must be an absolute host path: ${binary}`);
+  if (!isAbsoluteNormal(hostDir)) problems.push(`the relay directory must be an absolute host path: ${hostDir}`);
+  if (!plan.namespaces.net) problems.push('published ports need a network namespace of the container\'s own');
+  if (!ports.length) problems.push('no published port');
+  const bound = new Set<string>();
+  for (const p of ports) {
+    const where = `${p.hostIp}:${p.hostPort}`;
+    if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 0xffff) problems.push(`invalid container port ${p.containerPort}`);
+    if (!Number.isInteger(p.hostPort) || p.hostPort < 0 || p.hostPort > 0xffff) problems.push(`invalid host port ${p.hostPort}`);
+    if (typeof p.hostIp !== 'string' || !/^[0-9A-Fa-f.:]{2,45}$/.test(p.hostIp)) problems.push(`invalid host address ${JSON.stringify(p.hostIp)}`);
+    if (p.hostPort !== 0 && bound.has(where)) problems.push(`host port ${where} is published twice`);
+    bound.add(where);
+  }
+  return problems;
 }
 
 /** A uid or gid the kernel takes ((uid_t)-1 means "unchanged"). */

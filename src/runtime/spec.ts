@@ -1,7 +1,7 @@
 import { SandboxError } from '../errors.ts';
 import type { ImageConfig } from '../loader/types.ts';
 import { isBareModule } from '../loader/wasm-image.ts';
-import type { ContainerSpec, Limits, Mount } from './types.ts';
+import type { ContainerSpec, Limits, Mount, PublishedPort } from './types.ts';
 
 /** What a caller may override on top of the image config (docker run's options). */
 export interface RunOptions {
@@ -35,6 +35,8 @@ export interface RunOptions {
   ttySize?: { cols: number; rows: number };
   /** `--network`: 'none' (loopback only, the default) or 'host'. */
   network?: 'none' | 'host';
+  /** `-p/--publish`: container TCP ports reachable at host ports (Linux images; see ContainerSpec.publish). */
+  publish?: PublishedPort[];
   limits?: Limits;
 }
 
@@ -100,6 +102,7 @@ export function resolveSpec(config: ImageConfig, opts: RunOptions = {}, id = '')
     ...(tail.length > 0 ? { defaultHome: true } : {}),
     mounts: (opts.mounts ?? []).map(checkMount),
     network: opts.network ?? 'none',
+    ...(opts.publish?.length ? { publish: opts.publish.map(checkPublishedPort) } : {}),
     limits: checkLimits(opts.limits ?? {}),
   };
 }
@@ -160,6 +163,54 @@ function checkMount(m: Mount): Mount {
     throw new SandboxError('INVALID_ARGUMENT', `invalid mount ${m.guest}: the container path must be absolute`);
   }
   return { ...m, guest: normalizeAbsolute(m.guest) };
+}
+
+/**
+ * docker's `-p [ip:][hostPort:]containerPort[/tcp]` (an IPv6 address in brackets; `ip::containerPort` and a
+ * bare containerPort take a host port the host picks). UDP and port ranges are refused.
+ */
+export function parsePublish(spec: string): PublishedPort {
+  const bad = (why: string) => new SandboxError('INVALID_ARGUMENT', `invalid -p/--publish '${spec}': ${why}`);
+  let rest = spec.trim();
+  const slash = rest.lastIndexOf('/');
+  if (slash >= 0) {
+    const proto = rest.slice(slash + 1).toLowerCase();
+    if (proto !== 'tcp') throw bad(proto === 'udp' || proto === 'sctp' ? `only TCP ports are published here, not ${proto}` : `unknown protocol '${proto}'`);
+    rest = rest.slice(0, slash);
+  }
+  let hostIp: string | undefined;
+  const v6 = /^\[([^\]]*)\]:(.*)$/.exec(rest);
+  if (v6) {
+    hostIp = v6[1]!;
+    rest = v6[2]!;
+  }
+  const parts = rest.split(':');
+  if (!v6 && parts.length === 3) hostIp = parts.shift()!;
+  if (parts.length > 2 || (v6 && parts.length !== 2)) throw bad('use [ip:]hostPort:containerPort[/tcp]');
+  if (parts.some((p) => p.includes('-'))) throw bad('port ranges are not supported; publish each port with a -p of its own');
+  const port = (text: string, what: string, min: number): number => {
+    if (!/^\d{1,5}$/.test(text) || Number(text) < min || Number(text) > 65535) throw bad(`${what} must be a number from ${min} to 65535`);
+    return Number(text);
+  };
+  const containerPort = port(parts.at(-1)!, 'the container port', 1);
+  const hostPort = parts.length === 2 && parts[0] !== '' ? port(parts[0]!, 'the host port', 0) : 0;
+  return checkPublishedPort({ ...(hostIp ? { hostIp } : {}), hostPort, containerPort });
+}
+
+function checkPublishedPort(p: PublishedPort): PublishedPort {
+  const what = JSON.stringify(p);
+  const inRange = (v: unknown, min: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= 65535;
+  if (!inRange(p.containerPort, 1)) throw new SandboxError('INVALID_ARGUMENT', `published port ${what}: containerPort must be a whole number from 1 to 65535`);
+  if (!inRange(p.hostPort, 0)) throw new SandboxError('INVALID_ARGUMENT', `published port ${what}: hostPort must be a whole number from 0 to 65535 (0: any free port)`);
+  if (p.hostIp !== undefined && !isIpAddress(p.hostIp)) throw new SandboxError('INVALID_ARGUMENT', `published port ${what}: hostIp must be an IPv4 or IPv6 address`);
+  return { ...(p.hostIp !== undefined ? { hostIp: p.hostIp } : {}), hostPort: p.hostPort, containerPort: p.containerPort };
+}
+
+function isIpAddress(s: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (v4) return v4.slice(1).every((o) => Number(o) <= 255);
+  // (IPv6 loosely: the host's listen() has the last word on it)
+  return s.includes(':') && /^[0-9A-Fa-f:.]{2,45}$/.test(s);
 }
 
 function checkLimits(l: Limits): Limits {

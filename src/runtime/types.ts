@@ -67,7 +67,28 @@ export interface ContainerSpec {
    * sockets either way).
    */
   network: 'none' | 'host';
+  /**
+   * docker's -p/--publish: TCP ports of the container reachable at ports of the host (Linux images; a WASI
+   * guest has no sockets). Ignored with network 'host', as docker does (the ports are the host's already).
+   */
+  publish?: PublishedPort[];
   limits: Limits;
+}
+
+/** A published port (docker -p [hostIp:]hostPort:containerPort): TCP only. */
+export interface PublishedPort {
+  /** The host address to listen on; default 0.0.0.0 (every IPv4 address), as docker's. */
+  hostIp?: string;
+  /** 0: a port the host picks (see Container.ports). */
+  hostPort: number;
+  containerPort: number;
+}
+
+/** Where a published port listens once the container started: hostPort is the one bound (never 0). */
+export interface PortBinding {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
 }
 
 export type ExitReason = 'exit' | 'signal' | 'trap' | 'timeout' | 'oom' | 'output-limit' | 'killed';
@@ -93,6 +114,11 @@ export interface Container {
   /** Resolves for every guest outcome (exit, trap, timeout, kill); never rejects for the guest's sake. */
   wait(): Promise<ExitStatus>;
   kill(signal?: string): Promise<void>;
+  /**
+   * A container with published ports (ContainerSpec.publish), once start() resolved: where each one
+   * listens on the host, in the order given. Empty before start() and for other containers.
+   */
+  readonly ports?: readonly PortBinding[];
   /** A container with a pseudo-terminal: its new size (the program gets SIGWINCH); otherwise nothing. */
   resize?(cols: number, rows: number): void;
   /** The container's root filesystem; after exit it holds what the guest wrote. */

@@ -110,6 +110,9 @@ export function createWasiBackend(opts: WasiBackendOptions): WasiBackend {
       return { ok: false, reason: `the image is for ${image.platform.os}/${image.platform.architecture}, not wasi/wasm` };
     },
     async create(image: Image, spec: ContainerSpec): Promise<Container> {
+      if (spec.publish?.length) {
+        throw new SandboxError('CAPABILITY_DENIED', 'a WASI guest has no sockets: its ports cannot be published (-p/--publish is for Linux images)');
+      }
       if (spec.limits.cpus !== undefined) {
         // Refused rather than ignored: a limit that is asked for is never silently dropped.
         throw new SandboxError('INVALID_ARGUMENT', 'a CPU quota (--cpus) cannot be enforced on a WASI guest; use --timeout to bound its run time');

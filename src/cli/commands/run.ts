@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { resolve } from 'node:path';
 import { SandboxError } from '../../errors.ts';
-import type { Container, Mount } from '../../runtime/types.ts';
+import type { Container, Mount, PublishedPort } from '../../runtime/types.ts';
 import type { Image } from '../../loader/source.ts';
 import type { Platform } from '../../loader/types.ts';
 import type { LayoutStore } from '../../loader/store/layout-store.ts';
@@ -21,6 +21,7 @@ interface RunFlags {
   interactive?: boolean;
   tty?: boolean;
   network?: string;
+  publish: string[];
   readOnly?: boolean;
   platform?: string;
   outputLimit?: string;
@@ -64,6 +65,7 @@ export function register(program: Command): void {
     .option('--group-add <group>', 'add a supplementary group (name or gid) for the user of a Linux image', collect, [])
     .option('--hostname <name>', 'container host name')
     .option('--network <mode>', 'none (loopback only, the default) or host (the host\'s network; Linux images)')
+    .option('-p, --publish <[ip:]hostPort:containerPort[/tcp]>', 'make a TCP port of the container reachable at a port of the host (Linux images; hostPort 0 or left out: any free port)', collect, [])
     .passThroughOptions()
     .action(async (image: string, args: string[], flags: RunFlags, cmd: Command) => {
       process.exitCode = await runCommand(image, args, flags, cmd);
@@ -133,7 +135,7 @@ function resolveLocalPath(image: string, resolve: (p: string) => string): string
 }
 
 async function runOptions(args: string[], flags: RunFlags) {
-  const { parseSize, parseDuration, parseEnvFile } = await import('../../runtime/spec.ts');
+  const { parseSize, parseDuration, parseEnvFile, parsePublish } = await import('../../runtime/spec.ts');
   const env: string[] = [];
   if (flags.envFile.length) {
     for (const file of flags.envFile) {
@@ -170,6 +172,7 @@ async function runOptions(args: string[], flags: RunFlags) {
     readOnly: flags.readOnly ?? false,
     interactive: flags.interactive ?? false,
     ...(flags.network !== undefined ? { network: parseNetwork(flags.network) } : {}),
+    ...publishedPorts(flags, parsePublish),
     ...(flags.tty ? { tty: true, ...(process.stdout.isTTY ? { ttySize: { cols: process.stdout.columns, rows: process.stdout.rows } } : {}) } : {}),
     limits,
   };
@@ -205,6 +208,17 @@ function storageLimit(opts: string[], parseSize: (s: string) => number): { stora
     storageBytes = parseSize(m[1]!);
   }
   return storageBytes === undefined ? {} : { storageBytes };
+}
+
+/** -p, parsed; on the host's network they are discarded with docker's warning (the ports are the host's already). */
+function publishedPorts(flags: RunFlags, parsePublish: (spec: string) => PublishedPort): { publish?: PublishedPort[] } {
+  const publish = flags.publish.map(parsePublish);
+  if (!publish.length) return {};
+  if (flags.network === 'host') {
+    process.stderr.write('WARNING: Published ports are discarded when using host network mode\n');
+    return {};
+  }
+  return { publish };
 }
 
 function parseNetwork(mode: string): 'none' | 'host' {
