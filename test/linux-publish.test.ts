@@ -1,7 +1,7 @@
 // -p/--publish for Linux images: the host listens on each published port and relays every connection
 // through a Unix socket to native/publish.c in the container, which connects it to the container's
 // loopback. As plans (data) and for real, through the API and the CLI, against busybox nc servers.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -15,7 +15,7 @@ import { parsePublish, resolveSpec } from '../src/runtime/spec.ts';
 import { createRuntime } from '../src/runtime/runtime.ts';
 import type { Container, ContainerSpec, PublishedPort } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { linuxTestBed, tempDir } from './helpers/linux-images.ts';
+import { bundleRunner, entriesOnceRemoved, linuxTestBed, runnerPrelude, tempDir } from './helpers/linux-images.ts';
 import { cliBin, ensureBuilt } from './helpers/cli.ts';
 
 const bed = linuxTestBed('wasmbox-publish-', { beforeAll, afterAll });
@@ -377,6 +377,40 @@ describe('-p for real (API)', () => {
     expect(fs.existsSync(path.join(bed.home, 'linux', 'containers', c.id))).toBe(false);
   });
 
+  it('a container that puts a link to a host socket in place of its relay\'s cannot make the host connect to it', async (ctx) => {
+    if (bed.skipReason) return ctx.skip(bed.skipReason);
+    const work = tempDir('wasmbox-publish-link-');
+    const target = path.join(work, 'host.sock');
+    let reached = 0;
+    const hostServer = net.createServer((s) => { reached++; s.end('host secret\n'); });
+    await new Promise<void>((r) => hostServer.listen(target, r));
+    try {
+      // (a link that is followed on the host names a host path; and a regular file in its place)
+      for (const replace of [`ln -s ${target} /dev/.wasmbox/ports/relay`, 'echo not-a-socket > /dev/.wasmbox/ports/relay']) {
+        const c = await run(['sh', '-c', `while [ ! -S /dev/.wasmbox/ports/relay ]; do sleep 0.01; done; rm /dev/.wasmbox/ports/relay; ${replace}; echo replaced; exec sleep 30`], [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 80 }]);
+        const reader = c.stdout.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toBe('replaced\n');
+        const r = await exchange(c.ports![0]!.hostPort, Buffer.from('hello?'));
+        expect(r.closed).toBe(true);
+        await c.kill();
+        await c.wait();
+      }
+      expect(reached).toBe(0);
+    } finally {
+      await new Promise<void>((r) => hostServer.close(() => r()));
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('with a terminal too: the relay starts the terminal program, which starts the server', async (ctx) => {
+    if (bed.skipReason) return ctx.skip(bed.skipReason);
+    const c = await run(['sh', '-c', 'exec nc -ll -p 80 -e cat'], [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 80 }], { tty: true });
+    const data = randomBytes(256 * 1024);
+    expect((await whenServing(c.ports![0]!.hostPort, data)).equals(data)).toBe(true);
+    await c.kill();
+    await c.wait();
+  });
+
   it('WASI images refuse published ports: a WASI guest has no sockets', async () => {
     const home = tempDir('wasmbox-publish-wasi-');
     try {
@@ -455,4 +489,110 @@ describe('-p through the CLI', () => {
       fs.rmSync(home, { recursive: true, force: true });
     }
   });
+});
+
+/** Runs as another user: echoes through a published port from containers of root, of app, and of app on a read-only root. */
+const UNPRIVILEGED_RUNNER = (root: string) => `
+${runnerPrelude(root)}
+import * as net from 'node:net';
+import { randomBytes } from 'node:crypto';
+const spec = (o = {}) => ({ argv: ['sh', '-c', 'exec nc -ll -p 8080 -e cat'], env: ['PATH=/bin'], cwd: '/', tty: false, stdin: false, readOnlyRoot: false, mounts: [], network: 'none', limits: {}, publish: [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 8080 }], ...o });
+const out = { probe: await backend.probe(image), ids: await backend.idMapping(), runs: {} };
+const exchange = (port, data) => new Promise((resolve) => {
+  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const chunks = [];
+  s.on('data', (d) => chunks.push(d));
+  s.on('error', () => {});
+  s.on('end', () => s.end());
+  s.on('close', () => resolve(Buffer.concat(chunks)));
+  s.end(data);
+});
+async function serve(name, o) {
+  try {
+    const c = await backend.create(image, spec(o));
+    await c.start();
+    const data = randomBytes(512 * 1024);
+    let reply = Buffer.alloc(0);
+    for (let i = 0; i < 200 && reply.length === 0; i++) {
+      reply = await exchange(c.ports[0].hostPort, data);
+      if (reply.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    await c.kill();
+    await c.wait();
+    out.runs[name] = { same: reply.equals(data), length: reply.length };
+  } catch (e) {
+    out.runs[name] = { error: { code: e.code, message: e.message } };
+  }
+}
+if (out.probe.ok) {
+  await serve('root', {});
+  await serve('app', { user: 'app' });
+  await serve('app-ro', { user: 'app', readOnlyRoot: true });
+}
+console.log(JSON.stringify(out));
+`;
+
+describe('-p for an unprivileged caller', () => {
+  const work = tempDir('wasmbox-publish-unpriv-');
+  const subUser = `wbp${randomBytes(4).toString('hex')}`;
+  const START = 2_100_000_000 + Math.floor(Math.random() * 1000) * 65536;
+  const line = `${subUser}:${START}:65536`;
+  let skipReason: string | undefined;
+  let runner = '';
+  let userAdded = false;
+  const restore = () => {
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      try {
+        const text = fs.readFileSync(f, 'utf8');
+        if (text.includes(`${line}\n`)) fs.writeFileSync(f, text.replace(`${line}\n`, ''));
+      } catch { /* nothing of ours there */ }
+    }
+    if (userAdded) spawnSync('userdel', [subUser], { stdio: 'ignore' });
+    userAdded = false;
+  };
+  beforeAll(async () => {
+    if (bed.skipReason || process.getuid?.() !== 0) { skipReason = bed.skipReason ?? 'switching users needs root'; return; }
+    for (const tool of ['setpriv', 'useradd', 'newuidmap', 'newgidmap']) {
+      if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) { skipReason = `${tool} is missing`; return; }
+    }
+    process.once('exit', restore);
+    execFileSync('useradd', ['-M', '-r', '-s', '/usr/sbin/nologin', '-d', '/nonexistent', subUser]);
+    userAdded = true;
+    fs.appendFileSync('/etc/subuid', `${line}\n`);
+    fs.appendFileSync('/etc/subgid', `${line}\n`);
+    fs.chmodSync(work, 0o755);
+    runner = await bundleRunner(work, UNPRIVILEGED_RUNNER(root));
+    fs.chmodSync(runner, 0o644);
+    // (the bundle finds this package's programs next to it, as an installed package has them)
+    fs.symlinkSync(path.join(root, 'native'), path.join(work, 'native'));
+    execFileSync('chmod', ['-R', 'a+rX', path.join(bed.work, 'busybox')]);
+    fs.chmodSync(bed.work, 0o755);
+  }, 60_000);
+  afterAll(() => {
+    restore();
+    process.off('exit', restore);
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  for (const [who, mode] of [['nobody', 'single'], ['a user with /etc/subuid ranges', 'subids']] as const) {
+    it(`${who} (${mode} id map): the relay serves containers of root and of app, read-only too, and leaves nothing behind`, async (ctx) => {
+      if (skipReason) return ctx.skip(skipReason);
+      const ids = mode === 'single' ? { uid: 65534, gid: 65534 } : {
+        uid: Number(execFileSync('id', ['-u', subUser], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', subUser], { encoding: 'utf8' })),
+      };
+      const home = path.join(work, `home-${mode}`);
+      fs.mkdirSync(home, { mode: 0o755 });
+      fs.chownSync(home, ids.uid, ids.gid);
+      const r = spawnSync('setpriv', [`--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--clear-groups', process.execPath, runner, path.join(bed.work, 'busybox'), home], {
+        encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, timeout: 120_000,
+      });
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout) as { probe: { ok: boolean; reason?: string }; ids: { mode: string }; runs: Record<string, unknown> };
+      if (!out.probe.ok) return ctx.skip(`unprivileged containers unavailable here: ${out.probe.reason}`);
+      expect(out.ids.mode).toBe(mode);
+      const echoed = { same: true, length: 512 * 1024 };
+      expect(out.runs).toEqual({ root: echoed, app: echoed, 'app-ro': echoed });
+      expect(await entriesOnceRemoved(path.join(home, 'linux', 'containers'))).toEqual([]);
+    });
+  }
 });

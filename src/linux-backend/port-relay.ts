@@ -84,9 +84,12 @@ export class PortRelay {
     const attempt = (): void => {
       if (this.#closed || client.destroyed) { client.destroy(); return; }
       const inner = this.#connect();
-      if (!inner) {
-        if (Date.now() - started < SOCKET_WAIT_MS) setTimeout(attempt, SOCKET_RETRY_MS).unref();
-        else client.destroy();
+      if (inner === 'absent' && Date.now() - started < SOCKET_WAIT_MS) {
+        setTimeout(attempt, SOCKET_RETRY_MS).unref();
+        return;
+      }
+      if (typeof inner === 'string') {
+        client.destroy();
         return;
       }
       let connected = false;
@@ -106,25 +109,25 @@ export class PortRelay {
   }
 
   /**
-   * A connection to the relay's socket; undefined while it is not there yet. The directory is the
-   * container's to write: what is there is opened without following a link, checked to be a socket,
-   * and connected to through that descriptor, so the container cannot point this process elsewhere.
+   * A connection to the relay's socket: 'absent' while it is not there yet, 'invalid' when something else
+   * is. The directory is the container's to write: what is there is opened without following a link,
+   * checked to be a socket, and connected to through that descriptor, so the container cannot point this
+   * process at another socket of the host's.
    */
-  #connect(): net.Socket | undefined {
+  #connect(): net.Socket | 'absent' | 'invalid' {
     let fd: number;
     try {
       fd = fs.openSync(path.join(this.#o.hostDir, this.#o.socketName), O_PATH | fs.constants.O_NOFOLLOW);
-    } catch {
-      return undefined;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'invalid';
     }
+    let socket = false;
     try {
-      if (!fs.fstatSync(fd).isSocket()) {
-        fs.closeSync(fd);
-        return undefined;
-      }
-    } catch {
+      socket = fs.fstatSync(fd).isSocket();
+    } catch { /* (not reached: fstat of an open descriptor) */ }
+    if (!socket) {
       fs.closeSync(fd);
-      return undefined;
+      return 'invalid';
     }
     const inner = net.connect({ path: `/proc/self/fd/${fd}`, allowHalfOpen: true });
     const release = () => { try { fs.closeSync(fd); } catch { /* closed */ } };
