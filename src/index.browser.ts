@@ -34,7 +34,7 @@ export { LayerCache } from './fs/layer-cache.ts';
 export { buildRootfs, type RootfsOptions } from './fs/rootfs.ts';
 export * from './runtime/types.ts';
 export { createRuntime, type Runtime, type RuntimeOptions, type RunIo, type RunResult, type ImageInput } from './runtime/runtime.ts';
-export { resolveSpec, parseSize, parseDuration, parseEnvFile, DEFAULT_PATH, type RunOptions } from './runtime/spec.ts';
+export { resolveSpec, parseSize, parseDuration, parseEnvFile, parsePublish, DEFAULT_PATH, type RunOptions } from './runtime/spec.ts';
 export { createWasiBackend, TRAP_EXIT_CODE, TIMEOUT_EXIT_CODE, type WasiBackend, type WasiBackendOptions, type RootfsProvider } from './sandbox/backend.ts';
 export { limitMemory, readMemories, WASM_PAGE_BYTES, type MemoryInfo, type LimitedModule } from './sandbox/memory-limit.ts';
 export { overlayDiff, overlayDiffEntries } from './fs/overlay-diff.ts';
