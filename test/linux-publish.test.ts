@@ -364,6 +364,27 @@ describe('-p for real (API)', () => {
     }
   });
 
+  it('killed while its ports are being bound: it never starts, and nothing listens', async (ctx) => {
+    if (bed.skipReason) return ctx.skip(bed.skipReason);
+    const port = await freePort();
+    const mark = tempDir('wasmbox-publish-mark-');
+    try {
+      const c = await bed.backend.create(bed.busybox, spec(['touch', '/mark/ran'], {
+        readOnlyRoot: true, publish: [{ hostIp: '127.0.0.1', hostPort: port, containerPort: 80 }], mounts: [{ guest: '/mark', source: { type: 'host', path: mark }, mode: 'rw' }],
+      }));
+      const starting = c.start();
+      await c.kill();
+      await starting;
+      expect((await c.wait()).code).toBe(137);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(fs.readdirSync(mark)).toEqual([]);
+      expect(await listening(port)).toBe(false);
+      expect(c.ports).toEqual([]);
+    } finally {
+      fs.rmSync(mark, { recursive: true, force: true });
+    }
+  });
+
   it('a container of another user, with a read-only root: its relay still serves', async (ctx) => {
     if (bed.skipReason) return ctx.skip(bed.skipReason);
     // (a port above 1024: the user has no capabilities)

@@ -190,11 +190,14 @@ export class LinuxContainer implements Container {
     let child: ChildProcess;
     let spawned: Promise<void>;
     // (the host's ports first, as docker binds them before the container starts: a port in use fails the start)
-    try {
-      await this.#parts.relay?.open();
-    } catch (e) {
-      this.#teardown();
-      throw e;
+    if (this.#parts.relay) {
+      try {
+        await this.#parts.relay.open();
+      } catch (e) {
+        this.#teardown();
+        throw e;
+      }
+      if (this.#exited) return; // killed while its ports were being bound: it never starts
     }
     try {
       if (invocation.userns && this.#parts.shape.usernsFd === undefined) throw new Error('no user namespace to join');

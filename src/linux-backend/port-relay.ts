@@ -57,8 +57,12 @@ export class PortRelay {
       }
       server.on('error', () => { /* (after listen: accept errors; the client just goes) */ });
       this.#servers.push(server);
+      // (closed meanwhile: the container was killed while its ports were being bound)
+      if (this.#closed) {
+        server.close();
+        return;
+      }
       this.#bound.push({ ...p, hostPort: (server.address() as net.AddressInfo).port });
-      if (this.#closed) server.close();
     }
   }
 
