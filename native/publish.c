@@ -32,7 +32,7 @@
 
 
 #define MAX_CONNECTIONS 256
-#define BUFFER 32768
+#define BUFFER 65536
 #define HEADER 3
 #define LINGER 2
 
