@@ -1,15 +1,13 @@
 // --cap-add / --cap-drop for Linux images: docker's default set changed as data, and for real in a root
 // container's own user namespace (CapEff, chown, an interface of its own network), through the API and CLI.
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_CAPS, DOCKER_DEFAULT_CAPS, containerCapabilities, planContainer, validatePlan, type PlanHost } from '../src/linux-backend/plan.ts';
+import { ALL_CAPS, DOCKER_DEFAULT_CAPS, containerCapabilities, planContainer, validatePlan } from '../src/linux-backend/plan.ts';
 import { isSandboxError } from '../src/errors.ts';
 import { resolveSpec } from '../src/runtime/spec.ts';
 import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { linuxTestBed, runToEnd, tempDir } from './helpers/linux-images.ts';
+import { cliHomeWithBusybox, linuxTestBed, planHostFixture, runToEnd } from './helpers/linux-images.ts';
 import { cliBin, ensureBuilt } from './helpers/cli.ts';
 
 const bed = linuxTestBed('wasmbox-caps-', { beforeAll, afterAll });
@@ -40,15 +38,7 @@ describe('capabilities as data', () => {
 
   it('in the plan: root gets them, another user none; root without SETUID/SETGID skips the switch for its groups', () => {
     const image = { platform: { os: 'linux', architecture: 'amd64' } } as Image;
-    const host: PlanHost = {
-      arch: 'x86_64', idMap: 'identity', setid: '/wb/setid', procPresent: [], emptyDir: '/wb/empty', rootfsDir: '/wb/layers/aa',
-      containerDir: '/wb/containers/c1', cgroups: {},
-      resolveCommand: (name) => ({ path: `/bin/${name}`, executable: true }),
-      resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000 } : { uid: 0, gid: 0 }),
-      supplementaryGroups: () => [10],
-      canonicalGuestPath: (p) => p,
-      statGuest: () => ({ kind: 'file', executable: true }),
-    };
+    const host = planHostFixture({ idMap: 'identity', setid: '/wb/setid', supplementaryGroups: () => [10] });
     const plan = (o: Partial<ContainerSpec>) => validatePlan(planContainer(image, spec(['sh'], o), host, 'ab'.repeat(32)), host);
     expect(plan({ capAdd: ['NET_ADMIN'] }).capabilities).toContain('CAP_NET_ADMIN');
     expect(plan({ capAdd: ['NET_ADMIN'], user: 'app' }).capabilities).toEqual([]);
@@ -106,10 +96,8 @@ describe('capabilities for real', () => {
   it('through the CLI, and an unknown capability refused', (ctx) => {
     if (bed.skipReason) return ctx.skip(bed.skipReason);
     ensureBuilt();
-    const home = tempDir('wasmbox-caps-cli-');
+    const { home, remove } = cliHomeWithBusybox(bed, 'caps-busybox', cliBin);
     try {
-      const load = spawnSync(process.execPath, [cliBin, '--home', home, 'load', '-q', '-t', 'caps-busybox', '-i', path.join(bed.work, 'busybox')], { encoding: 'utf8' });
-      expect(load.status, load.stderr).toBe(0);
       const run = (args: string[]) => spawnSync(process.execPath, [cliBin, '--home', home, 'run', ...args], { encoding: 'utf8' });
       const none = run(['--cap-drop', 'ALL', 'caps-busybox', 'grep', '^CapEff', '/proc/self/status']);
       expect(none.status, none.stderr).toBe(0);
@@ -118,7 +106,7 @@ describe('capabilities for real', () => {
       expect(bad.status).toBe(125);
       expect(bad.stderr).toContain('--cap-add: unknown capability "SUPERPOWER"');
     } finally {
-      fs.rmSync(home, { recursive: true, force: true });
+      remove();
     }
   });
 });

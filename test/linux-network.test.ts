@@ -1,19 +1,17 @@
 // --network for Linux images: 'none' (the default: a network namespace of the container's own, loopback
 // only) and 'host' (docker --network host: the host's network and resolver), as plans and for real
 // through the API and the CLI against a server on the host's loopback.
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bwrapArgs, planContainer, validatePlan, type PlanHost } from '../src/linux-backend/index.ts';
 import type { ContainerSpec } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
 import { resolveSpec } from '../src/runtime/spec.ts';
-import { linuxTestBed, runToEnd, tempDir } from './helpers/linux-images.ts';
-import { cliBin, ensureBuilt } from './helpers/cli.ts';
+import { cliHomeWithBusybox, linuxTestBed, planHostFixture, runToEnd } from './helpers/linux-images.ts';
+import { cliAsync, cliBin, ensureBuilt } from './helpers/cli.ts';
 
 const bed = linuxTestBed('wasmbox-network-', { beforeAll, afterAll });
 const spec = (argv: string[], o: Partial<ContainerSpec> = {}): ContainerSpec => ({
@@ -31,14 +29,8 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 describe('--network as data', () => {
   const image = { platform: { os: 'linux', architecture: 'amd64' } } as Image;
-  const host = (o: Partial<PlanHost> = {}): PlanHost => ({
-    arch: 'x86_64', procPresent: [], emptyDir: '/wb/empty', rootfsDir: '/wb/layers/aa', containerDir: '/wb/containers/c1',
-    cgroups: {}, resolvConf: '/etc/resolv.conf',
-    resolveCommand: (name) => ({ path: `/bin/${name}`, executable: true }),
-    resolveUser: () => ({ uid: 0, gid: 0 }),
-    canonicalGuestPath: (p) => p,
-    statGuest: (p) => (p === '/bin/sh' ? { kind: 'file', executable: true } : undefined),
-    ...o,
+  const host = (o: Partial<PlanHost> = {}): PlanHost => planHostFixture({
+    resolvConf: '/etc/resolv.conf', statGuest: (p) => (p === '/bin/sh' ? { kind: 'file', executable: true } : undefined), ...o,
   });
   const args = (s: Partial<ContainerSpec>, h = host()) => bwrapArgs(validatePlan(planContainer(image, spec(['sh'], s), h, 'ab'.repeat(32)), h)).join(' ');
 
@@ -112,19 +104,10 @@ describe('--network for real', () => {
   it('through the CLI, and an unknown mode refused', async (ctx) => {
     if (bed.skipReason) return ctx.skip(bed.skipReason);
     ensureBuilt();
-    const home = tempDir('wasmbox-network-cli-');
+    const { home, remove } = cliHomeWithBusybox(bed, 'net-busybox', cliBin);
     try {
-      const load = spawnSync(process.execPath, [cliBin, '--home', home, 'load', '-q', '-t', 'net-busybox', '-i', path.join(bed.work, 'busybox')], { encoding: 'utf8' });
-      expect(load.status, load.stderr).toBe(0);
       // (not spawnSync: the server the container reaches answers from this process's event loop)
-      const run = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [cliBin, '--home', home, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        child.on('close', (status) => resolve({ status, stdout, stderr }));
-      });
+      const run = (args: string[]) => cliAsync(home, ['run', ...args]);
       const shared = await run(['--network', 'host', 'net-busybox', ...fetchCmd()]);
       expect(shared.status, shared.stderr).toBe(0);
       expect(shared.stdout).toMatch(/\r\n\r\nhello from the host$/);
@@ -133,7 +116,7 @@ describe('--network for real', () => {
       expect(bad.status).toBe(125);
       expect(bad.stderr).toContain("invalid --network 'bridge'");
     } finally {
-      fs.rmSync(home, { recursive: true, force: true });
+      remove();
     }
   });
 });

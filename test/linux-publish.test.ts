@@ -15,8 +15,8 @@ import { parsePublish, resolveSpec } from '../src/runtime/spec.ts';
 import { createRuntime } from '../src/runtime/runtime.ts';
 import type { Container, ContainerSpec, PublishedPort } from '../src/runtime/types.ts';
 import type { Image } from '../src/loader/source.ts';
-import { bundleRunner, entriesOnceRemoved, linuxTestBed, runnerPrelude, tempDir } from './helpers/linux-images.ts';
-import { cliBin, ensureBuilt } from './helpers/cli.ts';
+import { bundleRunner, entriesOnceRemoved, linuxTestBed, planHostFixture, runnerPrelude, tempDir } from './helpers/linux-images.ts';
+import { cliAsync, cliBin, ensureBuilt } from './helpers/cli.ts';
 
 const bed = linuxTestBed('wasmbox-publish-', { beforeAll, afterAll });
 const spec = (argv: string[], o: Partial<ContainerSpec> = {}): ContainerSpec => ({
@@ -200,15 +200,7 @@ describe('native/publish on its own', () => {
 
 describe('-p as data', () => {
   const image = { platform: { os: 'linux', architecture: 'amd64' } } as Image;
-  const host = (o: Partial<PlanHost> = {}): PlanHost => ({
-    arch: 'x86_64', procPresent: [], emptyDir: '/wb/empty', rootfsDir: '/wb/layers/aa', containerDir: '/wb/containers/c1',
-    cgroups: {}, publish: '/opt/wb/native/bin/publish-x86_64',
-    resolveCommand: (name) => ({ path: `/bin/${name}`, executable: true }),
-    resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000 } : { uid: 0, gid: 0 }),
-    canonicalGuestPath: (p) => p,
-    statGuest: () => ({ kind: 'file', executable: true }),
-    ...o,
-  });
+  const host = (o: Partial<PlanHost> = {}): PlanHost => planHostFixture({ publish: '/opt/wb/native/bin/publish-x86_64', ...o });
   const plan = (s: Partial<ContainerSpec>, h = host()) => validatePlan(planContainer(image, spec(['sh', '-c', 'true'], s), h, 'ab'.repeat(32)), h);
   const ports: PublishedPort[] = [{ hostPort: 8080, containerPort: 80 }, { hostIp: '127.0.0.1', hostPort: 0, containerPort: 443 }, { hostPort: 8081, containerPort: 80 }];
 
@@ -457,14 +449,7 @@ const MINIMAL_WASM = Uint8Array.of(
 
 describe('-p through the CLI', () => {
   // (not spawnSync: this process is the network client while the CLI runs)
-  const cli = (home: string, args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [cliBin, '--home', home, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+  const cli = (home: string, args: string[]) => cliAsync(home, ['run', ...args]);
 
   it('publishes, refuses UDP and a port in use (125), and discards -p with --network host with docker\'s warning', async (ctx) => {
     if (bed.skipReason) return ctx.skip(bed.skipReason);

@@ -1,6 +1,6 @@
 // What the CLI tests share: the built CLI and a snapshot of a directory to check "nothing written".
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -32,4 +32,19 @@ export function dirListing(dir: string): string[] {
   };
   walk(dir, '');
   return out;
+}
+
+/**
+ * `wasmbox --home HOME ...args` as a child process, without blocking this one (spawnSync would hold up a
+ * server or client this process runs for the container while the CLI waits for it).
+ */
+export function cliAsync(home: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cliBin, '--home', home, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }

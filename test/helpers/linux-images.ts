@@ -4,6 +4,7 @@
  * - layered: busybox plus layers with a whiteout, an opaque directory, symlinks, hard links, a setuid file;
  * - owners: busybox plus files and directories of uids/gids 0, 1000 and 65534, run as USER app (1000).
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,7 +12,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { pack, type Header } from 'tar-stream';
-import { createLinuxBackend } from '../../src/linux-backend/index.ts';
+import { createLinuxBackend, type PlanHost } from '../../src/linux-backend/index.ts';
 import type { Backend, ContainerSpec, ExitStatus } from '../../src/runtime/types.ts';
 import { directoryTree } from '../../src/host/node/byte-source.ts';
 import { openImage } from '../../src/loader/open-image.ts';
@@ -291,4 +292,31 @@ export async function entriesOnceRemoved(dir: string, ms = 20_000): Promise<stri
   };
   for (const deadline = Date.now() + ms; entries().length > 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
   return entries();
+}
+
+/**
+ * A PlanHost for plans as data (no host behind it): x86_64, every command found in /bin, root unless
+ * `user` is app (1000:1000), every guest path an executable file; `o` overrides.
+ */
+export function planHostFixture(o: Partial<PlanHost> = {}): PlanHost {
+  return {
+    arch: 'x86_64', procPresent: [], emptyDir: '/wb/empty', rootfsDir: '/wb/layers/aa', containerDir: '/wb/containers/c1',
+    cgroups: {},
+    resolveCommand: (name) => ({ path: `/bin/${name}`, executable: true }),
+    resolveUser: (u) => (u === 'app' ? { uid: 1000, gid: 1000 } : { uid: 0, gid: 0 }),
+    canonicalGuestPath: (p) => p,
+    statGuest: () => ({ kind: 'file', executable: true }),
+    ...o,
+  };
+}
+
+/** A fresh CLI home with the test bed's busybox image loaded as `tag`; `remove()` when done. */
+export function cliHomeWithBusybox(bed: LinuxTestBed, tag: string, cliBin: string): { home: string; remove(): void } {
+  const home = tempDir('wasmbox-cli-home-');
+  const load = spawnSync(process.execPath, [cliBin, '--home', home, 'load', '-q', '-t', tag, '-i', path.join(bed.work, 'busybox')], { encoding: 'utf8' });
+  if (load.status !== 0) {
+    fs.rmSync(home, { recursive: true, force: true });
+    throw new Error(`wasmbox load failed (${load.status}): ${load.stderr}`);
+  }
+  return { home, remove: () => fs.rmSync(home, { recursive: true, force: true }) };
 }
