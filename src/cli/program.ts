@@ -11,6 +11,12 @@ import { register as registerRun } from './commands/run.ts';
 import { register as registerPull } from './commands/pull.ts';
 import { register as registerPush } from './commands/push.ts';
 import { register as registerLogin } from './commands/login.ts';
+import { register as registerPs } from './commands/ps.ts';
+import { register as registerLogs } from './commands/logs.ts';
+import { register as registerStop } from './commands/stop.ts';
+import { register as registerRm } from './commands/rm.ts';
+import { register as registerWait } from './commands/wait.ts';
+import { register as registerSupervise } from './detached/supervise.ts';
 
 export const VERSION = '0.1.0';
 
@@ -18,7 +24,11 @@ const COMMANDS: ReadonlyArray<readonly [string, (program: Command) => void]> = [
   ['load', registerLoad], ['images', registerImages], ['inspect', registerInspect], ['rmi', registerRmi],
   ['tag', registerTag], ['save', registerSave], ['export', registerExport], ['run', registerRun],
   ['pull', registerPull], ['push', registerPush], ['login', registerLogin],
+  ['ps', registerPs], ['logs', registerLogs], ['stop', registerStop], ['rm', registerRm], ['wait', registerWait],
+  ['__supervise', registerSupervise],
 ];
+/** Commands registered by another's module (login registers logout, stop registers kill). */
+const REGISTERED_BY: Record<string, string> = { logout: 'login', kill: 'stop' };
 
 /**
  * The wasmbox command line. Each command lives in its own module with `register(program)`, and imports
@@ -39,7 +49,7 @@ export function createProgram(command?: string): Command {
     })
     // Usage errors throw instead of exiting; main() turns them into status 125 as docker does.
     .exitOverride();
-  const chosen = COMMANDS.filter(([name]) => name === command || (name === 'login' && command === 'logout'));
+  const chosen = COMMANDS.filter(([name]) => name === command || (command !== undefined && REGISTERED_BY[command] === name));
   for (const [, register] of chosen.length > 0 ? chosen : COMMANDS) register(program);
   return program;
 }

@@ -11,6 +11,8 @@ import { noteCodePath } from '../program.ts';
 
 interface RunFlags {
   rm?: boolean;
+  detach?: boolean;
+  name?: string;
   env: string[];
   envFile: string[];
   volume: string[];
@@ -43,7 +45,9 @@ export function register(program: Command): void {
     .description('Run a command in a new container (WASI images in a sandbox)')
     .argument('<image>', 'image name in the store, image reference (oci:DIR, ./image.tar, docker-archive:FILE) or FILE.wasm')
     .argument('[args...]', 'command and arguments (replace the image\'s Cmd)')
-    .option('--rm', 'remove the container when it exits (containers are never kept; accepted for docker compatibility)')
+    .option('--rm', 'remove the container when it exits (foreground containers are never kept; with -d: removed once it exits)')
+    .option('-d, --detach', 'run the container in the background and print its ID (see ps, logs, stop, kill, rm, wait)')
+    .option('--name <name>', 'name of a detached container (default wasmbox_<first 8 hex of its ID>)')
     .option('-e, --env <K=V>', 'set an environment variable (a bare K takes the host\'s value)', collect, [])
     .option('--env-file <file>', 'read environment variables from a file', collect, [])
     .option('-v, --volume <HOST:GUEST[:ro]>', 'mount a host directory (or a named in-memory volume) into the container', collect, [])
@@ -74,6 +78,7 @@ export function register(program: Command): void {
 
 async function runCommand(image: string, args: string[], flags: RunFlags, cmd: Command): Promise<number> {
   try {
+    if (flags.detach) return await detach(image, args, flags, cmd);
     if (flags.tty && flags.interactive && !process.stdin.isTTY) {
       throw new SandboxError('INVALID_ARGUMENT', 'the input device is not a TTY: -it needs a terminal on stdin (run without -t to pipe input)');
     }
@@ -127,6 +132,26 @@ async function runCommand(image: string, args: string[], flags: RunFlags, cmd: C
   } catch (e) {
     return reportError(e);
   }
+}
+
+/** `run -d`: the container runs under a supervisor of its own (src/cli/detached), this command returns. */
+async function detach(image: string, args: string[], flags: RunFlags, cmd: Command): Promise<number> {
+  if (flags.interactive || flags.tty) {
+    throw new SandboxError('INVALID_ARGUMENT', '-d cannot be combined with -i or -t: nothing would stay attached to the container\'s stdin or terminal');
+  }
+  const { runDetached } = await import('../detached/launch.ts');
+  const home = cmd.optsWithGlobals<{ home?: string }>().home;
+  noteCodePath(cmd, 'run:detached');
+  return runDetached({
+    image,
+    ref: resolveLocalPath(image, resolve),
+    ...(flags.platform ? { platform: flags.platform } : {}),
+    ...(flags.name !== undefined ? { name: flags.name } : {}),
+    autoRemove: flags.rm === true,
+    ...(home ? { home } : {}),
+    options: await runOptions(args, flags),
+    pull: implicitPull,
+  });
 }
 
 /** A path to an existing file or directory given without a transport runs from that path. */
