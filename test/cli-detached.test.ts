@@ -174,16 +174,22 @@ describe('detached WASI containers', () => {
     expect(await wasmbox('stop', '-t', '1', id.slice(0, 10))).toMatchObject({ code: 0, stdout: `${id.slice(0, 10)}\n` });
   });
 
-  it('an image that does not exist, or -d with -i/-t: exit 125 and no container left', async () => {
-    const before = fs.existsSync(detached) ? fs.readdirSync(detached).sort() : [];
+  it('an image that does not exist, a command that does not, -d with -i/-t: refused and no container left', async () => {
+    const containers = () => (fs.existsSync(detached) ? fs.readdirSync(detached).filter((n) => n !== 'names').sort() : []);
+    const names = () => (fs.existsSync(path.join(detached, 'names')) ? fs.readdirSync(path.join(detached, 'names')).sort() : []);
+    const before = [containers(), names()];
     const missing = await wasmbox('run', '-d', '--name', 'ghost', 'no-such-image', 'true');
     expect(missing.code).toBe(125);
     expect(missing.stderr).toMatch(/no-such-image/);
     expect(missing.stdout).toBe('');
+    // The supervisor's failure to start it is the run's: docker's 127 for an entrypoint not found.
+    const notFound = await wasmbox('run', '-d', '--name', 'ghost', 'toolbox', 'no-such-command');
+    expect(notFound.code).toBe(127);
+    expect(notFound.stderr).toMatch(/no-such-command/);
     const interactive = await wasmbox('run', '-d', '-i', 'toolbox', 'sh');
     expect(interactive.code).toBe(125);
     expect(interactive.stderr).toMatch(/-d cannot be combined with -i or -t/);
-    expect(fs.existsSync(detached) ? fs.readdirSync(detached).sort() : []).toEqual(before);
+    expect([containers(), names()]).toEqual(before);
     expect(await psRow('ghost')).toBeUndefined();
   });
 
