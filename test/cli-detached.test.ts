@@ -150,8 +150,15 @@ describe('detached WASI containers', () => {
     await eventually(async () => (alive(pid) ? undefined : true), 'the supervisor ends');
   });
 
-  it('--rm with -d removes the container once it exits; the name is free again', async () => {
-    const id = await runDetached('--rm', '--name', 'brief', 'toolbox', 'sh', '-c', 'sleep 1');
+  it('--rm with -d removes the container once it exits (a wait under way still gets its code); the name is free again', async () => {
+    // The container exits once the test says so: after the wait below registered itself.
+    const gate = path.join(work, 'gate');
+    fs.mkdirSync(gate);
+    const id = await runDetached('--rm', '--name', 'brief', '-v', `${gate}:/gate`, 'toolbox', 'sh', '-c', 'while [ ! -e /gate/go ]; do sleep 1; done; exit 4');
+    const waiting = wasmbox('wait', 'brief');
+    await eventually(async () => (fs.existsSync(path.join(detached, id, 'waiters')) ? true : undefined), 'the wait registers');
+    fs.writeFileSync(path.join(gate, 'go'), '');
+    expect(await waiting).toMatchObject({ code: 0, stdout: '4\n' });
     await eventually(async () => (fs.existsSync(path.join(detached, id)) ? undefined : true), 'the container removes itself');
     expect(await psRow('brief')).toBeUndefined();
     const again = await runDetached('--name', 'brief', 'toolbox', 'true');
@@ -202,6 +209,33 @@ describe('detached WASI containers', () => {
     expect(await psRow('orphan')).toMatch(/\sDead\s+orphan$/);
     expect(await wasmbox('wait', 'orphan')).toMatchObject({ code: 0, stdout: '137\n' });
     expect(await wasmbox('rm', 'orphan')).toMatchObject({ code: 0 });
+  });
+});
+
+describe('detached container records', () => {
+  /** A container directory as a supervisor would leave it (state.json only). */
+  function record(id: string, name: string, state: Record<string, unknown>): void {
+    fs.mkdirSync(path.join(detached, id), { recursive: true });
+    fs.mkdirSync(path.join(detached, 'names'), { recursive: true });
+    fs.symlinkSync(id, path.join(detached, 'names', name));
+    const created = new Date(Date.now() - 60_000).toISOString();
+    fs.writeFileSync(path.join(detached, id, 'state.json'), JSON.stringify({ id, name, image: 'toolbox', command: ['true'], created, ...state }));
+  }
+
+  it('a recorded pid that is alive but is not the supervisor is not trusted; ambiguous prefixes refused', async () => {
+    // This test's own pid: alive, but its command line does not name the container's directory.
+    record(`abcd1${'0'.repeat(59)}`, 'impostor', { status: 'running', supervisorPid: process.pid, started: new Date().toISOString() });
+    record(`abcd2${'0'.repeat(59)}`, 'finished', { status: 'exited', exitCode: 7, supervisorPid: process.pid, finished: new Date().toISOString() });
+    expect(await psRow('impostor', false)).toBeUndefined();
+    expect(await psRow('impostor')).toMatch(/\sDead\s+impostor$/);
+    expect(await psRow('finished')).toMatch(/Exited \(7\) /);
+    const ambiguous = await wasmbox('wait', 'abcd');
+    expect(ambiguous.code).toBe(1);
+    expect(ambiguous.stderr).toContain('multiple IDs found with provided prefix: abcd');
+    expect(await wasmbox('wait', 'abcd1', 'abcd2')).toMatchObject({ code: 0, stdout: '137\n7\n' });
+    expect(await wasmbox('rm', 'impostor', 'finished')).toMatchObject({ code: 0, stdout: 'impostor\nfinished\n' });
+    expect(alive(process.pid)).toBe(true);
+    expect(await psRow('impostor')).toBeUndefined();
   });
 });
 

@@ -164,7 +164,7 @@ export function resolveContainer(root: string, ref: string): DetachedContainer {
 export function removeContainer(root: string, c: DetachedContainer): void {
   const link = join(root, 'names', c.state.name);
   if (readLink(link) === c.state.id) fs.rmSync(link, { force: true });
-  fs.rmSync(c.dir, { recursive: true, force: true });
+  fs.rmSync(c.dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
 /**
@@ -225,6 +225,43 @@ export function takeControlRequest(dir: string): ControlRequest | undefined {
   const request = readJson<ControlRequest>(taken);
   fs.rmSync(taken, { force: true });
   return request;
+}
+
+/**
+ * A `wait` on a container that removes itself (--rm) says so with a file `waiters/<its pid>`: the supervisor
+ * keeps the directory, exit recorded, until those waiters read it (or are gone). Returns the release.
+ */
+export function registerWaiter(c: DetachedContainer): () => void {
+  const file = join(c.dir, 'waiters', String(process.pid));
+  try {
+    fs.mkdirSync(join(c.dir, 'waiters'), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(file, '');
+  } catch {
+    // removed meanwhile: the wait finds it gone
+  }
+  return () => fs.rmSync(file, { force: true });
+}
+
+/** The supervisor's side: until every registered waiter is done (or dead), at most `maxMs`. */
+export async function waitersDone(dir: string, maxMs: number): Promise<void> {
+  const until = Date.now() + maxMs;
+  for (;;) {
+    let pending: string[];
+    try {
+      pending = fs.readdirSync(join(dir, 'waiters')).filter((pid) => {
+        try {
+          process.kill(Number(pid), 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return;
+    }
+    if (!pending.length || Date.now() >= until) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Re-reads a container until it is no longer running (or gone); `deadlineMs` bounds the wait. */

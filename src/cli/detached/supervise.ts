@@ -5,11 +5,13 @@ import type { Command } from 'commander';
 import { toSandboxError } from '../../errors.ts';
 import type { Container } from '../../runtime/types.ts';
 import { exitCodeFor, exitCodeForStatus } from '../exit-codes.ts';
-import { readLaunch, readState, removeContainer, takeControlRequest, writeState, type ControlRequest, type DetachedState } from './state.ts';
+import { readLaunch, readState, removeContainer, takeControlRequest, waitersDone, writeState, type ControlRequest, type DetachedState } from './state.ts';
 
 /** Signals a supervisor passes on to its container as they are (SIGTERM and SIGINT mean `stop`). */
 const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 const DEFAULT_GRACE_MS = 10_000;
+/** How long a --rm container's record waits for the `wait` commands reading its exit code. */
+const WAITERS_MAX_MS = 10_000;
 
 /**
  * The hidden `__supervise DIR` command: the detached process `run -d` starts in a session of its own. It
@@ -96,7 +98,10 @@ async function supervise(dir: string, home: string | undefined): Promise<number>
     fs.closeSync(out);
     fs.closeSync(err);
   }
-  if (state.autoRemove && state.status === 'exited') removeContainer(join(dir, '..'), { dir, state });
+  if (state.autoRemove && state.status === 'exited') {
+    await waitersDone(dir, WAITERS_MAX_MS);
+    removeContainer(join(dir, '..'), { dir, state });
+  }
   return 0;
 }
 
