@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { toSandboxError } from '../../errors.ts';
 import { rootFor } from '../detached/cli.ts';
 import { phaseOf, readState, resolveContainer } from '../detached/state.ts';
+import { writeAllSync } from '../write-all.ts';
 
 export function register(program: Command): void {
   program
@@ -55,7 +56,7 @@ class LogFile {
       if (n === 0) return total;
       this.#offset += n;
       total += n;
-      writeAll(this.to, this.#buf.subarray(0, n));
+      writeAllSync(this.to, this.#buf.subarray(0, n));
     }
   }
 
@@ -64,16 +65,3 @@ class LogFile {
   }
 }
 
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) {
-    try {
-      off += fs.writeSync(fd, b, off, b.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') Atomics.wait(pause, 0, 0, 1);
-      if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-      throw e;
-    }
-  }
-}
-const pause = new Int32Array(new SharedArrayBuffer(4));

@@ -8,6 +8,7 @@ import type { Platform } from '../../loader/types.ts';
 import type { LayoutStore } from '../../loader/store/layout-store.ts';
 import { exitCodeForStatus, reportError } from '../exit-codes.ts';
 import { noteCodePath } from '../program.ts';
+import { writeAllSync } from '../write-all.ts';
 
 interface RunFlags {
   rm?: boolean;
@@ -285,20 +286,6 @@ async function parseVolume(spec: string): Promise<Mount> {
   return { guest, source: { type: 'host', path }, mode };
 }
 
-/** Writes all of `b` to a file descriptor from a blocked thread (retrying a non-blocking pipe that is full). */
-function writeAllSync(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) {
-    try {
-      off += fs.writeSync(fd, b, off, b.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') Atomics.wait(pause, 0, 0, 1);
-      else if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-      else throw e;
-    }
-  }
-}
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Copies a container stream to stdout/stderr; once the reader is gone (EPIPE) the rest is dropped. */
 async function pipeOut(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream): Promise<void> {
