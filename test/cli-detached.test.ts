@@ -1,8 +1,9 @@
 // Detached containers through the built CLI: run -d, ps, logs, stop, kill, rm, wait (WASI and Linux images).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult as Result } from './helpers/cli.ts';
 import { createLinuxBackend } from '../src/linux-backend/index.ts';
 import { buildBusyboxImage, busyboxAvailable, openOciDir, tempDir } from './helpers/linux-images.ts';
 
@@ -12,22 +13,9 @@ const work = tempDir('wasmbox-cli-detached-');
 const home = path.join(work, 'home');
 const detached = path.join(home, 'detached');
 
-interface Result { code: number | null; stdout: string; stderr: string }
 
 function wasmbox(...args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, '--home', home, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(['--home', home, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work }, timeout: 60_000 });
 }
 
 /** `run -d ARGS`: the ID it printed (the run must succeed). */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult as Result } from './helpers/cli.ts';
 import { compileWasi, hasWasiClang } from './helpers/compile-wasi.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -11,24 +12,10 @@ const cli = join(root, 'bin/wasmbox.cjs');
 let tmp: string;
 let home: string;
 
-interface Result { code: number | null; stdout: string; stderr: string }
 
 /** Runs the built CLI (dist/cli.cjs, built by `npm test`) with its own store. */
 function wasmbox(args: string[], o: { input?: string; env?: Record<string, string> } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { ...process.env, WASMBOX_HOME: home, ...o.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    if (o.input !== undefined) child.stdin.end(o.input);
-    else child.stdin.end();
-  });
+  return runCli(args, { env: { ...process.env, WASMBOX_HOME: home, ...o.env }, ...(o.input !== undefined ? { input: o.input } : {}) });
 }
 
 beforeAll(() => {

@@ -34,17 +34,32 @@ export function dirListing(dir: string): string[] {
   return out;
 }
 
+/** What a CLI process left: its exit status, stdout and stderr. */
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
 /**
- * `wasmbox --home HOME ...args` as a child process, without blocking this one (spawnSync would hold up a
- * server or client this process runs for the container while the CLI waits for it).
+ * Runs the CLI (bin/wasmbox.cjs) as a child process, without blocking this one (spawnSync would hold up
+ * a server or client this process runs for the container while the CLI waits for it). `input` is written
+ * to its stdin, which is otherwise closed at once.
  */
-export function cliAsync(home: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliBin, '--home', home, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: string[], o: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliBin, ...args], {
+      env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(o.timeout ? { timeout: o.timeout } : {}),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.on('error', () => { /* it exited before reading */ });
+    child.stdin.end(o.input ?? '');
   });
+}
+
+/** `wasmbox --home HOME ...args` (see runCli), its exit status as `status`. */
+export async function cliAsync(home: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const r = await runCli(['--home', home, ...args]);
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
