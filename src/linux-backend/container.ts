@@ -18,6 +18,8 @@ import type { Plan } from './plan.ts';
 import type { PortRelay } from './port-relay.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
+/** How long start() waits for bwrap to report its child (it does within milliseconds). */
+const INIT_REPORT_WAIT_MS = 2000;
 const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
 export interface ContainerParts {
@@ -240,6 +242,10 @@ export class LinuxContainer implements Container {
     if (timeout !== undefined) {
       this.#timer = setTimeout(() => this.#stop('timeout', TIMEOUT_EXIT_CODE, `killed after the ${timeout} ms timeout`), timeout);
     }
+    // bwrap arms --die-with-parent just before it reports its child: from then on the container cannot
+    // outlive this process. A caller that reports "started" and is then killed (run -d's supervisor)
+    // leaves nothing running.
+    await Promise.race([this.#initKnown, new Promise<void>((r) => setTimeout(r, INIT_REPORT_WAIT_MS).unref())]);
   }
 
   /** The invocation as one new process (no launcher). */
