@@ -148,14 +148,15 @@ describe('a Linux container with a terminal (API)', () => {
     const { c, screen, input, stderr } = await started(spec(['sh'], { stdin: true, ttySize: { cols: 100, rows: 30 } }));
     const type = (s: string) => input.write(new TextEncoder().encode(s));
     await type('tty; stty size; echo "term=$TERM"\n');
-    await screen.waitFor(/30 100\r\n/);
-    expect(screen.text).toMatch(/\/dev\/pts\/\d+\r\n/);
-    expect(screen.text).toContain('term=xterm');
+    await screen.waitFor(/term=xterm\r\n/);
+    expect(screen.text).toMatch(/\/dev\/pts\/\d+\r\n30 100\r\nterm=xterm\r\n/);
     c.resize!(120, 40);
     await type('stty size\n');
     await screen.waitFor(/40 120\r\n/);
     // ^C stops the foreground job, not the shell
     await type('sleep 30; echo after-sleep\n');
+    // (the shell echoes the line as it reads it; the sleep starts right after)
+    await screen.waitFor(/sleep 30; echo after-sleep\r\n/);
     await new Promise((r) => setTimeout(r, 300));
     await type('\x03');
     await type('echo "alive $?"\n');
@@ -172,7 +173,7 @@ describe('a Linux container with a terminal (API)', () => {
     if (bed.skipReason) return ctx.skip(bed.skipReason);
     const { c, screen, input } = await started(spec(['sh', '-c', 'test -t 0 && test -t 1 && test -t 2 && stty size && echo to-stderr >&2 && read x; echo "read=$?"']));
     await input.write(new TextEncoder().encode('ignored\n'));
-    await screen.waitFor(/24 80\r\n/);
+    await screen.waitFor(/24 80\r\nto-stderr\r\n/);
     c.resize!(90, 20); // (nothing reads it; it must not get in the way)
     const term = await started(spec(['sh', '-c', 'trap "echo bye; exit 9" TERM; echo up; while :; do sleep 0.05; done']));
     await term.screen.waitFor(/up/);
@@ -230,6 +231,7 @@ describe('wasmbox run -t (CLI)', () => {
       // (libuv's raw mode keeps ONLCR: our terminal adds its own \r before the container's \r\n)
       await screen.waitFor(/20 90\r+\n/);
       child.stdin.write('sleep 30; echo after-sleep\n');
+      await screen.waitFor(/sleep 30; echo after-sleep\r+\n/);
       await new Promise((r) => setTimeout(r, 500));
       child.stdin.write('\x03');
       child.stdin.write('echo "alive $?"\n');
