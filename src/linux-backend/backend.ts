@@ -240,7 +240,7 @@ export function createLinuxBackend(opts: LinuxBackendOptions): LinuxBackend {
     launchers.prepare(() => Launcher.start(argv, shape));
     return launcher;
   };
-  // (our set-ids program, for the host's arch; without it non-root users get no supplementary groups)
+  // (our own static programs for the host's arch, looked up once: native/setid, pty and publish)
   const nativePaths = new Map<NativeProgram, string | undefined>();
   const native = (program: NativeProgram, arch: SeccompArch): string | undefined => {
     if (!nativePaths.has(program)) nativePaths.set(program, findNativeBinary(program, arch));

@@ -18,7 +18,7 @@ import type { Plan } from './plan.ts';
 import type { PortRelay } from './port-relay.ts';
 
 export const TIMEOUT_EXIT_CODE = 124;
-/** How long start() waits for bwrap to report its child (it does within milliseconds). */
+/** How long start() and kill() wait for bwrap to report its child (it does within milliseconds). */
 const INIT_REPORT_WAIT_MS = 2000;
 const HOST_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
@@ -245,7 +245,7 @@ export class LinuxContainer implements Container {
     // bwrap arms --die-with-parent just before it reports its child: from then on the container cannot
     // outlive this process. A caller that reports "started" and is then killed (run -d's supervisor)
     // leaves nothing running.
-    await Promise.race([this.#initKnown, new Promise<void>((r) => setTimeout(r, INIT_REPORT_WAIT_MS).unref())]);
+    await this.#initReported();
   }
 
   /** The invocation as one new process (no launcher). */
@@ -269,6 +269,11 @@ export class LinuxContainer implements Container {
     pipe.on('close', () => this.#resolveInitKnown());
   }
 
+  /** Resolves once bwrap reported the namespace's init (or exited without one), or after INIT_REPORT_WAIT_MS. */
+  #initReported(): Promise<void> {
+    return Promise.race([this.#initKnown, new Promise<void>((r) => setTimeout(r, INIT_REPORT_WAIT_MS).unref())]);
+  }
+
   /** Kills the whole container: the outer bwrap dies, so the namespace's pid 1 and every other process get SIGKILL. */
   #stop(reason: ExitStatus['reason'], code: number, detail: string): void {
     if (this.#stopReason) return;
@@ -284,7 +289,7 @@ export class LinuxContainer implements Container {
    */
   #killAll(): void {
     // (bwrap reports its child within milliseconds of starting; a bwrap stuck before that is killed itself)
-    const known = Promise.race([this.#initKnown, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    const known = this.#initReported();
     void known.then(() => {
       const child = this.#child;
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
